@@ -1,0 +1,3 @@
+from ovmtui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""OvmApp: owns the services, routes their results to the screens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from ovmtui.backend.base import Backend
+from ovmtui.backend.factory import backend_for
+from ovmtui.commands import EstateCommands
+from ovmtui.config import EstateConfig
+from ovmtui.errors import OvmError
+from ovmtui.messages import ActionProgressed, ActionsFinished, EstateUpdated
+from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
+from ovmtui.screens.dashboard import DashboardScreen
+from ovmtui.services.actions import ActionResult, ActionService, summarize
+from ovmtui.services.poller import EstatePoller, PolledHost
+
+MAX_LOG = 5000
+
+
+class OvmApp(App[int]):
+    CSS_PATH = Path(__file__).with_name("ovmtui.tcss")
+    TITLE = "ovmtui"
+    COMMANDS = App.COMMANDS | {EstateCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark", "toggle_help", "Keys", id="help"),
+    ]
+
+    def __init__(
+        self,
+        estate: EstateConfig,
+        *,
+        interval_s: float = 5.0,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        backends: Sequence[Backend] | None = None,
+    ) -> None:
+        super().__init__()
+        self.estate = estate
+        self._read_only = read_only
+        self._clock = clock
+        if backends is None:
+            backends = [backend_for(host) for host in estate.hosts]
+        roles = {host.key: host.roles for host in estate.hosts}
+        self.poller = EstatePoller(
+            [PolledHost(b, roles.get(b.host, ())) for b in backends],
+            on_snapshot=self._snapshot_published,
+            interval_s=interval_s,
+            clock=clock,
+        )
+        self.actions = ActionService(
+            self.poller.backend, refresh=self.poller.refresh, read_only=read_only
+        )
+        self._snapshot = self.poller.snapshot
+        self._results: list[ActionResult] = []
+
+    # -- AppContext -----------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> EstateSnapshot:
+        return self._snapshot
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def action_log(self) -> Sequence[ActionResult]:
+        return tuple(self._results)
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def command_for(self, placed: PlacedVm, action: VmAction) -> str:
+        try:
+            return self.actions.command_for(placed, action)
+        except OvmError as exc:
+            return f"# {exc.message}"
+
+    def refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
+        try:
+            self.actions.check(placed, action)
+        except OvmError as exc:
+            return exc.message
+        return None
+
+    def start_actions(self, targets: Sequence[PlacedVm], action: VmAction) -> None:
+        self.run_worker(
+            self._run_actions(tuple(targets), action),
+            group="jobs",
+            description=f"{action.label} {len(targets)} VM(s)",
+        )
+
+    def refresh_now(self) -> None:
+        self.poller.refresh()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(DashboardScreen(self))
+        self.run_worker(self.poller.run(), group="poller", name="poller", exclusive=True)
+
+    async def on_unmount(self) -> None:
+        self.workers.cancel_group(self, "poller")
+        await self.poller.close()
+
+    # -- services to UI -------------------------------------------------------------------
+
+    def _snapshot_published(self, snapshot: EstateSnapshot) -> None:
+        self.post_message(EstateUpdated(snapshot))
+
+    def on_estate_updated(self, message: EstateUpdated) -> None:
+        self._snapshot = message.snapshot
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                screen.show_estate(message.snapshot)
+
+    async def _run_actions(self, targets: tuple[PlacedVm, ...], action: VmAction) -> None:
+        def progressed(result: ActionResult) -> None:
+            self.post_message(ActionProgressed(result))
+
+        results = await self.actions.run_many(targets, action, on_result=progressed)
+        self.post_message(ActionsFinished(action, tuple(results)))
+
+    def on_action_progressed(self, message: ActionProgressed) -> None:
+        self._results.append(message.result)
+        del self._results[:-MAX_LOG]
+
+    def on_actions_finished(self, message: ActionsFinished) -> None:
+        ok, failed = summarize(message.results)
+        if len(message.results) == 1:
+            result = message.results[0]
+            if result.ok:
+                self.notify(result.summary, timeout=3)
+            else:
+                self.notify(
+                    result.error or "failed",
+                    title=result.summary.split(":")[0],
+                    severity="error",
+                    timeout=10,
+                    markup=False,
+                )
+            return
+        text = f"{ok} done, {failed} failed"
+        failures = [r for r in message.results if not r.ok]
+        if failures:
+            text += "\n" + "\n".join(f"{r.placed.vm.name}: {r.error}" for r in failures[:5])
+            if len(failures) > 5:
+                text += f"\n… see the action log (l) for {len(failures) - 5} more"
+        self.notify(
+            text,
+            title=f"{message.action.label}: {len(message.results)} VMs",
+            severity="error" if failures else "information",
+            timeout=10 if failures else 4,
+            markup=False,
+        )
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()

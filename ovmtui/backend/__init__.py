@@ -1,0 +1,1 @@
+"""Backends: the only code that talks to hosts. No Textual here."""

@@ -1,0 +1,118 @@
+"""Command line: the TUI by default, headless subcommands for scripts and jump hosts.
+
+Configuration errors are reported here, before any screen is drawn, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ovmtui import __version__
+from ovmtui.config import EstateConfig, default_config_path, load_estate
+from ovmtui.errors import ConfigError
+
+EXIT_CONFIG = 2
+
+
+def _estate_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    source = parent.add_mutually_exclusive_group()
+    source.add_argument(
+        "--config",
+        metavar="PATH",
+        type=Path,
+        help="estate file (default: $XDG_CONFIG_HOME/ovmtui/estate.toml)",
+    )
+    source.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the bundled demo estate (libvirt test driver: no hosts, no network, no root)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    estate = _estate_options()
+    parser = argparse.ArgumentParser(
+        prog="ovmtui",
+        description="Keyboard-driven console for pools of libvirt and Xen hosts.",
+        parents=[estate],
+    )
+    parser.add_argument("--version", action="version", version=f"ovmtui {__version__}")
+    parser.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="refresh interval (default: 5)",
+    )
+    parser.add_argument("--read-only", action="store_true", help="show everything, change nothing")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    inventory = commands.add_parser(
+        "inventory", parents=[estate], help="print the whole estate once and exit"
+    )
+    inventory.add_argument("--json", action="store_true", help="one JSON object")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0.2 <= value <= 3600:
+        raise argparse.ArgumentTypeError("expected between 0.2 and 3600 seconds")
+    return value
+
+
+def resolve_estate(args: argparse.Namespace) -> EstateConfig:
+    if args.demo:
+        from ovmtui.demo import demo_estate
+
+        return demo_estate()
+    path = args.config if args.config is not None else default_config_path()
+    return load_estate(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        estate = resolve_estate(args)
+    except ConfigError as exc:
+        print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "inventory":
+        return _inventory(estate, as_json=args.json)
+    return _run_tui(estate, interval_s=args.interval, read_only=args.read_only)
+
+
+def _inventory(estate: EstateConfig, *, as_json: bool) -> int:
+    from ovmtui.headless import poll_estate_once, print_inventory
+
+    try:
+        snapshot = asyncio.run(poll_estate_once(estate))
+    except ConfigError as exc:
+        print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return print_inventory(snapshot, sys.stdout, as_json=as_json)
+
+
+def _run_tui(estate: EstateConfig, *, interval_s: float, read_only: bool) -> int:
+    from ovmtui.app import OvmApp
+
+    try:
+        app = OvmApp(estate, interval_s=interval_s, read_only=read_only)
+    except ConfigError as exc:
+        print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

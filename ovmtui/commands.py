@@ -1,0 +1,72 @@
+"""Command palette: every VM action and every host, by name ("Start web01", "Open host h3")."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Protocol
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from ovmtui.context import AppContext
+from ovmtui.model import HostKey, VmAction
+
+MAX_HITS = 200
+
+
+class _EstateScreen(Protocol):
+    context: AppContext
+
+    def run_on_vm(self, uuid: str, action: VmAction) -> None: ...
+
+    def open_host(self, key: HostKey) -> None: ...
+
+
+class EstateCommands(Provider):
+    def _target(self) -> _EstateScreen | None:
+        screen = self.screen
+        if hasattr(screen, "run_on_vm") and hasattr(screen, "open_host"):
+            return screen  # type: ignore[return-value]  # duck-typed: the dashboard
+        return None
+
+    def _commands(self, screen: _EstateScreen) -> list[tuple[str, str, partial[None]]]:
+        context = screen.context
+        snapshot = context.snapshot
+        commands: list[tuple[str, str, partial[None]]] = []
+        for host in snapshot.hosts:
+            commands.append(
+                (f"Open host {host.name}", f"pool {host.pool}", partial(screen.open_host, host.key))
+            )
+        if context.read_only:
+            return commands
+        for placed in snapshot.placed_vms():
+            for action in VmAction:
+                if action.applies_to(placed.vm.state):
+                    commands.append(
+                        (
+                            f"{action.label} {placed.vm.name}",
+                            f"{placed.vm.state.value} on {placed.host}",
+                            partial(screen.run_on_vm, placed.uuid, action),
+                        )
+                    )
+        return commands
+
+    async def discover(self) -> Hits:
+        screen = self._target()
+        if screen is None:
+            return
+        for text, help_text, callback in self._commands(screen)[:20]:
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        screen = self._target()
+        if screen is None:
+            return
+        matcher = self.matcher(query)
+        hits = 0
+        for text, help_text, callback in self._commands(screen):
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+                hits += 1
+                if hits >= MAX_HITS:
+                    return

@@ -1,0 +1,40 @@
+"""Pure formatters shared by the screens and the headless commands."""
+
+from __future__ import annotations
+
+UNKNOWN = "—"
+
+
+def mib(value: int | None) -> str:
+    if value is None:
+        return UNKNOWN
+    if value >= 1024 * 1024:
+        return f"{value / (1024 * 1024):.1f} TiB"
+    if value >= 1024:
+        return f"{value / 1024:.1f} GiB"
+    return f"{value} MiB"
+
+
+def duration(seconds: float | None) -> str:
+    """A compact age or uptime: 42s, 5m, 3h 12m, 4d 07h."""
+    if seconds is None:
+        return UNKNOWN
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    minutes, _ = divmod(s, 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def percent(value: float | None) -> str:
+    return UNKNOWN if value is None else f"{value:.1f}"
+
+
+def count(value: int | None) -> str:
+    return UNKNOWN if value is None else str(value)

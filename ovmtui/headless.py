@@ -1,0 +1,93 @@
+"""Headless commands: the estate once, printed, then exit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from ovmtui.backend.factory import backend_for
+from ovmtui.config import EstateConfig
+from ovmtui.model import EstateSnapshot, HostStatus, Vm
+from ovmtui.services.poller import EstatePoller, PolledHost
+
+
+async def poll_estate_once(config: EstateConfig) -> EstateSnapshot:
+    hosts = [PolledHost(backend_for(h), h.roles) for h in config.hosts]
+    poller = EstatePoller(hosts, max_concurrency=32)
+    try:
+        return await poller.poll_once()
+    finally:
+        await poller.close()
+
+
+def inventory_json(snapshot: EstateSnapshot) -> dict[str, Any]:
+    return {
+        "hosts": [_host_json(host) for host in snapshot.hosts],
+        "vms": [
+            _vm_json(host, vm)
+            for host in snapshot.hosts
+            for vm in sorted(host.vms, key=lambda vm: (vm.name, vm.uuid))
+        ],
+    }
+
+
+def _host_json(host: HostStatus) -> dict[str, Any]:
+    facts = host.facts
+    return {
+        "pool": host.pool,
+        "name": host.name,
+        "reachable": bool(host.reachable),
+        "error": host.error,
+        "hypervisor": facts.hypervisor if facts else None,
+        "memory_mib": facts.memory_mib if facts else None,
+        "free_memory_mib": facts.free_memory_mib if facts else None,
+        "cpus": facts.cpus if facts else None,
+    }
+
+
+def _vm_json(host: HostStatus, vm: Vm) -> dict[str, Any]:
+    return {
+        "pool": host.pool,
+        "host": host.name,
+        "name": vm.name,
+        "uuid": vm.uuid,
+        "state": vm.state.value,
+        "vcpus": vm.vcpus,
+        "memory_mib": vm.memory_mib,
+    }
+
+
+def print_inventory(snapshot: EstateSnapshot, out: TextIO, *, as_json: bool) -> int:
+    """Print the estate; return 1 when any host failed, else 0."""
+    failed = any(host.reachable is not True for host in snapshot.hosts)
+    if as_json:
+        json.dump(inventory_json(snapshot), out, indent=2)
+        out.write("\n")
+        return 1 if failed else 0
+    for host in snapshot.hosts:
+        facts = host.facts
+        if host.reachable:
+            mem = _mib(facts.memory_mib) if facts else "?"
+            free = _mib(facts.free_memory_mib) if facts else "?"
+            hyp = facts.hypervisor if facts and facts.hypervisor else "?"
+            out.write(
+                f"{host.pool}/{host.name}  up  {hyp}  {len(host.vms)} VMs  "
+                f"memory {mem} (free {free})\n"
+            )
+        else:
+            out.write(f"{host.pool}/{host.name}  UNREACHABLE  {host.error}\n")
+        for vm in sorted(host.vms, key=lambda vm: (vm.name, vm.uuid)):
+            vcpus = "?" if vm.vcpus is None else str(vm.vcpus)
+            out.write(
+                f"  {vm.name:<24} {vm.state.value:<14} {vcpus:>3} vCPU  "
+                f"{_mib(vm.memory_mib):>9}  {vm.uuid}\n"
+            )
+    return 1 if failed else 0
+
+
+def _mib(value: int | None) -> str:
+    if value is None:
+        return "?"
+    if value >= 1024:
+        return f"{value / 1024:.1f} GiB"
+    return f"{value} MiB"

@@ -1,0 +1,33 @@
+"""Messages that carry service results into the UI. Payloads are immutable."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from ovmtui.model import EstateSnapshot, VmAction
+from ovmtui.services.actions import ActionResult
+
+
+class EstateUpdated(Message):
+    """The poller published a new snapshot."""
+
+    def __init__(self, snapshot: EstateSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class ActionProgressed(Message):
+    """One VM of a (possibly bulk) action finished."""
+
+    def __init__(self, result: ActionResult) -> None:
+        super().__init__()
+        self.result = result
+
+
+class ActionsFinished(Message):
+    """Every VM of an action finished."""
+
+    def __init__(self, action: VmAction, results: tuple[ActionResult, ...]) -> None:
+        super().__init__()
+        self.action = action
+        self.results = results

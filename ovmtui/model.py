@@ -1,0 +1,312 @@
+"""The domain: immutable facts about pools, hosts and VMs.
+
+Nothing here does I/O or knows a backend library. Every object is a frozen dataclass whose
+collections are tuples, so snapshots can be shared between the poller, the store and the UI
+without copies or locks. Units are in the field names; a value a host did not report is
+``None``, never a guess.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+class VmState(enum.StrEnum):
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    SHUTTING_DOWN = "shutting-down"
+    SHUTOFF = "shutoff"
+    CRASHED = "crashed"
+    DYING = "dying"
+    SUSPENDED = "suspended"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_active(self) -> bool:
+        """The VM holds memory on its host (it counts towards committed memory)."""
+        return self in _ACTIVE_STATES
+
+
+_ACTIVE_STATES = frozenset(
+    {
+        VmState.RUNNING,
+        VmState.BLOCKED,
+        VmState.PAUSED,
+        VmState.SHUTTING_DOWN,
+        VmState.CRASHED,
+        VmState.DYING,
+    }
+)
+
+
+class HostRole(enum.StrEnum):
+    """The pool roles of Oracle VM."""
+
+    MASTER = "master"
+    UTILITY = "utility"
+    VM = "vm"
+
+
+class Capability(enum.StrEnum):
+    """What a backend can do for a host; the UI hides or dims what is missing."""
+
+    START = "start"
+    SHUTDOWN = "shutdown"
+    REBOOT = "reboot"
+    PAUSE = "pause"
+    RESUME = "resume"
+    FORCE_OFF = "force-off"
+    EVENTS = "events"
+    CONSOLE = "console"
+    MIGRATE = "migrate"
+    ATTACH_DISK = "attach-disk"
+    DEFINITION = "definition"
+
+
+class VmAction(enum.StrEnum):
+    START = "start"
+    SHUTDOWN = "shutdown"
+    REBOOT = "reboot"
+    PAUSE = "pause"
+    RESUME = "resume"
+    FORCE_OFF = "force-off"
+
+    @property
+    def label(self) -> str:
+        return _ACTION_TITLES[self]
+
+    @property
+    def capability(self) -> Capability:
+        return Capability(self.value)
+
+    @property
+    def loses_guest_state(self) -> bool:
+        """Pulling the plug (or an unclean reboot) can lose data inside the guest."""
+        return self is VmAction.FORCE_OFF
+
+    def applies_to(self, state: VmState) -> bool:
+        """Whether the action makes sense for a VM in ``state`` (the host has the last word)."""
+        return state in _ACTION_STATES[self]
+
+
+_ACTION_TITLES = {
+    VmAction.START: "Start",
+    VmAction.SHUTDOWN: "Shut down",
+    VmAction.REBOOT: "Reboot",
+    VmAction.PAUSE: "Pause",
+    VmAction.RESUME: "Resume",
+    VmAction.FORCE_OFF: "Force off",
+}
+
+_ACTION_STATES: dict[VmAction, frozenset[VmState]] = {
+    VmAction.START: frozenset({VmState.SHUTOFF, VmState.CRASHED, VmState.SUSPENDED}),
+    VmAction.SHUTDOWN: frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.PAUSED}),
+    VmAction.REBOOT: frozenset({VmState.RUNNING, VmState.BLOCKED}),
+    VmAction.PAUSE: frozenset({VmState.RUNNING, VmState.BLOCKED}),
+    VmAction.RESUME: frozenset({VmState.PAUSED}),
+    VmAction.FORCE_OFF: frozenset(
+        {
+            VmState.RUNNING,
+            VmState.BLOCKED,
+            VmState.PAUSED,
+            VmState.SHUTTING_DOWN,
+            VmState.CRASHED,
+            VmState.DYING,
+            VmState.UNKNOWN,
+        }
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Disk:
+    target: str  # guest device name: vda, xvda, hdc
+    source: str | None  # file path, block device or volume; None for an empty cdrom
+    device: str = "disk"  # disk | cdrom | floppy | lun
+    read_only: bool = False
+    shareable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Nic:
+    mac: str | None
+    network: str | None  # libvirt network or bridge name
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vm:
+    """One VM as one host reported it at one moment."""
+
+    uuid: str
+    name: str
+    state: VmState
+    vcpus: int | None = None
+    memory_mib: int | None = None  # memory the guest has now (balloon)
+    max_memory_mib: int | None = None
+    cpu_time_ns: int | None = None  # cumulative; CPU % is derived from two polls
+    cpu_percent: float | None = None  # of the VM's own vCPUs, derived by the poller
+    started_at: float | None = None  # epoch seconds, when known
+    domain_id: int | None = None  # changes on every start and migration: never a key
+    persistent: bool | None = None
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    os_type: str | None = None  # hvm | xen (PV) | exe …
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """What a host says about itself; mostly static between reconnects."""
+
+    hostname: str | None = None
+    cpu_model: str | None = None
+    cpus: int | None = None  # logical CPUs
+    sockets: int | None = None
+    cores_per_socket: int | None = None
+    threads_per_core: int | None = None
+    mhz: int | None = None
+    memory_mib: int | None = None
+    free_memory_mib: int | None = None
+    hypervisor: str | None = None  # QEMU, Xen, Test …
+    hypervisor_version: str | None = None
+    cpu_flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HostPoll:
+    """One successful poll of one host."""
+
+    facts: HostFacts
+    vms: tuple[Vm, ...]
+    taken_at: float  # monotonic-free epoch seconds (time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class HostStatus:
+    """Everything the estate knows about one host: its last good data and its last error."""
+
+    pool: str
+    name: str
+    address: str  # the URI or ssh target, for display
+    roles: tuple[HostRole, ...] = ()
+    capabilities: frozenset[Capability] = frozenset()
+    facts: HostFacts | None = None
+    vms: tuple[Vm, ...] = ()
+    taken_at: float | None = None  # time of the last good data, None if never polled
+    reachable: bool | None = None  # None: not asked yet
+    error: str | None = None  # the last failure, kept until a poll succeeds
+    failed_at: float | None = None
+    stale: bool = False  # data came from the repository, not from the host this run
+
+    @property
+    def key(self) -> HostKey:
+        return HostKey(self.pool, self.name)
+
+    def age_s(self, now: float) -> float | None:
+        return None if self.taken_at is None else max(0.0, now - self.taken_at)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class HostKey:
+    pool: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.pool}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedVm:
+    """A VM together with where it runs: the row of every VM table."""
+
+    pool: str
+    host: str
+    vm: Vm
+
+    @property
+    def uuid(self) -> str:
+        return self.vm.uuid
+
+    @property
+    def host_key(self) -> HostKey:
+        return HostKey(self.pool, self.host)
+
+
+@dataclass(frozen=True, slots=True)
+class EstateDelta:
+    """What changed since generation ``since``; lets the UI work in O(changes)."""
+
+    since: int
+    changed: tuple[PlacedVm, ...] = ()  # new or different VMs
+    removed: tuple[str, ...] = ()  # UUIDs that left the estate
+    hosts: tuple[HostKey, ...] = ()  # hosts whose status changed
+
+
+@dataclass(frozen=True, slots=True)
+class EstateSnapshot:
+    """The whole estate at one moment. Immutable: the UI keeps it, the poller replaces it."""
+
+    hosts: tuple[HostStatus, ...]
+    generation: int = 0
+    taken_at: float = 0.0
+    delta: EstateDelta | None = None
+    pools: tuple[str, ...] = field(default=())
+
+    def host(self, key: HostKey) -> HostStatus | None:
+        for host in self.hosts:
+            if host.pool == key.pool and host.name == key.name:
+                return host
+        return None
+
+    def placed_vms(self) -> Iterator[PlacedVm]:
+        for host in self.hosts:
+            for vm in host.vms:
+                yield PlacedVm(host.pool, host.name, vm)
+
+    def find_vm(self, uuid: str) -> PlacedVm | None:
+        for host in self.hosts:
+            for vm in host.vms:
+                if vm.uuid == uuid:
+                    return PlacedVm(host.pool, host.name, vm)
+        return None
+
+    def totals(self) -> EstateTotals:
+        return EstateTotals.of(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EstateTotals:
+    hosts_up: int
+    hosts_down: int
+    hosts_unknown: int
+    vms_by_state: tuple[tuple[VmState, int], ...]
+    memory_committed_mib: int  # memory of active VMs on reachable hosts
+    memory_physical_mib: int  # physical memory of those hosts
+
+    @property
+    def vm_count(self) -> int:
+        return sum(count for _, count in self.vms_by_state)
+
+    @classmethod
+    def of(cls, snapshot: EstateSnapshot) -> EstateTotals:
+        up = down = unknown = 0
+        counts: dict[VmState, int] = {}
+        committed = physical = 0
+        for host in snapshot.hosts:
+            if host.reachable is True:
+                up += 1
+            elif host.reachable is False:
+                down += 1
+            else:
+                unknown += 1
+            if host.facts is not None and host.facts.memory_mib is not None:
+                physical += host.facts.memory_mib
+            for vm in host.vms:
+                counts[vm.state] = counts.get(vm.state, 0) + 1
+                if vm.state.is_active and vm.memory_mib is not None:
+                    committed += vm.memory_mib
+        ordered = tuple((state, counts[state]) for state in VmState if state in counts)
+        return cls(up, down, unknown, ordered, committed, physical)

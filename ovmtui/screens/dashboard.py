@@ -1,0 +1,234 @@
+"""The dashboard: estate tree, host panel and the VM table, with every VM action."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from ovmtui.context import AppContext
+from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction
+from ovmtui.screens.dialogs import ConfirmDialog
+from ovmtui.widgets.estate_header import EstateHeader
+from ovmtui.widgets.estate_tree import EstateTree, Scope
+from ovmtui.widgets.host_panel import HostPanel
+from ovmtui.widgets.vm_table import VmTable
+
+_ACTION_KEYS = {
+    VmAction.START: "s",
+    VmAction.SHUTDOWN: "x",
+    VmAction.REBOOT: "r",
+    VmAction.PAUSE: "p",
+    VmAction.RESUME: "u",
+    VmAction.FORCE_OFF: "K",
+}
+
+_SORT_COLUMNS = ("name", "state", "host", "vcpus", "memory", "cpu", "uptime")
+
+FORCE_OFF_WARNING = (
+    "Force off pulls the virtual power cord: the guest gets no chance to shut down and "
+    "loses whatever it had not written to disk."
+)
+
+
+class DashboardScreen(Screen[None]):
+    BINDINGS = [
+        *(
+            Binding(key, f"vm('{action.value}')", action.label, id=f"vm-{action.value}")
+            for action, key in _ACTION_KEYS.items()
+        ),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="filter-clear"),
+        Binding("o", "sort_next", "Sort", id="sort-next"),
+        Binding("O", "sort_reverse", "Reverse sort", show=False, id="sort-reverse"),
+        Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
+        Binding("l", "action_log", "Action log", id="action-log"),
+        Binding("t", "focus_tree", "Tree", show=False, id="focus-tree"),
+        Binding("v", "focus_table", "VMs", show=False, id="focus-table"),
+    ]
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self.context = context
+        self._scope = Scope()
+
+    def compose(self) -> ComposeResult:
+        yield EstateHeader(read_only=self.context.read_only, clock=self.context.clock)
+        with Horizontal(id="main"):
+            with Vertical(id="sidebar"):
+                yield EstateTree(id="tree")
+                yield HostPanel(clock=self.context.clock, id="host-panel")
+            with Vertical(id="vms"):
+                yield Input(placeholder="filter: name, state or host", id="filter")
+                yield VmTable(now=self.context.clock, id="vm-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.show_estate(self.context.snapshot)
+
+    # -- parts ----------------------------------------------------------------------------
+
+    @property
+    def table(self) -> VmTable:
+        return self.query_one(VmTable)
+
+    @property
+    def estate_tree(self) -> EstateTree:
+        return self.query_one(EstateTree)
+
+    # -- data down ------------------------------------------------------------------------
+
+    def show_estate(self, snapshot: EstateSnapshot) -> None:
+        self.query_one(EstateHeader).show_estate(snapshot)
+        self.estate_tree.show_estate(snapshot)
+        self.table.apply_snapshot(snapshot)
+        self._update_host_panel()
+        self.refresh_bindings()
+
+    def _update_host_panel(self) -> None:
+        key = self._scope.host_key
+        if key is None:
+            cursor = self.table.cursor_vm
+            key = cursor.host_key if cursor is not None else None
+        host = self.context.snapshot.host(key) if key is not None else None
+        self.query_one(HostPanel).show_host(host)
+
+    # -- messages up ----------------------------------------------------------------------
+
+    def on_estate_tree_scope_changed(self, event: EstateTree.ScopeChanged) -> None:
+        self._scope = event.scope
+        self.table.set_scope(event.scope.pool, event.scope.host)
+        self._update_host_panel()
+        self.refresh_bindings()
+
+    def on_vm_table_vm_highlighted(self, event: VmTable.VmHighlighted) -> None:
+        self._update_host_panel()
+        self.refresh_bindings()
+
+    def on_vm_table_marks_changed(self, event: VmTable.MarksChanged) -> None:
+        self.refresh_bindings()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.table.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.table.focus()
+
+    # -- actions --------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "vm":
+            if self.context.read_only:
+                return False  # hidden: read-only mode shows no action at all
+            vm_action = VmAction(str(parameters[0]))
+            targets, _ = self.targets(vm_action)
+            return True if targets else None
+        return True
+
+    def targets(self, action: VmAction) -> tuple[list[PlacedVm], int]:
+        """The VMs an action would touch: the marked ones, else the one under the cursor.
+
+        Returns the targets and how many marked VMs were skipped because the action does
+        not apply to their state (forcing off a VM that is already off, say).
+        """
+        marked = self.table.marked
+        if marked:
+            candidates = [p for p in self.table.marked_vms() if p is not None]
+        else:
+            cursor = self.table.cursor_vm
+            candidates = [cursor] if cursor is not None else []
+        targets = [
+            p
+            for p in candidates
+            if action.applies_to(p.vm.state) and self.context.refusal(p, action) is None
+        ]
+        return targets, len(candidates) - len(targets)
+
+    def action_vm(self, name: str) -> None:
+        action = VmAction(name)
+        if self.context.read_only:
+            self.notify("Read-only mode: no action is allowed.", severity="warning")
+            return
+        targets, skipped = self.targets(action)
+        if not targets:
+            self.notify(f"Nothing to {action.label.lower()}.", severity="warning")
+            return
+        commands = [self.context.command_for(p, action) for p in targets]
+        if action.loses_guest_state or len(targets) > 1:
+            title = (
+                f"{action.label} {targets[0].vm.name} on {targets[0].host}?"
+                if len(targets) == 1
+                else f"{action.label} {len(targets)} VMs?"
+            )
+            if skipped:
+                title += f" ({skipped} marked VMs skipped: not applicable to their state)"
+            warning = FORCE_OFF_WARNING if action.loses_guest_state else None
+            self.app.push_screen(
+                ConfirmDialog(title, commands, warning=warning, confirm_label=action.label),
+                callback=lambda ok: self._run(targets, action, commands) if ok else None,
+            )
+        else:
+            self._run(targets, action, commands)
+
+    def _run(self, targets: Sequence[PlacedVm], action: VmAction, commands: list[str]) -> None:
+        shown = "\n".join(commands[:3]) + (
+            f"\n… {len(commands) - 3} more" if len(commands) > 3 else ""
+        )
+        self.notify(shown, title=f"{action.label}: running", markup=False)
+        self.context.start_actions(targets, action)
+        if len(targets) > 1:
+            self.table.clear_marks()
+
+    def run_on_vm(self, uuid: str, action: VmAction) -> None:
+        """From the command palette: act on one named VM, whatever is marked."""
+        if not self.table.move_cursor_to(uuid):
+            self.notify("That VM is not shown (filter or scope).", severity="warning")
+            return
+        self.table.clear_marks()
+        self.action_vm(action.value)
+
+    def open_host(self, key: HostKey) -> None:
+        if not self.estate_tree.select_host(key):
+            self.notify(f"No host {key}.", severity="warning")
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-active")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("-active")
+        self.table.set_filter("")
+        self.table.focus()
+
+    def action_sort_next(self) -> None:
+        current = self.table.sort_column
+        index = (_SORT_COLUMNS.index(current) + 1) % len(_SORT_COLUMNS)
+        self.table.sort_by(_SORT_COLUMNS[index], reverse=False)
+
+    def action_sort_reverse(self) -> None:
+        self.table.sort_by(self.table.sort_column, reverse=not self.table.sort_reverse)
+
+    def action_refresh(self) -> None:
+        self.context.refresh_now()
+        self.notify("Refreshing every host now.", timeout=2)
+
+    def action_action_log(self) -> None:
+        from ovmtui.screens.action_log import ActionLogScreen
+
+        self.app.push_screen(ActionLogScreen(self.context.action_log))
+
+    def action_focus_tree(self) -> None:
+        self.estate_tree.focus()
+
+    def action_focus_table(self) -> None:
+        self.table.focus()

@@ -1,0 +1,1 @@
+"""Services: polling and actions. They report through callbacks; no Textual here."""

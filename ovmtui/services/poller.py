@@ -1,0 +1,348 @@
+"""The one service that polls hosts and publishes estate snapshots.
+
+Each host has its own loop, so a slow or dead host only delays itself. A host loop never
+overlaps itself, backs off after failures, and wakes early after an action or a host event.
+Results are folded into an immutable ``EstateSnapshot`` with a delta against the previous
+one, published through a callback at most every ``publish_delay_s`` so a round of a hundred
+hosts costs the UI one update, not a hundred.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from ovmtui.backend.base import Backend
+from ovmtui.errors import OvmError
+from ovmtui.model import (
+    EstateDelta,
+    EstateSnapshot,
+    HostKey,
+    HostPoll,
+    HostRole,
+    HostStatus,
+    PlacedVm,
+    Vm,
+)
+
+log = logging.getLogger(__name__)
+
+SnapshotCallback = Callable[[EstateSnapshot], None]
+
+MAX_BACKOFF_S = 60.0
+EVENT_DEBOUNCE_S = 0.05
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolledHost:
+    """A backend and what the estate file says about its host."""
+
+    backend: Backend
+    roles: tuple[HostRole, ...] = ()
+
+
+class EstatePoller:
+    def __init__(
+        self,
+        hosts: Sequence[PolledHost],
+        *,
+        on_snapshot: SnapshotCallback | None = None,
+        interval_s: float = 5.0,
+        max_concurrency: int = 16,
+        publish_delay_s: float = 0.05,
+        initial: EstateSnapshot | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._hosts = {h.backend.host: h for h in hosts}
+        self._order = [h.backend.host for h in hosts]
+        self._on_snapshot = on_snapshot
+        self.interval_s = interval_s
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._publish_delay_s = publish_delay_s
+        self._clock = clock
+        self._status: dict[HostKey, HostStatus] = {}
+        self._failures: dict[HostKey, int] = {}
+        self._wake: dict[HostKey, asyncio.Event] = {}
+        self._where: dict[str, HostKey] = {}  # uuid -> host, to tell a migration from a loss
+        self._pending_changed: set[str] = set()
+        self._pending_removed: set[str] = set()
+        self._pending_hosts: set[HostKey] = set()
+        self._publish_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._generation = 0
+        self._snapshot = EstateSnapshot(hosts=(), generation=0)
+        self._seed(initial)
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> EstateSnapshot:
+        return self._snapshot
+
+    def backend(self, key: HostKey) -> Backend | None:
+        host = self._hosts.get(key)
+        return None if host is None else host.backend
+
+    async def run(self) -> None:
+        """Poll every host forever (until cancelled)."""
+        for index, key in enumerate(self._order):
+            self._wake[key] = asyncio.Event()
+            self._hosts[key].backend.set_event_callback(self._event_callback(key))
+            task = asyncio.create_task(self._host_loop(key, index), name=f"poll {key}")
+            self._tasks.append(task)
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+
+    async def poll_once(self) -> EstateSnapshot:
+        """Poll every host once, concurrently; for headless commands."""
+        await asyncio.gather(*(self._poll_host(key) for key in self._order))
+        self._publish()
+        return self._snapshot
+
+    def refresh(self, host: HostKey | None = None) -> None:
+        """Poll ``host`` (or every host) now, without waiting for the interval."""
+        keys = self._order if host is None else [host]
+        for key in keys:
+            event = self._wake.get(key)
+            if event is not None:
+                event.set()
+
+    async def close(self) -> None:
+        for host in self._hosts.values():
+            host.backend.set_event_callback(None)
+            await host.backend.close()
+
+    # -- polling --------------------------------------------------------------------------
+
+    def _event_callback(self, key: HostKey) -> Callable[[str | None], None]:
+        def on_event(_uuid: str | None) -> None:
+            self.refresh(key)
+
+        return on_event
+
+    async def _host_loop(self, key: HostKey, index: int) -> None:
+        wake = self._wake[key]
+        # Spread steady-state polls over the interval: polls fired at the same instant
+        # stall the event loop far more than the same polls side by side.
+        phase = self.interval_s * index / max(1, len(self._order))
+        first = True
+        while True:
+            wake.clear()
+            ok = await self._poll_host(key)
+            if first:
+                delay = self.interval_s + phase
+                first = False
+            elif ok:
+                delay = self.interval_s
+            else:
+                failures = self._failures.get(key, 1)
+                delay = min(MAX_BACKOFF_S, self.interval_s * 2 ** (failures - 1))
+                delay *= random.uniform(0.9, 1.1)  # keep retries of many hosts apart
+            if not wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=delay)
+            if wake.is_set():
+                # A burst of events (or a bulk action) costs one poll, not one per event.
+                await asyncio.sleep(EVENT_DEBOUNCE_S)
+
+    async def _poll_host(self, key: HostKey) -> bool:
+        backend = self._hosts[key].backend
+        async with self._limit:
+            try:
+                result = await backend.poll()
+            except OvmError as exc:
+                self._record_failure(key, exc.message)
+                return False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a backend bug must not kill the other hosts' polling
+                log.exception("poll of %s failed unexpectedly", key)
+                self._record_failure(key, f"internal error: {type(exc).__name__}: {exc}")
+                return False
+        self._record_success(key, result)
+        return True
+
+    # -- folding results into the estate --------------------------------------------------
+
+    def _seed(self, initial: EstateSnapshot | None) -> None:
+        previous = {h.key: h for h in initial.hosts} if initial is not None else {}
+        for key in self._order:
+            host = self._hosts[key]
+            old = previous.get(key)
+            status = HostStatus(
+                pool=key.pool,
+                name=key.name,
+                address=host.backend.address,
+                roles=host.roles,
+                capabilities=host.backend.capabilities,
+            )
+            if old is not None:
+                # Last-known data: shown at once, flagged stale until the host answers.
+                status = dataclasses.replace(
+                    status, facts=old.facts, vms=old.vms, taken_at=old.taken_at, stale=True
+                )
+            self._status[key] = status
+            for vm in status.vms:
+                self._where.setdefault(vm.uuid, key)
+        self._snapshot = self._build(delta=None)
+
+    def _record_success(self, key: HostKey, result: HostPoll) -> None:
+        old = self._status[key]
+        vms = _derive(old.vms, old.taken_at, result.vms, result.taken_at)
+        status = dataclasses.replace(
+            old,
+            facts=result.facts,
+            vms=vms,
+            taken_at=result.taken_at,
+            reachable=True,
+            error=None,
+            failed_at=None,
+            stale=False,
+            capabilities=self._hosts[key].backend.capabilities,
+        )
+        self._failures.pop(key, None)
+        self._status[key] = status
+        old_by_uuid = {vm.uuid: vm for vm in old.vms}
+        for vm in vms:
+            if old_by_uuid.pop(vm.uuid, None) != vm or self._where.get(vm.uuid) != key:
+                self._pending_changed.add(vm.uuid)
+            self._where[vm.uuid] = key
+        for uuid in old_by_uuid:
+            if self._where.get(uuid) == key:
+                del self._where[uuid]
+                self._pending_removed.add(uuid)
+        if status != old:
+            self._pending_hosts.add(key)
+        self._schedule_publish()
+
+    def _record_failure(self, key: HostKey, message: str) -> None:
+        self._failures[key] = self._failures.get(key, 0) + 1
+        old = self._status[key]
+        # Keep the last good data: an operator needs to see what ran there, and since when.
+        status = dataclasses.replace(old, reachable=False, error=message, failed_at=self._clock())
+        self._status[key] = status
+        if (old.reachable, old.error) != (False, message):
+            self._pending_hosts.add(key)
+        self._schedule_publish()
+
+    def _schedule_publish(self) -> None:
+        if self._publish_task is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._publish()
+            return
+        self._publish_task = loop.create_task(self._publish_later())
+
+    async def _publish_later(self) -> None:
+        try:
+            await asyncio.sleep(self._publish_delay_s)
+        finally:
+            self._publish_task = None
+        self._publish()
+
+    def _publish(self) -> None:
+        pending = self._pending_changed or self._pending_removed or self._pending_hosts
+        if not pending and self._generation > 0:
+            return
+        changed: list[PlacedVm] = []
+        by_host: dict[HostKey, dict[str, Vm]] = {}
+        for uuid in self._pending_changed - self._pending_removed:
+            where = self._where.get(uuid)
+            if where is None:
+                continue
+            vms = by_host.get(where)
+            if vms is None:
+                vms = by_host[where] = {vm.uuid: vm for vm in self._status[where].vms}
+            vm = vms.get(uuid)
+            if vm is not None:
+                changed.append(PlacedVm(where.pool, where.name, vm))
+        removed = tuple(u for u in self._pending_removed if u not in self._where)
+        # A UUID removed from one host but now seen on another moved: it is a change.
+        for uuid in self._pending_removed:
+            where = self._where.get(uuid)
+            if where is not None and uuid not in self._pending_changed:
+                vm = next((v for v in self._status[where].vms if v.uuid == uuid), None)
+                if vm is not None:
+                    changed.append(PlacedVm(where.pool, where.name, vm))
+        delta = EstateDelta(
+            since=self._generation,
+            changed=tuple(changed),
+            removed=removed,
+            hosts=tuple(sorted(self._pending_hosts)),
+        )
+        self._pending_changed.clear()
+        self._pending_removed.clear()
+        self._pending_hosts.clear()
+        self._snapshot = self._build(delta)
+        if self._on_snapshot is not None:
+            self._on_snapshot(self._snapshot)
+
+    def _build(self, delta: EstateDelta | None) -> EstateSnapshot:
+        self._generation += 1
+        pools = tuple(dict.fromkeys(key.pool for key in self._order))
+        return EstateSnapshot(
+            hosts=tuple(self._status[key] for key in self._order),
+            generation=self._generation,
+            taken_at=self._clock(),
+            delta=delta,
+            pools=pools,
+        )
+
+
+def _derive(
+    old_vms: tuple[Vm, ...], old_taken_at: float | None, vms: tuple[Vm, ...], taken_at: float
+) -> tuple[Vm, ...]:
+    """Fill in what only two polls can tell: CPU % and, when the host does not say, uptime."""
+    if not old_vms:
+        return vms
+    previous = {vm.uuid: vm for vm in old_vms}
+    derived: list[Vm] = []
+    for vm in vms:
+        old = previous.get(vm.uuid)
+        if old is None:
+            derived.append(vm)
+            continue
+        started_at = vm.started_at
+        if started_at is None and vm.state.is_active:
+            if old.state.is_active:
+                started_at = old.started_at
+            elif old_taken_at is not None:
+                # Seen starting between two polls: the start time is known to within one
+                # interval, which is worth more than nothing at 3 a.m.
+                started_at = taken_at
+        percent = _cpu_percent(old, vm, old_taken_at, taken_at)
+        if percent is None:
+            percent = vm.cpu_percent  # the host may measure it itself (xentop)
+        if started_at != vm.started_at or percent != vm.cpu_percent:
+            vm = dataclasses.replace(vm, started_at=started_at, cpu_percent=percent)
+        derived.append(vm)
+    return tuple(derived)
+
+
+def _cpu_percent(old: Vm, new: Vm, old_at: float | None, new_at: float) -> float | None:
+    if (
+        old_at is None
+        or old.cpu_time_ns is None
+        or new.cpu_time_ns is None
+        or not new.vcpus
+        or new.domain_id != old.domain_id  # restarted: the counter began again
+        or new_at <= old_at
+    ):
+        return None
+    used_ns = new.cpu_time_ns - old.cpu_time_ns
+    if used_ns < 0:
+        return None
+    percent = used_ns / ((new_at - old_at) * 1e9 * new.vcpus) * 100.0
+    return round(min(percent, 100.0), 1)

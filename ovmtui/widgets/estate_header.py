@@ -1,0 +1,103 @@
+"""The top line: estate totals, the mode, and how fresh the data is."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.content import Content
+from textual.widgets import Static
+
+from ovmtui import format as fmt
+from ovmtui.model import EstateSnapshot, EstateTotals, VmState
+
+_STATE_STYLES = {
+    VmState.RUNNING: "$success",
+    VmState.BLOCKED: "$success",
+    VmState.PAUSED: "$warning",
+    VmState.SHUTTING_DOWN: "$warning",
+    VmState.SUSPENDED: "$warning",
+    VmState.CRASHED: "$error",
+    VmState.DYING: "$error",
+}
+
+
+class EstateHeader(Static):
+    DEFAULT_CSS = """
+    EstateHeader {
+        height: 1;
+        background: $panel;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        read_only: bool,
+        clock: Callable[[], float] = time.time,
+        id: str | None = None,
+    ) -> None:
+        super().__init__("", id=id)
+        self._read_only = read_only
+        self._clock = clock
+        self._snapshot: EstateSnapshot | None = None
+        self._totals: EstateTotals | None = None
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._redraw)
+        self._redraw()
+
+    def show_estate(self, snapshot: EstateSnapshot) -> None:
+        self._snapshot = snapshot
+        self._totals = snapshot.totals()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.update(self.render_line_content())
+
+    def render_line_content(self) -> Content:
+        parts: list[Content] = [Content.from_markup("[b]ovmtui[/b]")]
+        if self._read_only:
+            parts.append(Content.from_markup("[reverse $warning b] READ-ONLY [/]"))
+        totals, snapshot = self._totals, self._snapshot
+        if totals is not None and snapshot is not None:
+            hosts = f"hosts [$success]{totals.hosts_up} up[/]"
+            if totals.hosts_down:
+                hosts += f" [$error b]{totals.hosts_down} down[/]"
+            if totals.hosts_unknown:
+                hosts += f" [$warning]{totals.hosts_unknown} waiting[/]"
+            parts.append(Content.from_markup(hosts))
+            states = []
+            for state, n in totals.vms_by_state:
+                style = _STATE_STYLES.get(state)
+                text = f"{n} {state.value}"
+                states.append(f"[{style}]{text}[/]" if style else text)
+            parts.append(
+                Content.from_markup(f"VMs {totals.vm_count}: " + ", ".join(states))
+                if states
+                else Content("VMs 0")
+            )
+            parts.append(
+                Content(
+                    f"memory {fmt.mib(totals.memory_committed_mib)} committed"
+                    f" / {fmt.mib(totals.memory_physical_mib)}"
+                )
+            )
+            parts.append(self._freshness(snapshot))
+        else:
+            parts.append(Content.from_markup("[$text-muted]waiting for the first poll…[/]"))
+        return Content(" │ ").join(parts)
+
+    def _freshness(self, snapshot: EstateSnapshot) -> Content:
+        now = self._clock()
+        ages = [h.age_s(now) for h in snapshot.hosts if h.reachable and not h.stale]
+        known = [a for a in ages if a is not None]
+        if not known:
+            return Content.from_markup("[$warning]no fresh data[/]")
+        oldest = max(known)
+        text = f"⟳ {fmt.duration(oldest)} ago"
+        stale = sum(1 for h in snapshot.hosts if h.stale or h.reachable is False)
+        if stale:
+            return Content.from_markup(f"[$warning]{text}, {stale} stale[/]")
+        return Content(text)
