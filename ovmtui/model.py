@@ -38,6 +38,7 @@ _ACTIVE_STATES = frozenset(
         VmState.SHUTTING_DOWN,
         VmState.CRASHED,
         VmState.DYING,
+        VmState.SUSPENDED,  # suspended to RAM still holds its memory
     }
 )
 
@@ -102,7 +103,8 @@ _ACTION_TITLES = {
 }
 
 _ACTION_STATES: dict[VmAction, frozenset[VmState]] = {
-    VmAction.START: frozenset({VmState.SHUTOFF, VmState.CRASHED, VmState.SUSPENDED}),
+    # A crashed or suspended domain is still active for libvirt: it must be forced off first.
+    VmAction.START: frozenset({VmState.SHUTOFF}),
     VmAction.SHUTDOWN: frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.PAUSED}),
     VmAction.REBOOT: frozenset({VmState.RUNNING, VmState.BLOCKED}),
     VmAction.PAUSE: frozenset({VmState.RUNNING, VmState.BLOCKED}),
@@ -115,6 +117,7 @@ _ACTION_STATES: dict[VmAction, frozenset[VmState]] = {
             VmState.SHUTTING_DOWN,
             VmState.CRASHED,
             VmState.DYING,
+            VmState.SUSPENDED,
             VmState.UNKNOWN,
         }
     ),

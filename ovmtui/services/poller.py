@@ -106,6 +106,9 @@ class EstatePoller:
     async def poll_once(self) -> EstateSnapshot:
         """Poll every host once, concurrently; for headless commands."""
         await asyncio.gather(*(self._poll_host(key) for key in self._order))
+        if self._publish_task is not None:
+            self._publish_task.cancel()
+            self._publish_task = None
         self._publish()
         return self._snapshot
 
@@ -257,10 +260,13 @@ class EstatePoller:
         if not pending and self._generation > 0:
             return
         changed: list[PlacedVm] = []
+        removed: list[str] = []
         by_host: dict[HostKey, dict[str, Vm]] = {}
-        for uuid in self._pending_changed - self._pending_removed:
+        # A UUID that left one host and is now on another moved: that is a change.
+        for uuid in self._pending_changed | self._pending_removed:
             where = self._where.get(uuid)
             if where is None:
+                removed.append(uuid)
                 continue
             vms = by_host.get(where)
             if vms is None:
@@ -268,18 +274,10 @@ class EstatePoller:
             vm = vms.get(uuid)
             if vm is not None:
                 changed.append(PlacedVm(where.pool, where.name, vm))
-        removed = tuple(u for u in self._pending_removed if u not in self._where)
-        # A UUID removed from one host but now seen on another moved: it is a change.
-        for uuid in self._pending_removed:
-            where = self._where.get(uuid)
-            if where is not None and uuid not in self._pending_changed:
-                vm = next((v for v in self._status[where].vms if v.uuid == uuid), None)
-                if vm is not None:
-                    changed.append(PlacedVm(where.pool, where.name, vm))
         delta = EstateDelta(
             since=self._generation,
             changed=tuple(changed),
-            removed=removed,
+            removed=tuple(removed),
             hosts=tuple(sorted(self._pending_hosts)),
         )
         self._pending_changed.clear()

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from ovmtui.model import EstateSnapshot, HostKey, VmState
+from ovmtui.services.poller import EstatePoller, PolledHost
+from tests.services.fakes import FakeBackend, vm
+
+
+def make(*backends: FakeBackend, **kw: object) -> tuple[EstatePoller, list[EstateSnapshot]]:
+    seen: list[EstateSnapshot] = []
+    poller = EstatePoller(
+        [PolledHost(b) for b in backends],
+        on_snapshot=seen.append,
+        publish_delay_s=0.0,
+        **kw,  # type: ignore[arg-type]
+    )
+    return poller, seen
+
+
+async def test_poll_once_builds_snapshot_with_every_host() -> None:
+    a = FakeBackend("p", "a", [vm("web01"), vm("db01", VmState.SHUTOFF)])
+    b = FakeBackend("p", "b", [vm("app01")])
+    poller, _ = make(a, b)
+    snap = await poller.poll_once()
+    assert [h.name for h in snap.hosts] == ["a", "b"]
+    assert all(h.reachable for h in snap.hosts)
+    assert sorted(p.vm.name for p in snap.placed_vms()) == ["app01", "db01", "web01"]
+    assert snap.totals().hosts_up == 2
+
+
+async def test_dead_host_keeps_last_data_and_error_others_unaffected() -> None:
+    a = FakeBackend("p", "a", [vm("web01")])
+    b = FakeBackend("p", "b", [vm("app01")])
+    poller, _ = make(a, b)
+    first = await poller.poll_once()
+    b.fail = "connection refused"
+    second = await poller.poll_once()
+    host_b = second.host(HostKey("p", "b"))
+    assert host_b is not None
+    assert host_b.reachable is False
+    assert host_b.error == "connection refused"
+    assert [v.name for v in host_b.vms] == ["app01"]  # last known, kept
+    assert host_b.taken_at == first.host(HostKey("p", "b")).taken_at  # type: ignore[union-attr]
+    assert second.host(HostKey("p", "a")).reachable  # type: ignore[union-attr]
+
+
+async def test_hung_host_never_delays_others() -> None:
+    a = FakeBackend("p", "a", [vm("web01")])
+    b = FakeBackend("p", "b", [vm("app01")])
+    b.hang.clear()  # b never answers
+    poller, seen = make(a, b, interval_s=60)
+    task = asyncio.create_task(poller.run())
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if seen and seen[-1].host(HostKey("p", "a")).reachable:  # type: ignore[union-attr]
+                break
+        snap = seen[-1]
+        assert snap.host(HostKey("p", "a")).reachable is True  # type: ignore[union-attr]
+        assert snap.host(HostKey("p", "b")).reachable is None  # type: ignore[union-attr]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_delta_lists_changed_and_removed_only() -> None:
+    web, db = vm("web01"), vm("db01")
+    a = FakeBackend("p", "a", [web, db])
+    poller, seen = make(a)
+    first = await poller.poll_once()
+    a.vms[web.uuid] = dataclasses.replace(web, state=VmState.PAUSED)
+    del a.vms[db.uuid]
+    second = await poller.poll_once()
+    assert second.generation == first.generation + 1
+    assert second.delta is not None
+    assert second.delta.since == first.generation
+    assert [p.vm.name for p in second.delta.changed] == ["web01"]
+    assert second.delta.removed == (db.uuid,)
+    # Nothing changed in the VMs: only the host's freshness is news.
+    third = await poller.poll_once()
+    assert third.delta is not None
+    assert third.delta.changed == ()
+    assert third.delta.removed == ()
+    assert third.delta.hosts == (a.host,)
+
+
+async def test_migrated_vm_is_a_change_not_a_removal() -> None:
+    moving = vm("web01")
+    a = FakeBackend("p", "a", [moving])
+    b = FakeBackend("p", "b", [])
+    poller, _ = make(a, b)
+    await poller.poll_once()
+    del a.vms[moving.uuid]
+    b.vms[moving.uuid] = moving
+    snap = await poller.poll_once()
+    assert snap.delta is not None
+    assert snap.delta.removed == ()
+    assert [(p.host, p.vm.name) for p in snap.delta.changed] == [("b", "web01")]
+
+
+async def test_cpu_percent_and_observed_start_derived_from_two_polls() -> None:
+    v = vm("web01", VmState.SHUTOFF, cpu_time_ns=0, domain_id=None)
+    a = FakeBackend("p", "a", [v])
+    poller, _ = make(a)
+    await poller.poll_once()
+    a.vms[v.uuid] = dataclasses.replace(v, state=VmState.RUNNING, domain_id=3, cpu_time_ns=10)
+    snap = await poller.poll_once()
+    started = snap.find_vm(v.uuid).vm.started_at  # type: ignore[union-attr]
+    assert started is not None
+    await asyncio.sleep(0.05)
+    a.vms[v.uuid] = dataclasses.replace(a.vms[v.uuid], cpu_time_ns=10 + 50_000_000)
+    snap = await poller.poll_once()
+    found = snap.find_vm(v.uuid)
+    assert found is not None
+    assert found.vm.started_at == started
+    assert found.vm.cpu_percent is not None
+    assert 0 < found.vm.cpu_percent <= 100
+
+
+async def test_backoff_then_event_wakes_early() -> None:
+    a = FakeBackend("p", "a", [vm("web01")])
+    a.fail = "down"
+    poller, _ = make(a, interval_s=30)
+    task = asyncio.create_task(poller.run())
+    try:
+        await asyncio.sleep(0.05)
+        assert a.polls == 1  # failed, now backing off for ~30 s
+        a.fail = None
+        assert a.callback is not None
+        a.callback(None)  # a host event: poll now
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if a.polls >= 2:
+                break
+        assert a.polls == 2
+        await asyncio.sleep(0.02)
+        assert poller.snapshot.hosts[0].reachable is True
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_burst_of_events_costs_few_polls() -> None:
+    a = FakeBackend("p", "a", [vm("web01")])
+    poller, _ = make(a, interval_s=30)
+    task = asyncio.create_task(poller.run())
+    try:
+        await asyncio.sleep(0.02)
+        for _ in range(50):
+            poller.refresh(a.host)
+        await asyncio.sleep(0.3)
+        assert 2 <= a.polls <= 4
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_initial_snapshot_is_shown_stale_until_host_answers() -> None:
+    a = FakeBackend("p", "a", [vm("web01")])
+    poller, _ = make(a)
+    known = await poller.poll_once()
+    b = FakeBackend("p", "a", [])
+    b.fail = "no route to host"
+    restarted, _ = make(b, initial=known)
+    assert restarted.snapshot.hosts[0].stale is True
+    assert [v.name for v in restarted.snapshot.hosts[0].vms] == ["web01"]
+    after = await restarted.poll_once()
+    assert after.hosts[0].reachable is False
+    assert after.hosts[0].stale is True
+    assert [v.name for v in after.hosts[0].vms] == ["web01"]
