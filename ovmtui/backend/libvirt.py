@@ -1,0 +1,840 @@
+"""The libvirt backend: any libvirt URI (``qemu+ssh://``, ``qemu+tcp://``, ``xen+ssh://``, ``test://``).
+
+This is the only module of ovmtui that imports ``libvirt``. Nothing of libvirt leaves it:
+callers get ``ovmtui.model`` objects and ``ovmtui.errors`` exceptions.
+
+Threading model. libvirt calls block (an RPC over SSH can take seconds) but release the GIL,
+so each connection owns ONE worker thread and every libvirt call runs there, one at a time,
+bounded by ``call_timeout_s``. libvirt's own event thread delivers lifecycle and close
+callbacks; they do nothing but hop onto the asyncio loop with ``call_soon_threadsafe``, so
+all of the backend's state is only ever touched on the loop thread.
+
+Polling cost. One ``getAllDomainStats`` per poll answers the dynamic part of every domain.
+The static part (disks, NICs, memory sizes) comes from ``XMLDesc`` once per domain and is
+cached until a lifecycle or device event names that domain. The cache belongs to one
+connection: events missed while disconnected cannot invalidate it, so a reconnect starts
+from an empty cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import shlex
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import libvirt
+
+from ovmtui.backend.base import EventCallback
+from ovmtui.errors import (
+    ActionFailed,
+    HostTimeout,
+    HostUnreachable,
+    ParseError,
+    VmNotFound,
+)
+from ovmtui.model import (
+    Capability,
+    Disk,
+    HostFacts,
+    HostKey,
+    HostPoll,
+    Nic,
+    Vm,
+    VmAction,
+    VmState,
+)
+
+__all__ = [
+    "DomainStatic",
+    "LibvirtBackend",
+    "parse_domain_xml",
+    "vm_from_stats",
+]
+
+_T = TypeVar("_T")
+
+_BASE_CAPABILITIES = frozenset(
+    {
+        Capability.START,
+        Capability.SHUTDOWN,
+        Capability.REBOOT,
+        Capability.PAUSE,
+        Capability.RESUME,
+        Capability.FORCE_OFF,
+        Capability.EVENTS,
+        Capability.DEFINITION,
+    }
+)
+# The test driver has no consoles, no migration and no device hotplug.
+_REAL_DRIVER_CAPABILITIES = _BASE_CAPABILITIES | {
+    Capability.CONSOLE,
+    Capability.MIGRATE,
+    Capability.ATTACH_DISK,
+}
+
+_STATES: dict[int, VmState] = {
+    libvirt.VIR_DOMAIN_NOSTATE: VmState.UNKNOWN,
+    libvirt.VIR_DOMAIN_RUNNING: VmState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: VmState.BLOCKED,
+    libvirt.VIR_DOMAIN_PAUSED: VmState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: VmState.SHUTTING_DOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: VmState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: VmState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: VmState.SUSPENDED,
+}
+
+_STATS_GROUPS = (
+    libvirt.VIR_DOMAIN_STATS_STATE
+    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+    | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_VCPU
+)
+
+_CLOSE_WAIT_S = 3.0
+
+_STATS_NOWAIT: int = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
+
+# Errors that say "the connection is gone", as opposed to "the host refused this request".
+_CONNECTION_ERROR_CODES = frozenset(
+    {
+        libvirt.VIR_ERR_INVALID_CONN,
+        libvirt.VIR_ERR_NO_CONNECT,
+        libvirt.VIR_ERR_RPC,
+        libvirt.VIR_ERR_AUTH_FAILED,
+        libvirt.VIR_ERR_AUTH_CANCELLED,
+        libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+    }
+)
+_CONNECTION_ERROR_DOMAINS = frozenset({libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE})
+
+_VERBS: dict[VmAction, str] = {
+    VmAction.START: "start",
+    VmAction.SHUTDOWN: "shutdown",
+    VmAction.REBOOT: "reboot",
+    VmAction.PAUSE: "suspend",
+    VmAction.RESUME: "resume",
+    VmAction.FORCE_OFF: "destroy",
+}
+
+_KIB_PER_UNIT: dict[str, float] = {
+    "b": 1 / 1024,
+    "bytes": 1 / 1024,
+    "kb": 1000 / 1024,
+    "k": 1,
+    "kib": 1,
+    "mb": 1000**2 / 1024,
+    "m": 1024,
+    "mib": 1024,
+    "gb": 1000**3 / 1024,
+    "g": 1024**2,
+    "gib": 1024**2,
+    "tb": 1000**4 / 1024,
+    "t": 1024**3,
+    "tib": 1024**3,
+}
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+@dataclass(frozen=True, slots=True)
+class DomainStatic:
+    """What a domain's XML says: the part of a VM that changes only on redefinition."""
+
+    vcpus: int | None = None
+    memory_mib: int | None = None  # <currentMemory>: what it boots with
+    max_memory_mib: int | None = None  # <memory>
+    os_type: str | None = None
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    persistent: bool | None = None  # not in the XML: filled in from isPersistent()
+
+
+def parse_domain_xml(text: str) -> DomainStatic:
+    """Read the static facts of a VM from its domain XML. Raises ``ParseError``."""
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - XML from our own libvirt connection
+    except ET.ParseError as exc:
+        raise ParseError(f"domain XML: {exc}") from None
+    if root.tag != "domain":
+        raise ParseError(f"domain XML: expected <domain>, found <{root.tag}>")
+    max_mib = _memory_mib(root.find("memory"))
+    current_mib = _memory_mib(root.find("currentMemory"))
+    return DomainStatic(
+        vcpus=_vcpus(root.find("vcpu")),
+        memory_mib=current_mib if current_mib is not None else max_mib,
+        max_memory_mib=max_mib,
+        os_type=_text(root.find("os/type")),
+        disks=tuple(_disk(elem) for elem in root.iterfind("devices/disk")),
+        nics=tuple(_nic(elem) for elem in root.iterfind("devices/interface")),
+    )
+
+
+def vm_from_stats(
+    uuid: str,
+    name: str,
+    domain_id: int | None,
+    static: DomainStatic,
+    stats: Mapping[str, Any],
+) -> Vm:
+    """One VM from its cached static facts, overridden by the live values ``stats`` holds."""
+    raw_state = stats.get("state.state")
+    state = _STATES.get(raw_state, VmState.UNKNOWN) if isinstance(raw_state, int) else None
+    cpu_time = stats.get("cpu.time")
+    balloon_kib = stats.get("balloon.current")
+    vcpus = stats.get("vcpu.current")
+    return Vm(
+        uuid=uuid,
+        name=name,
+        state=state if state is not None else VmState.UNKNOWN,
+        vcpus=vcpus if isinstance(vcpus, int) else static.vcpus,
+        memory_mib=balloon_kib // 1024 if isinstance(balloon_kib, int) else static.memory_mib,
+        max_memory_mib=static.max_memory_mib,
+        cpu_time_ns=cpu_time if isinstance(cpu_time, int) else None,
+        domain_id=domain_id if domain_id is not None and domain_id >= 0 else None,
+        persistent=static.persistent,
+        disks=static.disks,
+        nics=static.nics,
+        os_type=static.os_type,
+    )
+
+
+def _text(elem: ET.Element | None) -> str | None:
+    if elem is None or elem.text is None:
+        return None
+    return elem.text.strip() or None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _vcpus(elem: ET.Element | None) -> int | None:
+    if elem is None:
+        return None
+    # current= is what the guest has now; the text is the hotplug maximum.
+    current = _int(elem.get("current"))
+    return current if current is not None else _int(elem.text)
+
+
+def _memory_mib(elem: ET.Element | None) -> int | None:
+    if elem is None:
+        return None
+    amount = _int(elem.text)
+    factor = _KIB_PER_UNIT.get(elem.get("unit", "KiB").lower())
+    if amount is None or factor is None:
+        return None
+    return int(amount * factor) // 1024
+
+
+def _disk(elem: ET.Element) -> Disk:
+    source = elem.find("source")
+    path: str | None = None
+    if source is not None:
+        pool, volume = source.get("pool"), source.get("volume")
+        if pool and volume:
+            path = f"{pool}/{volume}"
+        else:
+            path = source.get("file") or source.get("dev") or source.get("name") or None
+    target = elem.find("target")
+    return Disk(
+        target=(target.get("dev") if target is not None else None) or "?",
+        source=path,
+        device=elem.get("device", "disk"),
+        read_only=elem.find("readonly") is not None,
+        shareable=elem.find("shareable") is not None,
+    )
+
+
+def _nic(elem: ET.Element) -> Nic:
+    mac = elem.find("mac")
+    source = elem.find("source")
+    network: str | None = None
+    if source is not None:
+        network = source.get("network") or source.get("bridge") or source.get("dev") or None
+    model = elem.find("model")
+    return Nic(
+        mac=mac.get("address") if mac is not None else None,
+        network=network,
+        model=model.get("type") if model is not None else None,
+    )
+
+
+def _is_test_scheme(uri: str) -> bool:
+    scheme = urlsplit(uri).scheme.lower()
+    return scheme.split("+", 1)[0] == "test"
+
+
+def _open_uri(uri: str) -> str:
+    """The URI libvirt opens: over SSH, never let ssh prompt on the terminal the TUI owns.
+
+    ``no_tty=1`` makes libvirt run ssh in batch mode, so a missing key is an error on
+    screen instead of a password prompt drawn over the UI. The operator's URI is shown
+    and used in commands unchanged.
+    """
+    parts = urlsplit(uri)
+    if not parts.scheme.lower().endswith("+ssh"):
+        return uri
+    if any(key == "no_tty" for key, _value in parse_qsl(parts.query, keep_blank_values=True)):
+        return uri
+    # Appended as is: re-encoding would escape the operator's socket= and keyfile= paths.
+    query = f"{parts.query}&no_tty=1" if parts.query else "no_tty=1"
+    return urlunsplit(parts._replace(query=query))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _message(exc: Any) -> str:
+    """libvirt's own words, on one line (some messages carry a remote stderr)."""
+    try:
+        text = exc.get_error_message()
+    except Exception:
+        text = None
+    return _one_line(str(text or exc or "unknown libvirt error"))
+
+
+def _code(exc: Any) -> int | None:
+    try:
+        code = exc.get_error_code()
+    except Exception:
+        return None
+    return code if isinstance(code, int) else None
+
+
+def _is_connection_error(exc: Any) -> bool:
+    code = _code(exc)
+    if code in _CONNECTION_ERROR_CODES:
+        return True
+    try:
+        domain = exc.get_error_domain()
+    except Exception:
+        return False
+    return code == libvirt.VIR_ERR_SYSTEM_ERROR and domain in _CONNECTION_ERROR_DOMAINS
+
+
+# --------------------------------------------------------------------------- the runtime
+
+_runtime_lock = threading.Lock()
+_runtime_ready = False
+
+
+def _swallow_libvirt_error(_opaque: object, _error: object) -> None:
+    """libvirt's default handler prints every error on stderr, i.e. across the TUI.
+
+    Errors still reach us as exceptions; this only silences the duplicate printout.
+    """
+
+
+def _run_event_loop() -> None:
+    while True:
+        try:
+            libvirt.virEventRunDefaultImpl()
+        except Exception:
+            # Never let the thread die (events would silently stop) nor spin on a
+            # persistent failure.
+            time.sleep(0.1)
+
+
+def _ensure_libvirt_runtime() -> None:
+    """Once per process, before the first connection is opened.
+
+    libvirt binds event delivery to the event implementation registered when a connection
+    is opened, so this must precede every ``libvirt.open``.
+    """
+    global _runtime_ready
+    with _runtime_lock:
+        if _runtime_ready:
+            return
+        libvirt.registerErrorHandler(_swallow_libvirt_error, None)
+        libvirt.virEventRegisterDefaultImpl()
+        threading.Thread(target=_run_event_loop, name="libvirt-events", daemon=True).start()
+        _runtime_ready = True
+
+
+# --------------------------------------------------------------------------- the session
+
+
+@dataclass(eq=False)
+class _Session:
+    """One libvirt connection, its worker thread and what is cached for its lifetime."""
+
+    executor: concurrent.futures.ThreadPoolExecutor
+    loop: asyncio.AbstractEventLoop
+    conn: Any = None  # set by the worker once open
+    facts: HostFacts = field(default_factory=HostFacts)
+    driver: str | None = None  # getType(): QEMU, Xen, TEST
+    event_ids: list[int] = field(default_factory=list)
+    close_callback: bool = False
+    # Without events nothing would ever invalidate the cache: refetch XML every poll.
+    events: bool = False
+    cache: dict[str, DomainStatic] = field(default_factory=dict)
+    # Event sequence numbers, so a poll never caches XML read before an event it missed.
+    event_seq: int = 0
+    invalidated_at: dict[str, int] = field(default_factory=dict)
+    # NOWAIT: a guest whose QEMU monitor is busy (migrating, hung) must not stall the
+    # whole host's poll; it then reports fewer stats instead. Only the worker touches it.
+    stats_flags: int = _STATS_NOWAIT
+    retired: bool = False
+    torn_down: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    uuid: str
+    name: str
+    domain_id: int
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _RawPoll:
+    rows: tuple[_Row, ...]
+    fetched: dict[str, DomainStatic]  # read from XMLDesc this poll: cacheable
+    unreadable: frozenset[str]  # XMLDesc failed or made no sense: try again next poll
+    free_memory_bytes: int | None
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class LibvirtBackend:
+    """One libvirt host (one URI), one connection, one worker thread."""
+
+    def __init__(self, host: HostKey, uri: str, *, call_timeout_s: float = 20.0) -> None:
+        self._host = host
+        self._uri = uri
+        self._timeout = call_timeout_s
+        self._session: _Session | None = None
+        self._connect_lock = asyncio.Lock()
+        self._callback: EventCallback | None = None
+        self._driver: str | None = None  # the last getType(), kept across disconnects
+        self._definition_fetches = 0
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def host(self) -> HostKey:
+        return self._host
+
+    @property
+    def address(self) -> str:
+        return self._uri
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        if self._driver is not None:
+            is_test = self._driver.upper() == "TEST"
+        else:
+            is_test = _is_test_scheme(self._uri)
+        return _BASE_CAPABILITIES if is_test else _REAL_DRIVER_CAPABILITIES
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None
+
+    @property
+    def definition_fetches(self) -> int:
+        """How many domain XMLs polls have fetched so far (tests check the cache with it)."""
+        return self._definition_fetches
+
+    def set_event_callback(self, callback: EventCallback | None) -> None:
+        self._callback = callback
+
+    # ---------------------------------------------------------------- connection
+
+    async def connect(self) -> None:
+        await self._ensure_session()
+
+    async def _ensure_session(self) -> _Session:
+        async with self._connect_lock:
+            if self._session is not None and not self._session.retired:
+                return self._session
+            self._session = None
+            _ensure_libvirt_runtime()
+            session = _Session(
+                executor=concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"libvirt-{self._host}"
+                ),
+                loop=asyncio.get_running_loop(),
+            )
+            try:
+                await self._call(session, lambda: self._open(session))
+            except BaseException:
+                # Cancelled or failed half way: whatever was opened must still be closed.
+                self._retire(session)
+                raise
+            if session.retired:  # the close callback fired while we were still opening
+                raise HostUnreachable(f"{self._uri}: the connection closed as it opened")
+            self._session = session
+            self._driver = session.driver
+            return session
+
+    def _open(self, session: _Session) -> None:
+        """In the worker: open, subscribe, and read what the host says about itself."""
+        try:
+            conn = libvirt.open(_open_uri(self._uri))
+        except libvirt.libvirtError as exc:
+            raise HostUnreachable(f"{self._uri}: {_message(exc)}") from None
+        if conn is None:  # very old bindings returned None instead of raising
+            raise HostUnreachable(f"{self._uri}: the connection could not be opened")
+        session.conn = conn
+        self._subscribe(session)
+        with contextlib.suppress(libvirt.libvirtError):
+            # The test driver has no keepalive. Without it a dead peer is noticed later,
+            # but the call timeout still bounds every call.
+            conn.setKeepAlive(5, 3)
+        try:
+            session.driver = str(conn.getType())
+            session.facts = self._read_facts(conn, session.driver)
+        except libvirt.libvirtError as exc:
+            raise HostUnreachable(f"{self._uri}: {_message(exc)}") from None
+
+    def _subscribe(self, session: _Session) -> None:
+        conn = session.conn
+
+        def on_domain_event(_conn: Any, dom: Any, *_args: Any) -> None:
+            # On libvirt's event thread: anything raised here would be printed on stderr.
+            try:
+                uuid = str(dom.UUIDString())
+                session.loop.call_soon_threadsafe(self._on_domain_event, session, uuid)
+            except Exception:
+                return
+
+        def on_close(_conn: Any, _reason: int, _opaque: object) -> None:
+            with contextlib.suppress(Exception):
+                session.loop.call_soon_threadsafe(self._on_closed, session)
+
+        try:
+            session.event_ids.append(
+                conn.domainEventRegisterAny(
+                    None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_domain_event, None
+                )
+            )
+            session.events = True
+        except libvirt.libvirtError:
+            session.events = False
+        # A hot-plugged disk or NIC changes the definition without a lifecycle event.
+        for event_id in (
+            libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+            libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+        ):
+            try:
+                session.event_ids.append(
+                    conn.domainEventRegisterAny(None, event_id, on_domain_event, None)
+                )
+            except libvirt.libvirtError:
+                session.events = False
+        try:
+            conn.registerCloseCallback(on_close, None)
+            session.close_callback = True
+        except libvirt.libvirtError:
+            session.close_callback = False
+
+    @staticmethod
+    def _read_facts(conn: Any, driver: str) -> HostFacts:
+        info = conn.getInfo()
+        # [arch, memory MiB, cpus, mhz, NUMA nodes, sockets per node, cores, threads]
+        _arch, memory_mib, cpus, mhz, nodes, sockets, cores, threads = info[:8]
+        hostname: str | None
+        try:
+            hostname = str(conn.getHostname())
+        except libvirt.libvirtError:
+            hostname = None
+        version: str | None
+        try:
+            number = int(conn.getVersion())
+            version = f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+        except libvirt.libvirtError:
+            version = None
+        model: str | None = None
+        flags: tuple[str, ...] = ()
+        with contextlib.suppress(libvirt.libvirtError, ParseError):
+            model, flags = _host_cpu(str(conn.getCapabilities()))
+        return HostFacts(
+            hostname=hostname,
+            cpu_model=model,
+            cpus=cpus,
+            sockets=nodes * sockets if nodes and sockets else None,
+            cores_per_socket=cores or None,
+            threads_per_core=threads or None,
+            mhz=mhz or None,
+            memory_mib=memory_mib or None,
+            hypervisor=driver,
+            hypervisor_version=version,
+            cpu_flags=flags,
+        )
+
+    def _on_domain_event(self, session: _Session, uuid: str) -> None:
+        if session.retired:
+            return
+        session.event_seq += 1
+        session.invalidated_at[uuid] = session.event_seq
+        session.cache.pop(uuid, None)
+        if self._callback is not None:
+            self._callback(uuid)
+
+    def _on_closed(self, session: _Session) -> None:
+        if session.retired:
+            return
+        if self._session is session:
+            self._session = None
+        self._retire(session)
+        if self._callback is not None:
+            self._callback(None)
+
+    # ---------------------------------------------------------------- worker calls
+
+    async def _call(self, session: _Session, fn: Callable[[], _T]) -> _T:
+        """Run ``fn`` on the session's worker, bounded by the call timeout."""
+        try:
+            future = session.loop.run_in_executor(session.executor, fn)
+        except RuntimeError:  # the executor was shut down: the session was dropped
+            self._drop(session)
+            raise HostUnreachable(f"{self._uri}: the connection was closed") from None
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            self._drop(session)
+            raise HostTimeout(
+                f"{self._uri}: no answer within {self._timeout:g} s; reconnecting next time"
+            ) from None
+        except asyncio.CancelledError:
+            # Our own cancellation propagates; a call cancelled because the session was
+            # dropped under it (a timeout elsewhere) is a lost connection.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise HostUnreachable(f"{self._uri}: the connection was dropped") from None
+        except libvirt.libvirtError as exc:
+            if _is_connection_error(exc):
+                self._drop(session)
+                raise HostUnreachable(f"{self._uri}: {_message(exc)}") from None
+            raise
+
+    def _drop(self, session: _Session) -> None:
+        if self._session is session:
+            self._session = None
+        self._retire(session)
+
+    def _retire(self, session: _Session) -> None:
+        """Abandon a session without waiting: a stuck call must not block the loop or the
+        next reconnect. Calls still queued are cancelled (a queued action must not run long
+        after its caller was told it failed); the connection is closed by a helper thread
+        once the worker has finished its current call, since closing a connection under a
+        running call is unsafe."""
+        if session.retired:
+            return
+        session.retired = True
+        session.executor.shutdown(wait=False, cancel_futures=True)
+        threading.Thread(
+            target=_tear_down, args=(session,), name=f"libvirt-close-{self._host}", daemon=True
+        ).start()
+
+    # ---------------------------------------------------------------- poll
+
+    async def poll(self) -> HostPoll:
+        session = await self._ensure_session()
+        known = frozenset(session.cache) if session.events else frozenset()
+        seq_before = session.event_seq
+        try:
+            raw = await self._call(session, lambda: self._poll_in_worker(session, known))
+        except libvirt.libvirtError as exc:
+            # A poll that fails leaves us unsure of the connection: start afresh next time.
+            self._drop(session)
+            raise HostUnreachable(f"{self._uri}: {_message(exc)}") from None
+        self._definition_fetches += len(raw.fetched) + len(raw.unreadable)
+        for uuid, static in raw.fetched.items():
+            # XML read before an event about it arrived may predate the change.
+            if session.events and session.invalidated_at.get(uuid, -1) <= seq_before:
+                session.cache[uuid] = static
+        present = {row.uuid for row in raw.rows}
+        for uuid in list(session.cache):
+            if uuid not in present:
+                del session.cache[uuid]
+        for uuid in list(session.invalidated_at):
+            if uuid not in present:
+                del session.invalidated_at[uuid]
+        vms = []
+        for row in raw.rows:
+            static = raw.fetched.get(row.uuid) or session.cache.get(row.uuid) or DomainStatic()
+            vms.append(vm_from_stats(row.uuid, row.name, row.domain_id, static, row.stats))
+        vms.sort(key=lambda vm: (vm.name, vm.uuid))
+        free = raw.free_memory_bytes
+        facts = dataclasses.replace(
+            session.facts, free_memory_mib=free // (1024 * 1024) if free else None
+        )
+        return HostPoll(facts=facts, vms=tuple(vms), taken_at=time.time())
+
+    @staticmethod
+    def _poll_in_worker(session: _Session, known: frozenset[str]) -> _RawPoll:
+        conn = session.conn
+        try:
+            records = [(dom, dict(stats)) for dom, stats in _all_domain_stats(session)]
+        except libvirt.libvirtError as exc:
+            if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+            records = []
+            for dom in conn.listAllDomains(0):
+                try:
+                    state = dom.state()[0]
+                except libvirt.libvirtError as state_exc:
+                    if _code(state_exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                        continue
+                    raise
+                records.append((dom, {"state.state": state}))
+        rows: list[_Row] = []
+        fetched: dict[str, DomainStatic] = {}
+        unreadable: set[str] = set()
+        for dom, stats in records:
+            uuid = str(dom.UUIDString())
+            if uuid not in known:
+                try:
+                    xml_text = str(dom.XMLDesc(0))
+                    persistent = bool(dom.isPersistent())
+                    static = parse_domain_xml(xml_text)
+                except libvirt.libvirtError as exc:
+                    if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                        continue  # undefined between the listing and now
+                    if _is_connection_error(exc):
+                        raise
+                    # One odd domain must not blind the whole host: show its state.
+                    unreadable.add(uuid)
+                except ParseError:
+                    unreadable.add(uuid)
+                else:
+                    fetched[uuid] = dataclasses.replace(static, persistent=persistent)
+            rows.append(_Row(uuid, str(dom.name()), int(dom.ID()), stats))
+        free: int | None
+        try:
+            free = int(conn.getFreeMemory())
+        except libvirt.libvirtError as exc:
+            if _is_connection_error(exc):
+                raise
+            free = None
+        return _RawPoll(tuple(rows), fetched, frozenset(unreadable), free)
+
+    # ---------------------------------------------------------------- actions
+
+    async def act(self, vm: Vm, action: VmAction) -> None:
+        session = await self._ensure_session()
+        title = f"{action.label} {vm.name} failed"
+        wake = action is VmAction.START and vm.state is VmState.SUSPENDED
+
+        def run() -> None:
+            dom = session.conn.lookupByUUIDString(vm.uuid)
+            if action is VmAction.START:
+                if wake:
+                    # A PM-suspended guest is still "running" for libvirt: create() refuses.
+                    dom.pMWakeup(0)
+                else:
+                    dom.create()
+            elif action is VmAction.SHUTDOWN:
+                dom.shutdown()
+            elif action is VmAction.REBOOT:
+                dom.reboot(0)
+            elif action is VmAction.PAUSE:
+                dom.suspend()
+            elif action is VmAction.RESUME:
+                dom.resume()
+            elif action is VmAction.FORCE_OFF:
+                dom.destroy()
+            else:  # pragma: no cover - VmAction is exhaustive
+                raise ValueError(action)
+
+        try:
+            await self._call(session, run)
+        except libvirt.libvirtError as exc:
+            if _code(exc) in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
+                raise self._not_found(vm) from None
+            raise ActionFailed(_message(exc), title=title) from None
+
+    def command_for(self, vm: Vm, action: VmAction) -> str:
+        verb = _VERBS[action]
+        if action is VmAction.START and vm.state is VmState.SUSPENDED:
+            verb = "dompmwakeup"
+        return shlex.join(["virsh", "-c", self._uri, verb, vm.name])
+
+    async def definition(self, vm: Vm) -> str:
+        session = await self._ensure_session()
+        try:
+            # Not VIR_DOMAIN_XML_SECURE: operators see the definition, not its secrets.
+            return await self._call(
+                session, lambda: str(session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+            )
+        except libvirt.libvirtError as exc:
+            if _code(exc) in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
+                raise self._not_found(vm) from None
+            raise ActionFailed(_message(exc), title=f"Definition of {vm.name} failed") from None
+
+    def _not_found(self, vm: Vm) -> VmNotFound:
+        return VmNotFound(f"{vm.name} ({vm.uuid}) is not defined on {self._host.name}")
+
+    # ---------------------------------------------------------------- close
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        self._retire(session)
+        # Wait for a tidy close (it takes milliseconds) so the host sees us leave, but not
+        # for a stuck host: at exit every host is closed and nobody wants to wait 20 s.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                asyncio.wrap_future(session.torn_down), min(self._timeout, _CLOSE_WAIT_S)
+            )
+
+
+def _all_domain_stats(session: _Session) -> Any:
+    try:
+        return session.conn.getAllDomainStats(_STATS_GROUPS, session.stats_flags)
+    except libvirt.libvirtError as exc:
+        if session.stats_flags and _code(exc) == libvirt.VIR_ERR_INVALID_ARG:
+            # Daemons older than libvirt 4.5 reject NOWAIT as an unknown flag.
+            session.stats_flags = 0
+            return session.conn.getAllDomainStats(_STATS_GROUPS, 0)
+        raise
+
+
+def _host_cpu(capabilities_xml: str) -> tuple[str | None, tuple[str, ...]]:
+    try:
+        root = ET.fromstring(capabilities_xml)  # noqa: S314 - from our own libvirt connection
+    except ET.ParseError as exc:
+        raise ParseError(f"capabilities XML: {exc}") from None
+    model = _text(root.find("host/cpu/model"))
+    flags = tuple(name for elem in root.iterfind("host/cpu/feature") if (name := elem.get("name")))
+    return model, flags
+
+
+def _tear_down(session: _Session) -> None:
+    """On a helper thread: wait for the worker's current call, then close the connection."""
+    try:
+        session.executor.shutdown(wait=True)
+        conn = session.conn
+        if conn is not None:
+            for event_id in session.event_ids:
+                with contextlib.suppress(Exception):
+                    conn.domainEventDeregisterAny(event_id)
+            if session.close_callback:
+                with contextlib.suppress(Exception):
+                    conn.unregisterCloseCallback()
+            with contextlib.suppress(Exception):
+                conn.close()
+    finally:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            session.torn_down.set_result(None)

@@ -1,0 +1,62 @@
+"""The real `ovmtui --demo` binary in a real terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.tmux import TmuxSession
+
+pytestmark = pytest.mark.e2e
+
+BINARY = Path(sys.executable).with_name("ovmtui")
+
+
+def vm_row(screen: str, name: str) -> str:
+    for line in screen.splitlines():
+        if f" {name} " in line:
+            return line
+    return ""
+
+
+def test_demo_filter_act_quit() -> None:
+    assert BINARY.exists(), f"{BINARY} missing: run make install"
+    session = TmuxSession([str(BINARY), "--demo", "--interval", "1"],
+                          env={"TERM": "xterm-256color", "COLORTERM": "truecolor"})
+    try:
+        screen = session.wait_text("web01")
+        assert "ovmtui" in screen
+        assert "ovs01" in screen and "dev01" in screen  # the tree
+        session.wait_text("hosts 5 up")
+        # Filter to the web tier.
+        session.send("/")
+        session.type("web0")
+        screen = session.wait_for(
+            lambda s: "web01" in s and "db01" not in s and "kafka01" not in s,
+            what="the filter to leave only web VMs",
+        )
+        session.send("Enter")
+        # The cursor is on the first row (web01, running): pause it.
+        assert "running" in vm_row(screen, "web01")
+        session.send("p")
+        session.wait_for(lambda s: "paused" in vm_row(s, "web01"), what="web01 paused")
+        # Force off asks first; answer yes.
+        session.send("K")
+        session.wait_text("Force off web01")
+        session.send("y")
+        session.wait_for(lambda s: "shutoff" in vm_row(s, "web01"), what="web01 shut off")
+        session.send("q")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            dead, status = session.pane_dead()
+            if dead:
+                assert status == 0
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("ovmtui did not exit on q")
+    finally:
+        session.kill()

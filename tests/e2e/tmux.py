@@ -1,0 +1,69 @@
+"""Drive a real program in a real terminal: tmux on a private socket."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class TmuxSession:
+    def __init__(self, command: Sequence[str], *, width: int = 120, height: int = 32,
+                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+        if shutil.which("tmux") is None:
+            raise RuntimeError("tmux is not installed (make install installs it)")
+        self.socket = f"ovmtui-test-{uuid.uuid4().hex[:8]}"
+        self.name = "e2e"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+        shell_command = f"{exports} exec {shlex.join(command)}".strip()
+        self._tmux(
+            "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
+            *(["-c", str(cwd)] if cwd else []), shell_command,
+        )
+        # Keep the pane after the program exits so its last screen and status can be read.
+        self._tmux("set-option", "-t", self.name, "remain-on-exit", "on")
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True,
+            timeout=10,
+        ).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", self.name)
+
+    def send(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", self.name, *keys)
+
+    def type(self, text: str) -> None:
+        self._tmux("send-keys", "-t", self.name, "-l", text)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 20.0,
+                 what: str = "condition") -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; screen was:\n{screen}")
+
+    def wait_text(self, text: str, timeout: float = 20.0) -> str:
+        return self.wait_for(lambda s: text in s, timeout, repr(text))
+
+    def pane_dead(self) -> tuple[bool, int | None]:
+        out = self._tmux(
+            "display-message", "-p", "-t", self.name, "#{pane_dead} #{pane_dead_status}"
+        ).split()
+        dead = out[0] == "1"
+        status = int(out[1]) if dead and len(out) > 1 and out[1] else None
+        return dead, status
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
+                       timeout=10, check=False)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ovmtui.cli import main
+
+VALID_STATES = {
+    "running", "blocked", "paused", "shutting-down", "shutoff", "crashed", "dying",
+    "suspended", "unknown",
+}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ovmtui", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_bad_config_exits_2_before_any_screen(tmp_path: Path) -> None:
+    bad = tmp_path / "estate.toml"
+    bad.write_text("[[pools]]\nname = 'a'\n[[pools.hosts]]\nname = 'h1'\n")
+    proc = run_cli("--config", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}:4: pool 'a': host 'h1': no connection" in proc.stderr
+    assert proc.stdout == ""  # nothing drawn
+
+
+def test_missing_default_config_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert main(["inventory"]) == 2
+
+
+def test_inventory_demo_json_shape() -> None:
+    proc = run_cli("inventory", "--demo", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) == {"hosts", "vms"}
+    assert len(data["hosts"]) >= 5
+    assert len(data["vms"]) >= 60
+    for host in data["hosts"]:
+        assert set(host) == {
+            "pool", "name", "reachable", "error", "hypervisor", "memory_mib",
+            "free_memory_mib", "cpus",
+        }
+        assert host["reachable"] is True and host["error"] is None
+    for vm in data["vms"]:
+        assert set(vm) == {"pool", "host", "name", "uuid", "state", "vcpus", "memory_mib"}
+        assert vm["state"] in VALID_STATES
+    assert {vm["state"] for vm in data["vms"]} >= {
+        "running", "blocked", "paused", "shutting-down", "shutoff", "crashed", "suspended"
+    }
+    assert len({vm["uuid"] for vm in data["vms"]}) == len(data["vms"])
+
+
+def test_inventory_with_unreachable_host_prints_rest_and_exits_1(tmp_path: Path) -> None:
+    from ovmtui.demo import DEMO_HOSTS
+
+    estate = tmp_path / "estate.toml"
+    estate.write_text(
+        "[[pools]]\nname = 'p'\n"
+        f"[[pools.hosts]]\nname = 'good'\nlibvirt = '{DEMO_HOSTS[0].uri}'\n"
+        # Nothing listens on port 1: refused at once, on loopback only.
+        "[[pools.hosts]]\nname = 'dead'\nlibvirt = 'qemu+tcp://127.0.0.1:1/system'\n"
+    )
+    proc = run_cli("inventory", "--config", str(estate), "--json")
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    by_name = {h["name"]: h for h in data["hosts"]}
+    assert by_name["good"]["reachable"] is True
+    assert by_name["dead"]["reachable"] is False
+    assert by_name["dead"]["error"]
+    assert by_name["dead"]["hypervisor"] is None and by_name["dead"]["memory_mib"] is None
+    assert {vm["host"] for vm in data["vms"]} == {"good"}
+    assert data["vms"]
+
+
+def test_inventory_text_mode() -> None:
+    proc = run_cli("inventory", "--demo")
+    assert proc.returncode == 0, proc.stderr
+    assert "prod/ovs01  up" in proc.stdout
+    assert "web01" in proc.stdout
