@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import libvirt
 
+from ovmtui.backend._worker import DaemonWorker
 from ovmtui.backend.base import EventCallback
 from ovmtui.errors import (
     ActionFailed,
@@ -374,7 +375,7 @@ def _ensure_libvirt_runtime() -> None:
 class _Session:
     """One libvirt connection, its worker thread and what is cached for its lifetime."""
 
-    executor: concurrent.futures.ThreadPoolExecutor
+    executor: DaemonWorker
     loop: asyncio.AbstractEventLoop
     conn: Any = None  # set by the worker once open
     facts: HostFacts = field(default_factory=HostFacts)
@@ -468,9 +469,7 @@ class LibvirtBackend:
             self._session = None
             _ensure_libvirt_runtime()
             session = _Session(
-                executor=concurrent.futures.ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix=f"libvirt-{self._host}"
-                ),
+                executor=DaemonWorker(f"libvirt-{self._host}"),
                 loop=asyncio.get_running_loop(),
             )
             try:
