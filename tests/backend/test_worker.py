@@ -29,7 +29,14 @@ def test_exceptions_reach_the_caller() -> None:
 def test_shutdown_cancels_queued_calls() -> None:
     worker = DaemonWorker("t")
     gate = threading.Event()
-    running = worker.submit(gate.wait, 5)
+    started = threading.Event()
+
+    def hold() -> bool:
+        started.set()
+        return gate.wait(5)
+
+    running = worker.submit(hold)
+    assert started.wait(5)
     queued = worker.submit(lambda: "late")
     worker.shutdown(wait=False, cancel_futures=True)
     gate.set()
