@@ -102,8 +102,10 @@ class OvmApp(App[int]):
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def get_default_screen(self) -> DashboardScreen:
+        return DashboardScreen(self)
+
     def on_mount(self) -> None:
-        self.push_screen(DashboardScreen(self))
         self.run_worker(self.poller.run(), group="poller", name="poller", exclusive=True)
 
     async def on_unmount(self) -> None:

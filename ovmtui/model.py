@@ -103,8 +103,9 @@ _ACTION_TITLES = {
 }
 
 _ACTION_STATES: dict[VmAction, frozenset[VmState]] = {
-    # A crashed or suspended domain is still active for libvirt: it must be forced off first.
-    VmAction.START: frozenset({VmState.SHUTOFF}),
+    # Starting a suspended (to RAM) VM wakes it up. A crashed domain is still active for
+    # libvirt: it must be forced off before it can start.
+    VmAction.START: frozenset({VmState.SHUTOFF, VmState.SUSPENDED}),
     VmAction.SHUTDOWN: frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.PAUSED}),
     VmAction.REBOOT: frozenset({VmState.RUNNING, VmState.BLOCKED}),
     VmAction.PAUSE: frozenset({VmState.RUNNING, VmState.BLOCKED}),

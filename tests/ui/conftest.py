@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from ovmtui.app import OvmApp
+from ovmtui.config import EstateConfig, HostConfig, PoolConfig
+from ovmtui.demo import demo_estate
+from ovmtui.model import VmState
+from ovmtui.screens.dashboard import DashboardScreen
+from ovmtui.widgets.vm_table import VmTable
+
+FIXED_NOW = 2_000_000_000.0  # later than any data, so every age is "0s"
+SIZE = (140, 40)
+
+
+def fixed_clock() -> float:
+    return FIXED_NOW
+
+
+def make_app(estate: EstateConfig | None = None, **kw: object) -> OvmApp:
+    return OvmApp(estate or demo_estate(), clock=fixed_clock, **kw)  # type: ignore[arg-type]
+
+
+async def wait_until(
+    pilot: Pilot[object], predicate: Callable[[], bool], timeout: float = 10.0, what: str = ""
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await pilot.pause(0.02)
+
+
+def dashboard(app: OvmApp) -> DashboardScreen:
+    screen = app.screen_stack[0]
+    assert isinstance(screen, DashboardScreen), screen
+    return screen
+
+
+def table(app: OvmApp) -> VmTable:
+    # The dashboard is the bottom screen; a dialog may be on top of it.
+    return app.screen_stack[0].query_one(VmTable)
+
+
+async def loaded(pilot: Pilot[object], app: OvmApp, hosts: int | None = None) -> None:
+    expected = hosts if hosts is not None else len(app.estate.hosts)
+    await wait_until(
+        pilot,
+        lambda: sum(1 for h in app.snapshot.hosts if h.reachable is not None) >= expected
+        and table(app).row_count > 0,
+        what="the first poll",
+    )
+    await pilot.pause()
+
+
+def state_of(app: OvmApp, name: str) -> VmState:
+    for placed in app.snapshot.placed_vms():
+        if placed.vm.name == name:
+            return placed.vm.state
+    raise KeyError(name)
+
+
+def estate_with_dead_host() -> EstateConfig:
+    demo = demo_estate()
+    first = demo.pools[0].hosts[0]
+    return EstateConfig(
+        pools=(
+            PoolConfig(
+                "prod",
+                (
+                    first,
+                    # Nothing listens on port 1: refused at once, on loopback only.
+                    HostConfig("prod", "dead01", libvirt="qemu+tcp://127.0.0.1:1/system"),
+                ),
+            ),
+        ),
+        source="test",
+    )
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return Path(__file__).parent.parent / "data"
