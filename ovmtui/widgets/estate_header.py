@@ -25,7 +25,7 @@ _STATE_STYLES = {
 class EstateHeader(Static):
     DEFAULT_CSS = """
     EstateHeader {
-        height: 1;
+        height: 2;
         background: $panel;
         padding: 0 1;
     }
@@ -57,37 +57,35 @@ class EstateHeader(Static):
         self.update(self.render_line_content())
 
     def render_line_content(self) -> Content:
-        parts: list[Content] = [Content.from_markup("[b]ovmtui[/b]")]
+        """Two lines: the estate at a glance, then the VMs by state."""
+        first: list[Content] = [Content.from_markup("[b]ovmtui[/b]")]
         if self._read_only:
-            parts.append(Content.from_markup("[reverse $warning b] READ-ONLY [/]"))
+            first.append(Content.from_markup("[reverse $warning b] READ-ONLY [/]"))
         totals, snapshot = self._totals, self._snapshot
-        if totals is not None and snapshot is not None:
-            hosts = f"hosts [$success]{totals.hosts_up} up[/]"
-            if totals.hosts_down:
-                hosts += f" [$error b]{totals.hosts_down} down[/]"
-            if totals.hosts_unknown:
-                hosts += f" [$warning]{totals.hosts_unknown} waiting[/]"
-            parts.append(Content.from_markup(hosts))
-            states = []
-            for state, n in totals.vms_by_state:
-                style = _STATE_STYLES.get(state)
-                text = f"{n} {state.value}"
-                states.append(f"[{style}]{text}[/]" if style else text)
-            parts.append(
-                Content.from_markup(f"VMs {totals.vm_count}: " + ", ".join(states))
-                if states
-                else Content("VMs 0")
+        if totals is None or snapshot is None:
+            first.append(Content.from_markup("[$text-muted]waiting for the first poll…[/]"))
+            return Content(" │ ").join(first)
+        hosts = f"hosts [$success]{totals.hosts_up} up[/]"
+        if totals.hosts_down:
+            hosts += f" [$error b]{totals.hosts_down} down[/]"
+        if totals.hosts_unknown:
+            hosts += f" [$warning]{totals.hosts_unknown} waiting[/]"
+        first.append(Content.from_markup(hosts))
+        first.append(Content(f"{totals.vm_count} VMs"))
+        first.append(
+            Content(
+                f"memory {fmt.mib(totals.memory_committed_mib)} committed"
+                f" / {fmt.mib(totals.memory_physical_mib)}"
             )
-            parts.append(
-                Content(
-                    f"memory {fmt.mib(totals.memory_committed_mib)} committed"
-                    f" / {fmt.mib(totals.memory_physical_mib)}"
-                )
-            )
-            parts.append(self._freshness(snapshot))
-        else:
-            parts.append(Content.from_markup("[$text-muted]waiting for the first poll…[/]"))
-        return Content(" │ ").join(parts)
+        )
+        first.append(self._freshness(snapshot))
+        states = []
+        for state, n in totals.vms_by_state:
+            style = _STATE_STYLES.get(state)
+            text = f"{n} {state.value}"
+            states.append(f"[{style}]{text}[/]" if style else text)
+        second = Content.from_markup(" · ".join(states)) if states else Content("no VMs")
+        return Content("\n").join([Content(" │ ").join(first), second])
 
     def _freshness(self, snapshot: EstateSnapshot) -> Content:
         now = self._clock()
