@@ -27,27 +27,28 @@ def test_demo_filter_act_quit() -> None:
     session = TmuxSession([str(BINARY), "--demo", "--interval", "1"],
                           env={"TERM": "xterm-256color", "COLORTERM": "truecolor"})
     try:
-        screen = session.wait_text("web01")
+        screen = session.wait_text("app-batch01")
         assert "ovmtui" in screen
         assert "ovs01" in screen and "dev01" in screen  # the tree
         session.wait_text("hosts 5 up")
-        # Filter to the web tier.
+        # Filter to the Kafka brokers.
         session.send("/")
-        session.type("web0")
+        session.type("kafka")
         screen = session.wait_for(
-            lambda s: "web01" in s and "db01" not in s and "kafka01" not in s,
-            what="the filter to leave only web VMs",
+            lambda s: "kafka01" in s and "app-batch01" not in s and "web01" not in s,
+            what="the filter to leave only the kafka VMs",
         )
         session.send("Enter")
-        # The cursor is on the first row (web01, running): pause it.
-        assert "running" in vm_row(screen, "web01")
+        # The cursor is on the first row (kafka01, running): pause it.
+        assert "running" in vm_row(screen, "kafka01")
         session.send("p")
-        session.wait_for(lambda s: "paused" in vm_row(s, "web01"), what="web01 paused")
+        session.wait_for(lambda s: "paused" in vm_row(s, "kafka01"), what="kafka01 paused")
         # Force off asks first; answer yes.
         session.send("K")
-        session.wait_text("Force off web01")
+        session.wait_text("Force off kafka01")
         session.send("y")
-        session.wait_for(lambda s: "shutoff" in vm_row(s, "web01"), what="web01 shut off")
+        session.wait_for(lambda s: "shutoff" in vm_row(s, "kafka01"), what="kafka01 shut off")
+        assert "running" in vm_row(session.screen(), "kafka02")  # only the one VM
         session.send("q")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

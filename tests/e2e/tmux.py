@@ -19,7 +19,8 @@ class TmuxSession:
         self.socket = f"ovmtui-test-{uuid.uuid4().hex[:8]}"
         self.name = "e2e"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-        shell_command = f"{exports} exec {shlex.join(command)}".strip()
+        # COLUMNS/LINES inherited from a test runner would override the real terminal size.
+        shell_command = f"exec env -u COLUMNS -u LINES {exports} {shlex.join(command)}"
         self._tmux(
             "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
             *(["-c", str(cwd)] if cwd else []), shell_command,
