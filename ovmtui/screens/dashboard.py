@@ -41,8 +41,15 @@ class DashboardScreen(Screen[None]):
             Binding(key, f"vm('{action.value}')", action.label, id=f"vm-{action.value}")
             for action, key in _ACTION_KEYS.items()
         ),
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="filter-clear"),
+        # Priority: handled as the key arrives, so the letters typed right after the slash
+        # already go to the filter box rather than to the widget that had focus.
+        Binding("slash", "filter", "Filter", id="filter", priority=True),
+        # Enter and escape in the filter box are priority bindings for the same reason, but
+        # only while the box has focus (check_action), so enter elsewhere keeps its meaning.
+        Binding("enter", "keep_filter", "Keep filter", show=False, id="filter-keep", priority=True),
+        Binding(
+            "escape", "clear_filter", "Clear filter", show=False, id="filter-clear", priority=True
+        ),
         Binding("o", "sort_next", "Sort", id="sort-next"),
         Binding("O", "sort_reverse", "Reverse sort", show=False, id="sort-reverse"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
@@ -117,10 +124,6 @@ class DashboardScreen(Screen[None]):
         if event.input.id == "filter":
             self.table.set_filter(event.value)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            self.table.focus()
-
     # -- actions --------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -130,6 +133,11 @@ class DashboardScreen(Screen[None]):
             vm_action = VmAction(str(parameters[0]))
             targets, _ = self.targets(vm_action)
             return True if targets else None
+        if action == "keep_filter":
+            return self.focused is self.query_one("#filter", Input)
+        if action == "clear_filter":
+            box = self.query_one("#filter", Input)
+            return self.focused is box or bool(box.value)
         return True
 
     def targets(self, action: VmAction) -> tuple[list[PlacedVm], int]:
@@ -200,15 +208,18 @@ class DashboardScreen(Screen[None]):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
-        box.add_class("-active")
-        box.focus()
+        box.display = True
+        self.set_focus(box)
+
+    def action_keep_filter(self) -> None:
+        self.set_focus(self.table)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
-        box.remove_class("-active")
+        box.display = False
         self.table.set_filter("")
-        self.table.focus()
+        self.set_focus(self.table)
 
     def action_sort_next(self) -> None:
         current = self.table.sort_column
