@@ -391,6 +391,9 @@ class _Session:
     # NOWAIT: a guest whose QEMU monitor is busy (migrating, hung) must not stall the
     # whole host's poll; it then reports fewer stats instead. Only the worker touches it.
     stats_flags: int = _STATS_NOWAIT
+    # The Vm built for each UUID last time and what it was built from: an unchanged VM is
+    # the same object, which saves building it and lets the poller compare by identity.
+    built: dict[str, tuple[object, Vm]] = field(default_factory=dict)
     retired: bool = False
     torn_down: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
 
@@ -649,7 +652,10 @@ class LibvirtBackend:
 
     async def poll(self) -> HostPoll:
         session = await self._ensure_session()
-        known = frozenset(session.cache) if session.events else frozenset()
+        # The cache as it is now: an event during the poll drops entries from session.cache,
+        # and a VM must not then be built from nothing (no vCPUs, no memory, no disks).
+        cache = dict(session.cache) if session.events else {}
+        known = frozenset(cache)
         seq_before = session.event_seq
         try:
             raw = await self._call(session, lambda: self._poll_in_worker(session, known))
@@ -670,9 +676,18 @@ class LibvirtBackend:
             if uuid not in present:
                 del session.invalidated_at[uuid]
         vms = []
+        built: dict[str, tuple[object, Vm]] = {}
         for row in raw.rows:
-            static = raw.fetched.get(row.uuid) or session.cache.get(row.uuid) or DomainStatic()
-            vms.append(vm_from_stats(row.uuid, row.name, row.domain_id, static, row.stats))
+            static = raw.fetched.get(row.uuid) or cache.get(row.uuid) or DomainStatic()
+            key = (row.name, row.domain_id, static, tuple(row.stats.items()))
+            previous = session.built.get(row.uuid)
+            if previous is not None and previous[0] == key:
+                vm = previous[1]
+            else:
+                vm = vm_from_stats(row.uuid, row.name, row.domain_id, static, row.stats)
+            built[row.uuid] = (key, vm)
+            vms.append(vm)
+        session.built = built
         vms.sort(key=lambda vm: (vm.name, vm.uuid))
         free = raw.free_memory_bytes
         facts = dataclasses.replace(

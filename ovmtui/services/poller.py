@@ -217,7 +217,8 @@ class EstatePoller:
         self._status[key] = status
         old_by_uuid = {vm.uuid: vm for vm in old.vms}
         for vm in vms:
-            if old_by_uuid.pop(vm.uuid, None) != vm or self._where.get(vm.uuid) != key:
+            old_vm = old_by_uuid.pop(vm.uuid, None)
+            if (old_vm is not vm and old_vm != vm) or self._where.get(vm.uuid) != key:
                 self._pending_changed.add(vm.uuid)
             self._where[vm.uuid] = key
         for uuid in old_by_uuid:

@@ -585,3 +585,43 @@ def test_stats_override_the_definition() -> None:
 )
 def test_state_mapping(raw: int, state: VmState) -> None:
     assert vm_from_stats("u", "n", 1, DomainStatic(), {"state.state": raw}).state is state
+
+
+async def test_event_during_a_poll_does_not_blank_the_vms(make_backend: MakeBackend) -> None:
+    """An event that drops a cached definition while a poll runs must not leave that poll
+    building VMs from nothing (no vCPUs, no memory, no disks)."""
+    backend = make_backend(NODE_URI)
+    first = await backend.poll()
+    original = backend._poll_in_worker
+
+    def racing(session: Any, known: frozenset[str]) -> Any:
+        raw = original(session, known)
+        fired = threading.Event()
+
+        def events() -> None:
+            for vm in first.vms:
+                backend._on_domain_event(session, vm.uuid)
+            fired.set()
+
+        session.loop.call_soon_threadsafe(events)
+        assert fired.wait(5)
+        return raw
+
+    backend._poll_in_worker = racing  # type: ignore[method-assign]
+    second = await backend.poll()
+    assert [(vm.vcpus, vm.memory_mib, vm.disks) for vm in second.vms] == [
+        (vm.vcpus, vm.memory_mib, vm.disks) for vm in first.vms
+    ]
+    assert all(vm.vcpus for vm in second.vms)
+
+
+async def test_unchanged_vms_are_the_same_objects(make_backend: MakeBackend) -> None:
+    backend = make_backend(NODE_URI)
+    first = await backend.poll()
+    second = await backend.poll()
+    assert all(a is b for a, b in zip(first.vms, second.vms, strict=True))
+    web = next(vm for vm in second.vms if vm.name == "web01")
+    await backend.act(web, VmAction.PAUSE)
+    third = await backend.poll()
+    changed = [vm.name for vm, old in zip(third.vms, second.vms, strict=True) if vm is not old]
+    assert changed == ["web01"]
