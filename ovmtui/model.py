@@ -258,12 +258,15 @@ class EstateSnapshot:
     taken_at: float = 0.0
     delta: EstateDelta | None = None
     pools: tuple[str, ...] = field(default=())
+    _index: dict[HostKey, HostStatus] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._index.update((host.key, host) for host in self.hosts)
 
     def host(self, key: HostKey) -> HostStatus | None:
-        for host in self.hosts:
-            if host.pool == key.pool and host.name == key.name:
-                return host
-        return None
+        return self._index.get(key)
 
     def placed_vms(self) -> Iterator[PlacedVm]:
         for host in self.hosts:
@@ -296,6 +299,40 @@ class EstateTotals:
 
     @classmethod
     def of(cls, snapshot: EstateSnapshot) -> EstateTotals:
+        return TotalsTally().totals(snapshot)
+
+
+@dataclass(frozen=True, slots=True)
+class _HostTally:
+    states: tuple[tuple[VmState, int], ...]
+    committed_mib: int
+
+
+class TotalsTally:
+    """Estate totals kept up to date in O(hosts + changed hosts' VMs) per snapshot.
+
+    Each host's counts are cached against its ``vms`` tuple: the poller hands unchanged
+    hosts the same tuple, so only the hosts that changed are counted again.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[HostKey, tuple[tuple[Vm, ...], _HostTally]] = {}
+
+    def _host(self, host: HostStatus) -> _HostTally:
+        cached = self._cache.get(host.key)
+        if cached is not None and cached[0] is host.vms:
+            return cached[1]
+        counts: dict[VmState, int] = {}
+        committed = 0
+        for vm in host.vms:
+            counts[vm.state] = counts.get(vm.state, 0) + 1
+            if vm.state.is_active and vm.memory_mib is not None:
+                committed += vm.memory_mib
+        tally = _HostTally(tuple(counts.items()), committed)
+        self._cache[host.key] = (host.vms, tally)
+        return tally
+
+    def totals(self, snapshot: EstateSnapshot) -> EstateTotals:
         up = down = unknown = 0
         counts: dict[VmState, int] = {}
         committed = physical = 0
@@ -308,9 +345,9 @@ class EstateTotals:
                 unknown += 1
             if host.facts is not None and host.facts.memory_mib is not None:
                 physical += host.facts.memory_mib
-            for vm in host.vms:
-                counts[vm.state] = counts.get(vm.state, 0) + 1
-                if vm.state.is_active and vm.memory_mib is not None:
-                    committed += vm.memory_mib
+            tally = self._host(host)
+            committed += tally.committed_mib
+            for state, n in tally.states:
+                counts[state] = counts.get(state, 0) + n
         ordered = tuple((state, counts[state]) for state in VmState if state in counts)
-        return cls(up, down, unknown, ordered, committed, physical)
+        return EstateTotals(up, down, unknown, ordered, committed, physical)

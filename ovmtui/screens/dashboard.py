@@ -62,6 +62,7 @@ class DashboardScreen(Screen[None]):
         super().__init__()
         self.context = context
         self._scope = Scope()
+        self._bindings_signature: tuple[bool | None, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield EstateHeader(read_only=self.context.read_only, clock=self.context.clock)
@@ -95,7 +96,7 @@ class DashboardScreen(Screen[None]):
         self.estate_tree.show_estate(snapshot)
         self.table.apply_snapshot(snapshot)
         self._update_host_panel()
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     def _update_host_panel(self) -> None:
         key = self._scope.host_key
@@ -111,18 +112,26 @@ class DashboardScreen(Screen[None]):
         self._scope = event.scope
         self.table.set_scope(event.scope.pool, event.scope.host)
         self._update_host_panel()
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     def on_vm_table_vm_highlighted(self, event: VmTable.VmHighlighted) -> None:
         self._update_host_panel()
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     def on_vm_table_marks_changed(self, event: VmTable.MarksChanged) -> None:
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self.table.set_filter(event.value)
+
+    def _refresh_bindings_if_changed(self) -> None:
+        # Refreshing bindings rebuilds the footer and lays the screen out again, which costs
+        # more than the rest of a refresh together: do it only when a key's state changed.
+        signature = tuple(self.check_action("vm", (action.value,)) for action in VmAction)
+        if signature != self._bindings_signature:
+            self._bindings_signature = signature
+            self.refresh_bindings()
 
     # -- actions --------------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ SnapshotCallback = Callable[[EstateSnapshot], None]
 
 MAX_BACKOFF_S = 60.0
 EVENT_DEBOUNCE_S = 0.05
+MIN_PUBLISH_GAP_S = 0.25
+FIRST_ROUND_WAIT_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,6 +75,12 @@ class EstatePoller:
         self._pending_removed: set[str] = set()
         self._pending_hosts: set[HostKey] = set()
         self._publish_task: asyncio.Task[None] | None = None
+        self._last_publish = float("-inf")
+        # Hosts whose first answer the first snapshot waits for (at most FIRST_ROUND_WAIT_S),
+        # so the operator's first view is the whole estate, not whichever host was fastest.
+        self._awaiting: set[HostKey] = set()
+        self._round_done = asyncio.Event()
+        self._hold_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._generation = 0
         self._snapshot = EstateSnapshot(hosts=(), generation=0)
@@ -90,6 +98,8 @@ class EstatePoller:
 
     async def run(self) -> None:
         """Poll every host forever (until cancelled)."""
+        self._awaiting = set(self._order)
+        self._hold_until = asyncio.get_running_loop().time() + FIRST_ROUND_WAIT_S
         for index, key in enumerate(self._order):
             self._wake[key] = asyncio.Event()
             self._hosts[key].backend.set_event_callback(self._event_callback(key))
@@ -199,9 +209,18 @@ class EstatePoller:
                 self._where.setdefault(vm.uuid, key)
         self._snapshot = self._build(delta=None)
 
+    def _answered(self, key: HostKey) -> None:
+        if key in self._awaiting:
+            self._awaiting.discard(key)
+            if not self._awaiting:
+                self._round_done.set()
+
     def _record_success(self, key: HostKey, result: HostPoll) -> None:
+        self._answered(key)
         old = self._status[key]
         vms = _derive(old.vms, old.taken_at, result.vms, result.taken_at)
+        if len(vms) == len(old.vms) and all(a is b for a, b in zip(vms, old.vms, strict=True)):
+            vms = old.vms  # nothing changed: the same tuple lets every consumer skip this host
         status = dataclasses.replace(
             old,
             facts=result.facts,
@@ -230,6 +249,7 @@ class EstatePoller:
         self._schedule_publish()
 
     def _record_failure(self, key: HostKey, message: str) -> None:
+        self._answered(key)
         self._failures[key] = self._failures.get(key, 0) + 1
         old = self._status[key]
         # Keep the last good data: an operator needs to see what ran there, and since when.
@@ -250,8 +270,18 @@ class EstatePoller:
         self._publish_task = loop.create_task(self._publish_later())
 
     async def _publish_later(self) -> None:
+        # Results that arrive close together make one snapshot; and snapshots come at most
+        # every MIN_PUBLISH_GAP_S, so a hundred hosts answering at their own phase cost the
+        # UI a few updates a second, not a hundred.
+        loop = asyncio.get_running_loop()
+        wait = max(self._publish_delay_s, self._last_publish + MIN_PUBLISH_GAP_S - loop.time())
         try:
-            await asyncio.sleep(self._publish_delay_s)
+            if self._awaiting:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._round_done.wait(), max(0.0, self._hold_until - loop.time())
+                    )
+            await asyncio.sleep(wait)
         finally:
             self._publish_task = None
         self._publish()
@@ -285,6 +315,8 @@ class EstatePoller:
         self._pending_removed.clear()
         self._pending_hosts.clear()
         self._snapshot = self._build(delta)
+        with contextlib.suppress(RuntimeError):  # no loop: a synchronous caller
+            self._last_publish = asyncio.get_running_loop().time()
         if self._on_snapshot is not None:
             self._on_snapshot(self._snapshot)
 

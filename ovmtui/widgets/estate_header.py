@@ -9,7 +9,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from ovmtui import format as fmt
-from ovmtui.model import EstateSnapshot, EstateTotals, VmState
+from ovmtui.model import EstateSnapshot, EstateTotals, TotalsTally, VmState
 
 _STATE_STYLES = {
     VmState.RUNNING: "$success",
@@ -43,6 +43,8 @@ class EstateHeader(Static):
         self._clock = clock
         self._snapshot: EstateSnapshot | None = None
         self._totals: EstateTotals | None = None
+        self._tally = TotalsTally()
+        self._shown: Content | None = None
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._redraw)
@@ -50,11 +52,16 @@ class EstateHeader(Static):
 
     def show_estate(self, snapshot: EstateSnapshot) -> None:
         self._snapshot = snapshot
-        self._totals = snapshot.totals()
+        self._totals = self._tally.totals(snapshot)
         self._redraw()
 
     def _redraw(self) -> None:
-        self.update(self.render_line_content())
+        content = self.render_line_content()
+        if content != self._shown:
+            self._shown = content
+            # Fixed height: no layout pass needed (a full layout of the screen costs more
+            # than everything else a refresh does).
+            self.update(content, layout=False)
 
     def render_line_content(self) -> Content:
         """Two lines: the estate at a glance, then the VMs by state."""

@@ -49,10 +49,14 @@ class EstateTree(Tree[Scope]):
         self.show_root = True
         self._pools: dict[str, TreeNode[Scope]] = {}
         self._hosts: dict[HostKey, TreeNode[Scope]] = {}
-        self._labels: dict[HostKey, Text] = {}
+        self._signatures: dict[HostKey, tuple[bool | None, bool, int]] = {}
+        self._pool_counts: dict[str, tuple[int, int, int]] = {}
 
     def show_estate(self, snapshot: EstateSnapshot) -> None:
+        """Update labels in place; only the nodes whose text changed are touched."""
+        theme = self.app.theme_variables
         pool_counts: dict[str, tuple[int, int, int]] = {}
+        added = False
         for host in snapshot.hosts:
             up, total, vms = pool_counts.get(host.pool, (0, 0, 0))
             pool_counts[host.pool] = (up + (host.reachable is True), total + 1, vms + len(host.vms))
@@ -60,19 +64,27 @@ class EstateTree(Tree[Scope]):
             if pool_node is None:
                 pool_node = self.root.add(host.pool, data=Scope(host.pool), expand=True)
                 self._pools[host.pool] = pool_node
-            label = _host_label(host, self.app.theme_variables)
+                added = True
+            signature = (host.reachable, host.stale, len(host.vms))
             node = self._hosts.get(host.key)
             if node is None:
-                node = pool_node.add_leaf(label, data=Scope(host.pool, host.name))
+                node = pool_node.add_leaf(
+                    _host_label(host, theme), data=Scope(host.pool, host.name)
+                )
                 self._hosts[host.key] = node
-                self._labels[host.key] = label
-            elif self._labels.get(host.key) != label:
-                node.set_label(label)
-                self._labels[host.key] = label
-        for pool, (up, total, vms) in pool_counts.items():
-            text = Text.assemble((pool, "bold"), (f"  {up}/{total} up · {vms} VMs", "dim"))
-            self._pools[pool].set_label(text)
-        self.root.expand()
+                added = True
+            elif self._signatures.get(host.key) != signature:
+                node.set_label(_host_label(host, theme))
+            self._signatures[host.key] = signature
+        for pool, counts in pool_counts.items():
+            if self._pool_counts.get(pool) != counts:
+                self._pool_counts[pool] = counts
+                up, total, vms = counts
+                self._pools[pool].set_label(
+                    Text.assemble((pool, "bold"), (f"  {up}/{total} up · {vms} VMs", "dim"))
+                )
+        if added:
+            self.root.expand()
 
     def select_host(self, key: HostKey) -> bool:
         node = self._hosts.get(key)

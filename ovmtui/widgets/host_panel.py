@@ -17,7 +17,7 @@ class HostPanel(Static):
 
     DEFAULT_CSS = """
     HostPanel {
-        height: auto;
+        height: 15;
         padding: 0 1;
     }
     HostPanel.-unreachable {
@@ -32,6 +32,7 @@ class HostPanel(Static):
         super().__init__("", id=id)
         self._clock = clock
         self._host: HostStatus | None = None
+        self._shown: Content | None = None
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._redraw)
@@ -50,7 +51,10 @@ class HostPanel(Static):
         host = self._host
         self.set_class(host is not None and host.reachable is False, "-unreachable")
         self.set_class(host is not None and host.stale and host.reachable is not False, "-stale")
-        self.update(render_host(host, self._clock()))
+        content = render_host(host, self._clock())
+        if content != self._shown:
+            self._shown = content
+            self.update(content, layout=False)  # fixed height: no layout pass needed
 
 
 def render_host(host: HostStatus | None, now: float) -> Content:

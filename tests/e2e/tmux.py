@@ -61,9 +61,9 @@ class TmuxSession:
         out = self._tmux(
             "display-message", "-p", "-t", self.name, "#{pane_dead} #{pane_dead_status}"
         ).split()
-        dead = out[0] == "1"
-        status = int(out[1]) if dead and len(out) > 1 and out[1] else None
-        return dead, status
+        if out[:1] != ["1"] or len(out) < 2:
+            return False, None  # alive, or dead but tmux has not recorded the status yet
+        return True, int(out[1])
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,

@@ -37,8 +37,10 @@ def test_force_off_confirmation(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app: Any = pilot.app
         await loaded(pilot, app)
-        await pilot.press("slash", *"db01", "enter", "K")
+        await pilot.press("slash", *"db01", "enter", "home", "K")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        # The dialog focuses Cancel once mounted: wait for it, or the picture races it.
+        await wait_until(pilot, lambda: app.focused is not None and app.focused.id == "cancel")
         assert table(app).cursor_vm.vm.name == "db01"
         await pilot.pause(0.1)
 
