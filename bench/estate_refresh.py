@@ -196,13 +196,8 @@ async def first_load_datatable(snapshot: EstateSnapshot) -> tuple[float, float]:
     from textual.app import App, ComposeResult
     from textual.widgets import DataTable
 
-    from ovmtui.widgets._vm_rows import (
-        format_count,
-        format_memory,
-        format_percent,
-        format_uptime,
-        uptime_s,
-    )
+    from ovmtui import format as fmt
+    from ovmtui.widgets._vm_rows import uptime_s
 
     class TableApp(App[None]):
         def compose(self) -> ComposeResult:
@@ -218,10 +213,10 @@ async def first_load_datatable(snapshot: EstateSnapshot) -> tuple[float, float]:
                 p.vm.name,
                 p.vm.state.value,
                 p.host,
-                format_count(p.vm.vcpus),
-                format_memory(p.vm.memory_mib),
-                format_percent(p.vm.cpu_percent),
-                format_uptime(uptime_s(p, now)),
+                fmt.count(p.vm.vcpus),
+                fmt.mib(p.vm.memory_mib),
+                fmt.percent(p.vm.cpu_percent),
+                fmt.uptime(uptime_s(p, now)),
             )
             for p in snapshot.placed_vms()
         )

@@ -32,8 +32,24 @@ def duration(seconds: float | None) -> str:
     return f"{days}d {hours:02d}h"
 
 
+def uptime(seconds: float | None) -> str:
+    """Minute resolution: a table ticking every second then redraws a row once a minute."""
+    if seconds is None:
+        return UNKNOWN
+    minutes = int(max(0.0, seconds)) // 60
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m"
+
+
 def percent(value: float | None) -> str:
-    return UNKNOWN if value is None else f"{value:.1f}"
+    if value is None or value != value:  # NaN: a host's arithmetic gone wrong, not a value
+        return UNKNOWN
+    return f"{value:.1f}"
 
 
 def count(value: int | None) -> str:

@@ -290,8 +290,8 @@ class EstateTotals:
     hosts_down: int
     hosts_unknown: int
     vms_by_state: tuple[tuple[VmState, int], ...]
-    memory_committed_mib: int  # memory of active VMs on reachable hosts
-    memory_physical_mib: int  # physical memory of those hosts
+    memory_committed_mib: int  # memory of active VMs (last known where a host is down)
+    memory_physical_mib: int  # physical memory of every host that reported it
 
     @property
     def vm_count(self) -> int:
@@ -302,40 +302,48 @@ class EstateTotals:
         return TotalsTally().totals(snapshot)
 
 
-@dataclass(frozen=True, slots=True)
-class _HostTally:
-    states: tuple[tuple[VmState, int], ...]
-    committed_mib: int
-
-
 class TotalsTally:
-    """Estate totals kept up to date in O(hosts + changed hosts' VMs) per snapshot.
+    """Estate totals kept up to date in O(hosts + changed VMs) per snapshot.
 
-    Each host's counts are cached against its ``vms`` tuple: the poller hands unchanged
-    hosts the same tuple, so only the hosts that changed are counted again.
+    VM counts follow the snapshot's delta when it continues the last snapshot seen, and are
+    counted afresh otherwise; host counts are cheap and counted every time.
     """
 
     def __init__(self) -> None:
-        self._cache: dict[HostKey, tuple[tuple[Vm, ...], _HostTally]] = {}
+        self._vms: dict[str, tuple[VmState, int]] = {}
+        self._counts: dict[VmState, int] = {}
+        self._committed_mib = 0
+        self._generation: int | None = None
 
-    def _host(self, host: HostStatus) -> _HostTally:
-        cached = self._cache.get(host.key)
-        if cached is not None and cached[0] is host.vms:
-            return cached[1]
-        counts: dict[VmState, int] = {}
-        committed = 0
-        for vm in host.vms:
-            counts[vm.state] = counts.get(vm.state, 0) + 1
-            if vm.state.is_active and vm.memory_mib is not None:
-                committed += vm.memory_mib
-        tally = _HostTally(tuple(counts.items()), committed)
-        self._cache[host.key] = (host.vms, tally)
-        return tally
+    def _put(self, vm: Vm) -> None:
+        self._drop(vm.uuid)
+        committed = (vm.memory_mib or 0) if vm.state.is_active else 0
+        self._vms[vm.uuid] = (vm.state, committed)
+        self._counts[vm.state] = self._counts.get(vm.state, 0) + 1
+        self._committed_mib += committed
+
+    def _drop(self, uuid: str) -> None:
+        old = self._vms.pop(uuid, None)
+        if old is not None:
+            self._counts[old[0]] -= 1
+            self._committed_mib -= old[1]
 
     def totals(self, snapshot: EstateSnapshot) -> EstateTotals:
-        up = down = unknown = 0
-        counts: dict[VmState, int] = {}
-        committed = physical = 0
+        delta = snapshot.delta
+        if delta is not None and delta.since == self._generation:
+            for placed in delta.changed:
+                self._put(placed.vm)
+            for uuid in delta.removed:
+                self._drop(uuid)
+        else:
+            self._vms.clear()
+            self._counts.clear()
+            self._committed_mib = 0
+            for host in snapshot.hosts:
+                for vm in host.vms:
+                    self._put(vm)
+        self._generation = snapshot.generation
+        up = down = unknown = physical = 0
         for host in snapshot.hosts:
             if host.reachable is True:
                 up += 1
@@ -345,9 +353,7 @@ class TotalsTally:
                 unknown += 1
             if host.facts is not None and host.facts.memory_mib is not None:
                 physical += host.facts.memory_mib
-            tally = self._host(host)
-            committed += tally.committed_mib
-            for state, n in tally.states:
-                counts[state] = counts.get(state, 0) + n
-        ordered = tuple((state, counts[state]) for state in VmState if state in counts)
-        return EstateTotals(up, down, unknown, ordered, committed, physical)
+        ordered = tuple(
+            (state, self._counts[state]) for state in VmState if self._counts.get(state)
+        )
+        return EstateTotals(up, down, unknown, ordered, self._committed_mib, physical)

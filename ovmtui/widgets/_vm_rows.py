@@ -76,41 +76,6 @@ def haystack(placed: PlacedVm) -> str:
 
 # --- formatters -----------------------------------------------------------------------
 
-MISSING: Final = "—"
-
-
-def format_memory(mib: int | None) -> str:
-    if mib is None:
-        return MISSING
-    if mib < 1024:
-        return f"{mib} MiB"
-    if mib < 1024 * 1024:
-        return f"{mib / 1024:.1f} GiB"
-    return f"{mib / (1024 * 1024):.1f} TiB"
-
-
-def format_percent(percent: float | None) -> str:
-    if percent is None or percent != percent:
-        return MISSING
-    return f"{percent:.1f}"
-
-
-def format_count(count: int | None) -> str:
-    return MISSING if count is None else str(count)
-
-
-def format_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return MISSING
-    minutes = int(max(0.0, seconds)) // 60
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m"
-
 
 # --- a sorted sequence with cheap positional access -----------------------------------
 

@@ -22,16 +22,13 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ovmtui import format as fmt
 from ovmtui.model import EstateSnapshot, PlacedVm, VmState
 from ovmtui.widgets._vm_rows import (
     SORT_COLUMNS,
     Applied,
     SortColumn,
     VmRows,
-    format_count,
-    format_memory,
-    format_percent,
-    format_uptime,
     uptime_s,
 )
 
@@ -94,9 +91,9 @@ class _RowCells:
         self.right = "".join(
             (
                 _cell(placed.host, widths["host"], False),
-                _cell(format_count(vm.vcpus), widths["vcpus"], True),
-                _cell(format_memory(vm.memory_mib), widths["memory"], True),
-                _cell(format_percent(vm.cpu_percent), widths["cpu"], True),
+                _cell(fmt.count(vm.vcpus), widths["vcpus"], True),
+                _cell(fmt.mib(vm.memory_mib), widths["memory"], True),
+                _cell(fmt.percent(vm.cpu_percent), widths["cpu"], True),
             )
         )
         self.uptime = ""  # as last painted: the clock tick repaints only rows it changes
@@ -415,7 +412,7 @@ class VmTable(ScrollView, can_focus=True):
             cells, placed = self._cells.get(uuid), self._rows.get(uuid)
             if cells is None or placed is None:
                 continue
-            if format_uptime(uptime_s(placed, now)) != cells.uptime:
+            if fmt.uptime(uptime_s(placed, now)) != cells.uptime:
                 stale.append(top + offset)
         self._refresh_rows(stale)
 
@@ -476,7 +473,7 @@ class VmTable(ScrollView, can_focus=True):
         style = self._style(*classes)
         # The cursor's own colours win over the state's, or it could become unreadable.
         state_style = style if cursor else self._style(*classes, _STATE_CLASS[placed.vm.state])
-        cells.uptime = format_uptime(uptime_s(placed, self._now()))
+        cells.uptime = fmt.uptime(uptime_s(placed, self._now()))
         segments = [
             Segment(" ● " if marked else "   ", style),
             Segment(cells.left, style),

@@ -24,8 +24,10 @@ def vm_row(screen: str, name: str) -> str:
 
 def test_demo_filter_act_quit() -> None:
     assert BINARY.exists(), f"{BINARY} missing: run make install"
-    session = TmuxSession([str(BINARY), "--demo", "--interval", "1"],
-                          env={"TERM": "xterm-256color", "COLORTERM": "truecolor"})
+    session = TmuxSession(
+        [str(BINARY), "--demo", "--interval", "1"],
+        env={"TERM": "xterm-256color", "COLORTERM": "truecolor"},
+    )
     try:
         screen = session.wait_text("app-batch01")
         assert "ovmtui" in screen

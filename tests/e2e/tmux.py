@@ -12,8 +12,15 @@ from pathlib import Path
 
 
 class TmuxSession:
-    def __init__(self, command: Sequence[str], *, width: int = 120, height: int = 32,
-                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        width: int = 120,
+        height: int = 32,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         if shutil.which("tmux") is None:
             raise RuntimeError("tmux is not installed (make install installs it)")
         self.socket = f"ovmtui-test-{uuid.uuid4().hex[:8]}"
@@ -22,15 +29,26 @@ class TmuxSession:
         # COLUMNS/LINES inherited from a test runner would override the real terminal size.
         shell_command = f"exec env -u COLUMNS -u LINES {exports} {shlex.join(command)}"
         self._tmux(
-            "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
-            *(["-c", str(cwd)] if cwd else []), shell_command,
+            "new-session",
+            "-d",
+            "-s",
+            self.name,
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            *(["-c", str(cwd)] if cwd else []),
+            shell_command,
         )
         # Keep the pane after the program exits so its last screen and status can be read.
         self._tmux("set-option", "-t", self.name, "remain-on-exit", "on")
 
     def _tmux(self, *args: str) -> str:
         return subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True,
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            check=True,
             timeout=10,
         ).stdout
 
@@ -43,8 +61,9 @@ class TmuxSession:
     def type(self, text: str) -> None:
         self._tmux("send-keys", "-t", self.name, "-l", text)
 
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 20.0,
-                 what: str = "condition") -> str:
+    def wait_for(
+        self, predicate: Callable[[str], bool], timeout: float = 20.0, what: str = "condition"
+    ) -> str:
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
@@ -66,5 +85,6 @@ class TmuxSession:
         return True, int(out[1])
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
-                       timeout=10, check=False)
+        subprocess.run(
+            ["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10, check=False
+        )

@@ -68,7 +68,7 @@ async def test_hung_host_never_delays_others() -> None:
 async def test_delta_lists_changed_and_removed_only() -> None:
     web, db = vm("web01"), vm("db01")
     a = FakeBackend("p", "a", [web, db])
-    poller, seen = make(a)
+    poller, _ = make(a)
     first = await poller.poll_once()
     a.vms[web.uuid] = dataclasses.replace(web, state=VmState.PAUSED)
     del a.vms[db.uuid]

@@ -27,10 +27,10 @@ def make_app(estate: EstateConfig | None = None, **kw: object) -> OvmApp:
 
 
 async def wait_until(
-    pilot: Pilot[object], predicate: Callable[[], bool], timeout: float = 10.0, what: str = ""
+    pilot: Pilot[object], predicate: Callable[[], bool], limit_s: float = 10.0, what: str = ""
 ) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit_s
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
@@ -52,8 +52,10 @@ async def loaded(pilot: Pilot[object], app: OvmApp, hosts: int | None = None) ->
     expected = hosts if hosts is not None else len(app.estate.hosts)
     await wait_until(
         pilot,
-        lambda: sum(1 for h in app.snapshot.hosts if h.reachable is not None) >= expected
-        and table(app).row_count > 0,
+        lambda: (
+            sum(1 for h in app.snapshot.hosts if h.reachable is not None) >= expected
+            and table(app).row_count > 0
+        ),
         what="the first poll",
     )
     await pilot.pause()

@@ -106,18 +106,25 @@ async def test_bulk_force_off_with_event_burst_and_keys(
         sender.join(timeout=30)
         assert events_done.is_set()
 
-        await wait_until(pilot, lambda: len(app.action_log) == BULK, timeout=60,
-                         what="a result for each of the 200 VMs")
+        await wait_until(
+            pilot,
+            lambda: len(app.action_log) == BULK,
+            limit_s=60,
+            what="a result for each of the 200 VMs",
+        )
         assert all(r.ok for r in app.action_log), [r.error for r in app.action_log if not r.ok]
 
         def states(prefix: str) -> set[VmState]:
-            return {p.vm.state for p in app.snapshot.placed_vms()
-                    if p.vm.name.startswith(prefix)}
+            return {p.vm.state for p in app.snapshot.placed_vms() if p.vm.name.startswith(prefix)}
 
         # No lost event: with a 600 s interval, only the events can have told the app.
-        await wait_until(pilot, lambda: states("evt-") == {VmState.SHUTOFF}, timeout=20,
-                         what="every outside change to be shown")
-        await wait_until(pilot, lambda: states("bulk-") == {VmState.SHUTOFF}, timeout=20)
+        await wait_until(
+            pilot,
+            lambda: states("evt-") == {VmState.SHUTOFF},
+            limit_s=20,
+            what="every outside change to be shown",
+        )
+        await wait_until(pilot, lambda: states("bulk-") == {VmState.SHUTOFF}, limit_s=20)
         stop.set()
         await tick
         # A frozen UI would show multi-second stalls; this bound only catches a real freeze.

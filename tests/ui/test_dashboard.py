@@ -89,10 +89,13 @@ async def test_pause_resume_without_confirmation_shows_the_command() -> None:
         await focus_vm(pilot, app, "web01")
         assert state_of(app, "web01") is VmState.RUNNING
         await pilot.press("p")
-        await wait_until(pilot, lambda: state_of(app, "web01") is VmState.PAUSED,
-                         what="web01 paused")
+        await wait_until(
+            pilot, lambda: state_of(app, "web01") is VmState.PAUSED, what="web01 paused"
+        )
         notes = [n.message for n in app._notifications]
-        assert any(m.startswith("virsh -c test:///") and m.endswith("suspend web01") for m in notes), notes
+        assert any(
+            m.startswith("virsh -c test:///") and m.endswith("suspend web01") for m in notes
+        ), notes
         # The cursor stayed on its VM across the refresh.
         assert table(app).cursor_vm.vm.name == "web01"  # type: ignore[union-attr]
         await pilot.press("u")
@@ -175,9 +178,7 @@ async def test_bulk_marks_and_force_off_all_shown() -> None:
         await wait_until(pilot, lambda: len(app.action_log) == 6, what="six results")
         await wait_until(
             pilot,
-            lambda: all(
-                state_of(app, f"ci-runner-0{i}") is VmState.SHUTOFF for i in range(1, 7)
-            ),
+            lambda: all(state_of(app, f"ci-runner-0{i}") is VmState.SHUTOFF for i in range(1, 7)),
             what="all runners off",
         )
         assert table(app).marked == frozenset()

@@ -48,9 +48,7 @@ def test_force_off_confirmation(snap_compare: Any) -> None:
 
 
 def test_read_only(snap_compare: Any) -> None:
-    assert snap_compare(
-        make_app(read_only=True), terminal_size=SIZE, run_before=until_loaded()
-    )
+    assert snap_compare(make_app(read_only=True), terminal_size=SIZE, run_before=until_loaded())
 
 
 def test_unreachable_host(snap_compare: Any) -> None:

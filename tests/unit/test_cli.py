@@ -10,8 +10,15 @@ import pytest
 from ovmtui.cli import main
 
 VALID_STATES = {
-    "running", "blocked", "paused", "shutting-down", "shutoff", "crashed", "dying",
-    "suspended", "unknown",
+    "running",
+    "blocked",
+    "paused",
+    "shutting-down",
+    "shutoff",
+    "crashed",
+    "dying",
+    "suspended",
+    "unknown",
 }
 
 
@@ -30,7 +37,9 @@ def test_bad_config_exits_2_before_any_screen(tmp_path: Path) -> None:
     assert proc.stdout == ""  # nothing drawn
 
 
-def test_missing_default_config_names_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_default_config_names_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert main(["inventory"]) == 2
 
@@ -44,15 +53,27 @@ def test_inventory_demo_json_shape() -> None:
     assert len(data["vms"]) >= 60
     for host in data["hosts"]:
         assert set(host) == {
-            "pool", "name", "reachable", "error", "hypervisor", "memory_mib",
-            "free_memory_mib", "cpus",
+            "pool",
+            "name",
+            "reachable",
+            "error",
+            "hypervisor",
+            "memory_mib",
+            "free_memory_mib",
+            "cpus",
         }
         assert host["reachable"] is True and host["error"] is None
     for vm in data["vms"]:
         assert set(vm) == {"pool", "host", "name", "uuid", "state", "vcpus", "memory_mib"}
         assert vm["state"] in VALID_STATES
     assert {vm["state"] for vm in data["vms"]} >= {
-        "running", "blocked", "paused", "shutting-down", "shutoff", "crashed", "suspended"
+        "running",
+        "blocked",
+        "paused",
+        "shutting-down",
+        "shutoff",
+        "crashed",
+        "suspended",
     }
     assert len({vm["uuid"] for vm in data["vms"]}) == len(data["vms"])
 

@@ -110,7 +110,7 @@ def test_errors_name_file_key_and_expectation(text: str, expected: str) -> None:
 
 
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such file.*--demo"):
+    with pytest.raises(ConfigError, match=r"no such file.*--demo"):
         load_estate(tmp_path / "nope.toml")
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe\x00garbage")
@@ -120,6 +120,4 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 
 def test_default_path_follows_xdg() -> None:
     assert default_config_path({"XDG_CONFIG_HOME": "/x"}) == Path("/x/ovmtui/estate.toml")
-    assert default_config_path({"HOME": "/home/op"}) == Path(
-        "/home/op/.config/ovmtui/estate.toml"
-    )
+    assert default_config_path({"HOME": "/home/op"}) == Path("/home/op/.config/ovmtui/estate.toml")

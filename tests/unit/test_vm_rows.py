@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ovmtui import format as fmt
 from ovmtui.model import PlacedVm, Vm, VmState
 from ovmtui.widgets import _vm_rows
 from ovmtui.widgets._vm_rows import (
@@ -18,10 +19,6 @@ from ovmtui.widgets._vm_rows import (
     SortedKeys,
     SortKey,
     VmRows,
-    format_count,
-    format_memory,
-    format_percent,
-    format_uptime,
     haystack,
     sort_key,
 )
@@ -94,8 +91,8 @@ def small_chunks(load: int = 4, bulk: int = 3) -> Iterator[None]:
         (1024 * 1024, "1.0 TiB"),
     ],
 )
-def test_format_memory(mib: int | None, text: str) -> None:
-    assert format_memory(mib) == text
+def test_format_mib(mib: int | None, text: str) -> None:
+    assert fmt.mib(mib) == text
 
 
 @pytest.mark.parametrize(
@@ -112,16 +109,16 @@ def test_format_memory(mib: int | None, text: str) -> None:
     ],
 )
 def test_format_uptime(seconds: float | None, text: str) -> None:
-    assert format_uptime(seconds) == text
+    assert fmt.uptime(seconds) == text
 
 
 def test_format_percent_and_count() -> None:
-    assert format_percent(None) == "—"
-    assert format_percent(math.nan) == "—"
-    assert format_percent(12.345) == "12.3"
-    assert format_percent(0) == "0.0"
-    assert format_count(None) == "—"
-    assert format_count(8) == "8"
+    assert fmt.percent(None) == "—"
+    assert fmt.percent(math.nan) == "—"
+    assert fmt.percent(12.345) == "12.3"
+    assert fmt.percent(0) == "0.0"
+    assert fmt.count(None) == "—"
+    assert fmt.count(8) == "8"
 
 
 def test_uptime_needs_an_active_vm() -> None:
