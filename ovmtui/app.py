@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,6 +107,10 @@ class OvmApp(App[int]):
         return DashboardScreen(self)
 
     def on_mount(self) -> None:
+        # What is alive now (Textual, the screens, the modules) lives as long as the app:
+        # moved out of the collector's reach, it is not rescanned by every full collection
+        # that the churn of VM objects triggers.
+        gc.freeze()
         self.run_worker(self.poller.run(), group="poller", name="poller", exclusive=True)
 
     async def on_unmount(self) -> None:

@@ -3,6 +3,10 @@
 ``ThreadPoolExecutor`` joins its threads at interpreter exit, so one libvirt call stuck on a
 dead host would keep ``q`` from quitting until the call gave up. Blocking host calls run here
 instead, on a daemon thread: at exit a stuck call is simply abandoned with the process.
+
+The thread is started by a launcher thread, not by the caller: ``Thread.start()`` waits until
+the new thread runs, which takes the GIL, and with a dozen busy workers that wait held the
+asyncio loop up for tens of milliseconds per new connection. Calls submitted meanwhile queue.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ class DaemonWorker(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._shutdown = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._launched = threading.Event()  # start() returned (or failed)
+        _launch(self)
 
     def submit(
         self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
@@ -45,7 +50,20 @@ class DaemonWorker(concurrent.futures.Executor):
                     self._cancel_queued()
                 self._jobs.put(None)
         if wait and threading.current_thread() is not self._thread:
-            self._thread.join()
+            self._launched.wait()
+            if self._thread.ident is not None:  # it did start
+                self._thread.join()
+
+    def _start(self) -> None:
+        """On the launcher thread."""
+        try:
+            self._thread.start()
+        except BaseException as exc:  # no thread: fail the calls rather than lose them
+            with self._lock:
+                self._shutdown = True
+            self._fail_queued(exc)
+        finally:
+            self._launched.set()
 
     def _cancel_queued(self) -> None:
         while True:
@@ -55,6 +73,15 @@ class DaemonWorker(concurrent.futures.Executor):
                 return
             if job is not None:
                 job[0].cancel()
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None and job[0].set_running_or_notify_cancel():
+                job[0].set_exception(exc)
 
     def _run(self) -> None:
         while True:
@@ -70,3 +97,24 @@ class DaemonWorker(concurrent.futures.Executor):
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+
+
+_launch_lock = threading.Lock()
+_launch_queue: queue.SimpleQueue[DaemonWorker] = queue.SimpleQueue()
+_launcher: threading.Thread | None = None
+
+
+def _launch(worker: DaemonWorker) -> None:
+    """Have ``worker``'s thread started without waiting for it."""
+    global _launcher
+    _launch_queue.put(worker)
+    with _launch_lock:
+        if _launcher is None:
+            # Started once, by the first worker, when no other worker competes for the GIL.
+            _launcher = threading.Thread(target=_run_launcher, name="worker-launcher", daemon=True)
+            _launcher.start()
+
+
+def _run_launcher() -> None:
+    while True:
+        _launch_queue.get()._start()

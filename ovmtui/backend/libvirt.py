@@ -93,6 +93,8 @@ _STATES: dict[int, VmState] = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: VmState.SUSPENDED,
 }
 
+_SHUTOFF: int = libvirt.VIR_DOMAIN_SHUTOFF
+
 _STATS_GROUPS = (
     libvirt.VIR_DOMAIN_STATS_STATE
     | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
@@ -393,22 +395,18 @@ class _Session:
     stats_flags: int = _STATS_NOWAIT
     # The Vm built for each UUID last time and what it was built from: an unchanged VM is
     # the same object, which saves building it and lets the poller compare by identity.
-    built: dict[str, tuple[object, Vm]] = field(default_factory=dict)
+    # Only the worker touches these two.
+    # Keyed by the raw UUID (see _poll_in_worker).
+    built: dict[bytes, tuple[tuple[object, ...], Vm]] = field(default_factory=dict)
+    vms: tuple[Vm, ...] = ()  # the last poll's VMs, sorted
     retired: bool = False
     torn_down: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
 
 
 @dataclass(frozen=True, slots=True)
-class _Row:
-    uuid: str
-    name: str
-    domain_id: int
-    stats: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class _RawPoll:
-    rows: tuple[_Row, ...]
+    vms: tuple[Vm, ...]  # sorted by name
+    present: frozenset[str]  # their UUIDs
     fetched: dict[str, DomainStatic]  # read from XMLDesc this poll: cacheable
     unreadable: frozenset[str]  # XMLDesc failed or made no sense: try again next poll
     free_memory_bytes: int | None
@@ -655,10 +653,9 @@ class LibvirtBackend:
         # The cache as it is now: an event during the poll drops entries from session.cache,
         # and a VM must not then be built from nothing (no vCPUs, no memory, no disks).
         cache = dict(session.cache) if session.events else {}
-        known = frozenset(cache)
         seq_before = session.event_seq
         try:
-            raw = await self._call(session, lambda: self._poll_in_worker(session, known))
+            raw = await self._call(session, lambda: self._poll_in_worker(session, cache))
         except libvirt.libvirtError as exc:
             # A poll that fails leaves us unsure of the connection: start afresh next time.
             self._drop(session)
@@ -668,80 +665,74 @@ class LibvirtBackend:
             # XML read before an event about it arrived may predate the change.
             if session.events and session.invalidated_at.get(uuid, -1) <= seq_before:
                 session.cache[uuid] = static
-        present = {row.uuid for row in raw.rows}
-        for uuid in list(session.cache):
-            if uuid not in present:
-                del session.cache[uuid]
-        for uuid in list(session.invalidated_at):
-            if uuid not in present:
-                del session.invalidated_at[uuid]
-        vms = []
-        built: dict[str, tuple[object, Vm]] = {}
-        for row in raw.rows:
-            static = raw.fetched.get(row.uuid) or cache.get(row.uuid) or DomainStatic()
-            key = (row.name, row.domain_id, static, tuple(row.stats.items()))
-            previous = session.built.get(row.uuid)
-            if previous is not None and previous[0] == key:
-                vm = previous[1]
-            else:
-                vm = vm_from_stats(row.uuid, row.name, row.domain_id, static, row.stats)
-            built[row.uuid] = (key, vm)
-            vms.append(vm)
-        session.built = built
-        vms.sort(key=lambda vm: (vm.name, vm.uuid))
+        for uuid in session.cache.keys() - raw.present:
+            del session.cache[uuid]
+        for uuid in session.invalidated_at.keys() - raw.present:
+            del session.invalidated_at[uuid]
         free = raw.free_memory_bytes
         facts = dataclasses.replace(
             session.facts, free_memory_mib=free // (1024 * 1024) if free else None
         )
-        return HostPoll(facts=facts, vms=tuple(vms), taken_at=time.time())
+        return HostPoll(facts=facts, vms=raw.vms, taken_at=time.time())
 
     @staticmethod
-    def _poll_in_worker(session: _Session, known: frozenset[str]) -> _RawPoll:
-        conn = session.conn
-        try:
-            records = [(dom, dict(stats)) for dom, stats in _all_domain_stats(session)]
-        except libvirt.libvirtError as exc:
-            if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT:
-                raise
-            records = []
-            for dom in conn.listAllDomains(0):
-                try:
-                    state = dom.state()[0]
-                except libvirt.libvirtError as state_exc:
-                    if _code(state_exc) == libvirt.VIR_ERR_NO_DOMAIN:
-                        continue
-                    raise
-                records.append((dom, {"state.state": state}))
-        rows: list[_Row] = []
+    def _poll_in_worker(session: _Session, cache: Mapping[str, DomainStatic]) -> _RawPoll:
+        """The whole poll, VMs built and sorted, so the loop thread only takes the result.
+
+        With a hundred hosts polled at once, Python run on the loop thread is what stalls
+        the UI: the per-domain work is done here, as little of it as possible.
+        """
+        previous = session.built
+        built: dict[bytes, tuple[tuple[object, ...], Vm]] = {}
+        present: list[str] = []
         fetched: dict[str, DomainStatic] = {}
         unreadable: set[str] = set()
-        for dom, stats in records:
-            uuid = str(dom.UUIDString())
-            if uuid not in known:
+        rebuilt = False
+        for dom, stats in _domain_records(session):
+            # UUID() costs half of UUIDString(); a known domain's string is on its Vm.
+            raw_uuid: bytes = dom.UUID()
+            entry = previous.get(raw_uuid)
+            uuid: str = entry[1].uuid if entry is not None else dom.UUIDString()
+            static = cache.get(uuid)
+            if static is None:
                 try:
-                    xml_text = str(dom.XMLDesc(0))
-                    persistent = bool(dom.isPersistent())
-                    static = parse_domain_xml(xml_text)
+                    static = _read_static(dom)
                 except libvirt.libvirtError as exc:
                     if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
                         continue  # undefined between the listing and now
                     if _is_connection_error(exc):
                         raise
                     # One odd domain must not blind the whole host: show its state.
+                    static = None
+                if static is None:
                     unreadable.add(uuid)
-                except ParseError:
-                    unreadable.add(uuid)
+                    static = DomainStatic()
                 else:
-                    fetched[uuid] = dataclasses.replace(static, persistent=persistent)
-            rows.append(_Row(uuid, str(dom.name()), int(dom.ID()), stats))
+                    fetched[uuid] = static
+            name: str = dom.name()
+            # A shut-off domain has no ID: spare the call.
+            domain_id: int = -1 if stats.get("state.state") == _SHUTOFF else dom.ID()
+            # The stats dict is ours (libvirt builds a new one per call): kept, not copied.
+            key = (name, domain_id, static, stats)
+            if entry is None or entry[0] != key:
+                entry = (key, vm_from_stats(uuid, name, domain_id, static, stats))
+                rebuilt = True
+            # An unchanged VM keeps its old entry: what survives a poll is only what changed,
+            # which spares the garbage collector (its pauses hold every thread up).
+            built[raw_uuid] = entry
+            present.append(uuid)
+        session.built = built
+        if rebuilt or len(built) != len(previous):
+            # Otherwise every VM is the one of the last poll: so is their order.
+            session.vms = tuple(sorted((entry[1] for entry in built.values()), key=_vm_order))
         free: int | None
         try:
-            free = int(conn.getFreeMemory())
+            free = int(session.conn.getFreeMemory())
         except libvirt.libvirtError as exc:
             if _is_connection_error(exc):
                 raise
             free = None
-        return _RawPoll(tuple(rows), fetched, frozenset(unreadable), free)
+        return _RawPoll(session.vms, frozenset(present), fetched, frozenset(unreadable), free)
 
     # ---------------------------------------------------------------- actions
 
@@ -823,6 +814,41 @@ def _all_domain_stats(session: _Session) -> Any:
             session.stats_flags = 0
             return session.conn.getAllDomainStats(_STATS_GROUPS, 0)
         raise
+
+
+def _domain_records(session: _Session) -> list[tuple[Any, dict[str, Any]]]:
+    """(domain, stats) of every domain, in one call where the driver can."""
+    try:
+        records: list[tuple[Any, dict[str, Any]]] = _all_domain_stats(session)
+        return records
+    except libvirt.libvirtError as exc:
+        if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT:
+            raise
+    records = []
+    for dom in session.conn.listAllDomains(0):
+        try:
+            state = dom.state()[0]
+        except libvirt.libvirtError as state_exc:
+            if _code(state_exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            raise
+        records.append((dom, {"state.state": state}))
+    return records
+
+
+def _read_static(dom: Any) -> DomainStatic | None:
+    """A domain's static facts from its XML; None if the XML makes no sense."""
+    xml_text = str(dom.XMLDesc(0))
+    persistent = bool(dom.isPersistent())
+    try:
+        static = parse_domain_xml(xml_text)
+    except ParseError:
+        return None
+    return dataclasses.replace(static, persistent=persistent)
+
+
+def _vm_order(vm: Vm) -> tuple[str, str]:
+    return (vm.name, vm.uuid)
 
 
 def _host_cpu(capabilities_xml: str) -> tuple[str | None, tuple[str, ...]]:

@@ -62,7 +62,6 @@ class DashboardScreen(Screen[None]):
         super().__init__()
         self.context = context
         self._scope = Scope()
-        self._bindings_signature: tuple[bool | None, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield EstateHeader(read_only=self.context.read_only, clock=self.context.clock)
@@ -96,7 +95,6 @@ class DashboardScreen(Screen[None]):
         self.estate_tree.show_estate(snapshot)
         self.table.apply_snapshot(snapshot)
         self._update_host_panel()
-        self._refresh_bindings_if_changed()
 
     def _update_host_panel(self) -> None:
         key = self._scope.host_key
@@ -112,36 +110,22 @@ class DashboardScreen(Screen[None]):
         self._scope = event.scope
         self.table.set_scope(event.scope.pool, event.scope.host)
         self._update_host_panel()
-        self._refresh_bindings_if_changed()
 
     def on_vm_table_vm_highlighted(self, event: VmTable.VmHighlighted) -> None:
         self._update_host_panel()
-        self._refresh_bindings_if_changed()
-
-    def on_vm_table_marks_changed(self, event: VmTable.MarksChanged) -> None:
-        self._refresh_bindings_if_changed()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self.table.set_filter(event.value)
 
-    def _refresh_bindings_if_changed(self) -> None:
-        # Refreshing bindings rebuilds the footer and lays the screen out again, which costs
-        # more than the rest of a refresh together: do it only when a key's state changed.
-        signature = tuple(self.check_action("vm", (action.value,)) for action in VmAction)
-        if signature != self._bindings_signature:
-            self._bindings_signature = signature
-            self.refresh_bindings()
-
     # -- actions --------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "vm":
-            if self.context.read_only:
-                return False  # hidden: read-only mode shows no action at all
-            vm_action = VmAction(str(parameters[0]))
-            targets, _ = self.targets(vm_action)
-            return True if targets else None
+            # Hidden in read-only mode. Otherwise always enabled: dimming keys as the cursor
+            # moves would rebuild the footer on every move (~60 ms each); an action that does
+            # not apply says so when pressed.
+            return not self.context.read_only
         if action == "keep_filter":
             return self.focused is self.query_one("#filter", Input)
         if action == "clear_filter":
@@ -175,7 +159,7 @@ class DashboardScreen(Screen[None]):
             return
         targets, skipped = self.targets(action)
         if not targets:
-            self.notify(f"Nothing to {action.label.lower()}.", severity="warning")
+            self.notify(self._nothing_to_do(action), severity="warning")
             return
         commands = [self.context.command_for(p, action) for p in targets]
         if action.loses_guest_state or len(targets) > 1:
@@ -193,6 +177,18 @@ class DashboardScreen(Screen[None]):
             )
         else:
             self._run(targets, action, commands)
+
+    def _nothing_to_do(self, action: VmAction) -> str:
+        verb = action.label.lower()
+        if self.table.marked:
+            return f"None of the marked VMs can {verb} in their current state."
+        cursor = self.table.cursor_vm
+        if cursor is None:
+            return f"No VM to {verb}: the table is empty."
+        refusal = self.context.refusal(cursor, action)
+        if refusal is not None:
+            return refusal
+        return f"{cursor.vm.name} is {cursor.vm.state.value}: cannot {verb} it."
 
     def _run(self, targets: Sequence[PlacedVm], action: VmAction, commands: list[str]) -> None:
         shown = "\n".join(commands[:3]) + (

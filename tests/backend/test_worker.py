@@ -53,3 +53,34 @@ def test_a_stuck_call_does_not_hold_the_process_exit() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], timeout=15, capture_output=True)
     assert proc.returncode == 0
+
+
+def test_shutdown_right_after_creation_waits_for_the_thread() -> None:
+    # The thread is started by a launcher thread: it may not have started yet.
+    worker = DaemonWorker("t")
+    future = worker.submit(lambda: "ran")
+    worker.shutdown(wait=True)
+    assert future.result(0) == "ran"
+    assert not worker._thread.is_alive()
+
+
+def test_a_thread_that_cannot_start_fails_the_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = threading.Event()
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name != "doomed":
+            real_start(thread)
+            return
+        gate.wait(5)  # so that a call is queued before the start fails
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    worker = DaemonWorker("doomed")
+    queued = worker.submit(lambda: "never")
+    gate.set()
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        queued.result(5)
+    with pytest.raises(RuntimeError):
+        worker.submit(lambda: None)
+    worker.shutdown(wait=True)

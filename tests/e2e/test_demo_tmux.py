@@ -54,12 +54,12 @@ def test_demo_filter_act_quit() -> None:
         session.send("q")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            dead, status = session.pane_dead()
-            if dead:
+            status = session.exit_status()
+            if status is not None:
                 assert status == 0
                 break
             time.sleep(0.1)
         else:
-            raise AssertionError("ovmtui did not exit on q")
+            raise AssertionError(f"ovmtui did not exit on q; screen:\n{session.screen()}")
     finally:
         session.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,7 +28,13 @@ class TmuxSession:
         self.name = "e2e"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
         # COLUMNS/LINES inherited from a test runner would override the real terminal size.
-        shell_command = f"exec env -u COLUMNS -u LINES {exports} {shlex.join(command)}"
+        # The exit status goes to a file: tmux's own #{pane_dead_status} is sometimes still
+        # empty when the pane is already dead.
+        self._status_file = Path(tempfile.mkstemp(prefix="ovmtui-e2e-status-")[1])
+        shell_command = (
+            f"env -u COLUMNS -u LINES {exports} {shlex.join(command)}; "
+            f"echo $? > {shlex.quote(str(self._status_file))}"
+        )
         self._tmux(
             "new-session",
             "-d",
@@ -76,13 +83,10 @@ class TmuxSession:
     def wait_text(self, text: str, timeout: float = 20.0) -> str:
         return self.wait_for(lambda s: text in s, timeout, repr(text))
 
-    def pane_dead(self) -> tuple[bool, int | None]:
-        out = self._tmux(
-            "display-message", "-p", "-t", self.name, "#{pane_dead} #{pane_dead_status}"
-        ).split()
-        if out[:1] != ["1"] or len(out) < 2:
-            return False, None  # alive, or dead but tmux has not recorded the status yet
-        return True, int(out[1])
+    def exit_status(self) -> int | None:
+        """The program's exit status once it has ended, else None."""
+        text = self._status_file.read_text().strip()
+        return int(text) if text else None
 
     def kill(self) -> None:
         subprocess.run(
