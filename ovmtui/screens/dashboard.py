@@ -62,36 +62,33 @@ class DashboardScreen(Screen[None]):
         super().__init__()
         self.context = context
         self._scope = Scope()
+        self.header = EstateHeader(read_only=context.read_only, clock=context.clock)
+        self.estate_tree = EstateTree(id="tree")
+        self.host_panel = HostPanel(clock=context.clock, id="host-panel")
+        self.filter_box = Input(placeholder="filter: name, state or host", id="filter")
+        self.table = VmTable(now=context.clock, id="vm-table")
 
     def compose(self) -> ComposeResult:
-        yield EstateHeader(read_only=self.context.read_only, clock=self.context.clock)
+        yield self.header
         with Horizontal(id="main"):
             with Vertical(id="sidebar"):
-                yield EstateTree(id="tree")
-                yield HostPanel(clock=self.context.clock, id="host-panel")
+                yield self.estate_tree
+                yield self.host_panel
             with Vertical(id="vms"):
-                yield Input(placeholder="filter: name, state or host", id="filter")
-                yield VmTable(now=self.context.clock, id="vm-table")
+                yield self.filter_box
+                yield self.table
         yield Footer()
 
     def on_mount(self) -> None:
         self.table.focus()
         self.show_estate(self.context.snapshot)
 
-    # -- parts ----------------------------------------------------------------------------
-
-    @property
-    def table(self) -> VmTable:
-        return self.query_one(VmTable)
-
-    @property
-    def estate_tree(self) -> EstateTree:
-        return self.query_one(EstateTree)
-
     # -- data down ------------------------------------------------------------------------
 
     def show_estate(self, snapshot: EstateSnapshot) -> None:
-        self.query_one(EstateHeader).show_estate(snapshot)
+        if not self.table.is_attached:
+            return  # torn down (the app is exiting): a late snapshot has nowhere to go
+        self.header.show_estate(snapshot)
         self.estate_tree.show_estate(snapshot)
         self.table.apply_snapshot(snapshot)
         self._update_host_panel()
@@ -102,7 +99,7 @@ class DashboardScreen(Screen[None]):
             cursor = self.table.cursor_vm
             key = cursor.host_key if cursor is not None else None
         host = self.context.snapshot.host(key) if key is not None else None
-        self.query_one(HostPanel).show_host(host)
+        self.host_panel.show_host(host)
 
     # -- messages up ----------------------------------------------------------------------
 
@@ -127,9 +124,9 @@ class DashboardScreen(Screen[None]):
             # not apply says so when pressed.
             return not self.context.read_only
         if action == "keep_filter":
-            return self.focused is self.query_one("#filter", Input)
+            return self.focused is self.filter_box
         if action == "clear_filter":
-            box = self.query_one("#filter", Input)
+            box = self.filter_box
             return self.focused is box or bool(box.value)
         return True
 
@@ -212,7 +209,7 @@ class DashboardScreen(Screen[None]):
             self.notify(f"No host {key}.", severity="warning")
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.display = True
         self.set_focus(box)
 
@@ -220,7 +217,7 @@ class DashboardScreen(Screen[None]):
         self.set_focus(self.table)
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.value = ""
         box.display = False
         self.table.set_filter("")

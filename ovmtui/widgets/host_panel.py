@@ -18,6 +18,7 @@ class HostPanel(Static):
     DEFAULT_CSS = """
     HostPanel {
         height: 15;
+        overflow: hidden;
         padding: 0 1;
     }
     HostPanel.-unreachable {

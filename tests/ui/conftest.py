@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,6 @@ from textual.pilot import Pilot
 
 from ovmtui.app import OvmApp
 from ovmtui.config import EstateConfig, HostConfig, PoolConfig
-from ovmtui.demo import demo_estate
 from ovmtui.model import VmState
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.widgets.vm_table import VmTable
@@ -22,8 +22,32 @@ def fixed_clock() -> float:
     return FIXED_NOW
 
 
+# Snapshots show host addresses, so the demo's node files are copied to one fixed path:
+# pictures taken in a clone elsewhere (CI) must not differ by the checkout's location.
+FIXED_DEMO_DIR = Path("/tmp/ovmtui-test-demo")
+
+
+def fixed_demo_estate() -> EstateConfig:
+    from ovmtui.demo import DEMO_HOSTS, DEMO_POOLS
+
+    FIXED_DEMO_DIR.mkdir(exist_ok=True)
+    pools = []
+    for pool in DEMO_POOLS:
+        hosts = []
+        for host in DEMO_HOSTS:
+            if host.pool != pool.name:
+                continue
+            target = FIXED_DEMO_DIR / host.file
+            shutil.copyfile(host.path, target)
+            hosts.append(
+                HostConfig(host.pool, host.name, libvirt=f"test://{target}", roles=host.roles)
+            )
+        pools.append(PoolConfig(pool.name, tuple(hosts), pool.shared_storage))
+    return EstateConfig(tuple(pools), "demo estate (test copy)")
+
+
 def make_app(estate: EstateConfig | None = None, **kw: object) -> OvmApp:
-    return OvmApp(estate or demo_estate(), clock=fixed_clock, **kw)  # type: ignore[arg-type]
+    return OvmApp(estate or fixed_demo_estate(), clock=fixed_clock, **kw)  # type: ignore[arg-type]
 
 
 async def wait_until(
@@ -69,8 +93,7 @@ def state_of(app: OvmApp, name: str) -> VmState:
 
 
 def estate_with_dead_host() -> EstateConfig:
-    demo = demo_estate()
-    first = demo.pools[0].hosts[0]
+    first = fixed_demo_estate().pools[0].hosts[0]
     return EstateConfig(
         pools=(
             PoolConfig(
