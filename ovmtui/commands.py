@@ -20,6 +20,16 @@ class _EstateScreen(Protocol):
 
     def open_host(self, key: HostKey) -> None: ...
 
+    def action_refresh(self) -> None: ...
+
+    def action_filter(self) -> None: ...
+
+    def action_sort_next(self) -> None: ...
+
+    def action_sort_reverse(self) -> None: ...
+
+    def action_action_log(self) -> None: ...
+
 
 class EstateCommands(Provider):
     def _target(self) -> _EstateScreen | None:
@@ -31,7 +41,13 @@ class EstateCommands(Provider):
     def _commands(self, screen: _EstateScreen) -> list[tuple[str, str, partial[None]]]:
         context = screen.context
         snapshot = context.snapshot
-        commands: list[tuple[str, str, partial[None]]] = []
+        commands: list[tuple[str, str, partial[None]]] = [
+            ("Refresh every host now", "ctrl+r", partial(screen.action_refresh)),
+            ("Filter VMs", "/", partial(screen.action_filter)),
+            ("Sort by the next column", "o", partial(screen.action_sort_next)),
+            ("Reverse the sort", "O", partial(screen.action_sort_reverse)),
+            ("Show the action log", "l", partial(screen.action_action_log)),
+        ]
         for host in snapshot.hosts:
             commands.append(
                 (f"Open host {host.name}", f"pool {host.pool}", partial(screen.open_host, host.key))

@@ -232,9 +232,22 @@ async def test_palette_offers_actions_and_hosts_by_name() -> None:
         provider = EstateCommands(app.screen)
         titles = [text for text, _, _ in provider._commands(dashboard(app))]
         assert "Open host ovs02" in titles
+        assert "Refresh every host now" in titles and "Show the action log" in titles
         assert "Force off web01" in titles
         assert "Start backup-proxy01" in titles  # shut off: start is offered
         assert "Start web01" not in titles  # running: start is not
         # Run one through the screen, as the palette would.
         dashboard(app).open_host(HostKey("dev", "dev01"))
         await wait_until(pilot, lambda: table(app).row_count == 12)
+
+
+async def test_question_mark_toggles_the_key_panel() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen.query("HelpPanel")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert not app.screen.query("HelpPanel")
