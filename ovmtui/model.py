@@ -336,12 +336,16 @@ class TotalsTally:
             for uuid in delta.removed:
                 self._drop(uuid)
         else:
-            self._vms.clear()
-            self._counts.clear()
-            self._committed_mib = 0
+            vms: dict[str, tuple[VmState, int]] = {}
             for host in snapshot.hosts:
                 for vm in host.vms:
-                    self._put(vm)
+                    active = vm.state in _ACTIVE_STATES
+                    vms[vm.uuid] = (vm.state, (vm.memory_mib or 0) if active else 0)
+            counts: dict[VmState, int] = {}
+            for state, _ in vms.values():
+                counts[state] = counts.get(state, 0) + 1
+            self._vms, self._counts = vms, counts
+            self._committed_mib = sum(mib for _, mib in vms.values())
         self._generation = snapshot.generation
         up = down = unknown = physical = 0
         for host in snapshot.hosts:
