@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,7 +100,16 @@ def _inventory(estate: EstateConfig, *, as_json: bool) -> int:
     except ConfigError as exc:
         print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return print_inventory(snapshot, sys.stdout, as_json=as_json)
+    try:
+        status = print_inventory(snapshot, sys.stdout, as_json=as_json)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `ovmtui inventory | head`: the reader left. Say nothing more (no traceback), and
+        # point stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return status
 
 
 def _run_tui(estate: EstateConfig, *, interval_s: float, read_only: bool) -> int:

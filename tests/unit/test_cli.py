@@ -105,3 +105,15 @@ def test_inventory_text_mode() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "prod/ovs01  up" in proc.stdout
     assert "web01" in proc.stdout
+
+
+def test_inventory_into_a_closed_pipe_prints_no_traceback() -> None:
+    proc = subprocess.run(
+        f"{sys.executable} -m ovmtui inventory --demo --json | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout == "{\n"
+    assert "Traceback" not in proc.stderr
