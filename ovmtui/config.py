@@ -134,15 +134,7 @@ class _Parser:
 
     def pool(self, index: int, raw: object) -> PoolConfig:
         where = f"pools[{index}]"
-        if not isinstance(raw, dict):
-            raise self.fail(where, "expected a [[pools]] table")
-        for key in raw:
-            if key not in _POOL_KEYS:
-                raise self.fail(
-                    f"{where}: unknown key '{key}'",
-                    "expected one of " + ", ".join(sorted(_POOL_KEYS)),
-                    near=key,
-                )
+        raw = self._table(where, raw, "[[pools]]", _POOL_KEYS)
         name = self._name(where, raw.get("name"))
         where = f"pool '{name}'"
         storage = raw.get("shared_storage")
@@ -156,15 +148,7 @@ class _Parser:
 
     def host(self, pool: str, index: int, raw: object) -> HostConfig:
         where = f"pool '{pool}': hosts[{index}]"
-        if not isinstance(raw, dict):
-            raise self.fail(where, "expected a [[pools.hosts]] table")
-        for key in raw:
-            if key not in _HOST_KEYS:
-                raise self.fail(
-                    f"{where}: unknown key '{key}'",
-                    "expected one of " + ", ".join(sorted(_HOST_KEYS)),
-                    near=key,
-                )
+        raw = self._table(where, raw, "[[pools.hosts]]", _HOST_KEYS)
         name = self._name(where, raw.get("name"))
         where = f"pool '{pool}': host '{name}'"
         strings = {}
@@ -197,6 +181,18 @@ class _Parser:
             jump=strings["jump"],
             roles=roles,
         )
+
+    def _table(self, where: str, raw: object, kind: str, known: frozenset[str]) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.fail(where, f"expected a {kind} table")
+        for key in raw:
+            if key not in known:
+                raise self.fail(
+                    f"{where}: unknown key '{key}'",
+                    "expected one of " + ", ".join(sorted(known)),
+                    near=key,
+                )
+        return raw
 
     def _name(self, where: str, value: object) -> str:
         if not isinstance(value, str) or not _NAME.match(value):
