@@ -7,7 +7,10 @@ Threading model. libvirt calls block (an RPC over SSH can take seconds) but rele
 so each connection owns ONE worker thread and every libvirt call runs there, one at a time,
 bounded by ``call_timeout_s``. libvirt's own event thread delivers lifecycle and close
 callbacks; they do nothing but hop onto the asyncio loop with ``call_soon_threadsafe``, so
-all of the backend's state is only ever touched on the loop thread.
+the backend's state is only touched on the loop thread, except what a session's worker alone
+uses. A poll does all its per-domain work on the worker and hands the loop finished VMs;
+that Python work takes one worker at a time (``_python_turn``), so that a hundred hosts
+polled at once do not keep the loop waiting for the GIL.
 
 Polling cost. One ``getAllDomainStats`` per poll answers the dynamic part of every domain.
 The static part (disks, NICs, memory sizes) comes from ``XMLDesc`` once per domain and is
@@ -26,7 +29,7 @@ import shlex
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -376,6 +379,16 @@ def _ensure_libvirt_runtime() -> None:
 # for the GIL. Never held across a call that may go to the host.
 _python_turn = threading.Lock()
 
+
+@contextlib.contextmanager
+def _outside_turn() -> Iterator[None]:
+    _python_turn.release()
+    try:
+        yield
+    finally:
+        _python_turn.acquire()
+
+
 # --------------------------------------------------------------------------- the session
 
 
@@ -399,10 +412,9 @@ class _Session:
     # NOWAIT: a guest whose QEMU monitor is busy (migrating, hung) must not stall the
     # whole host's poll; it then reports fewer stats instead. Only the worker touches it.
     stats_flags: int = _STATS_NOWAIT
-    # The Vm built for each UUID last time and what it was built from: an unchanged VM is
-    # the same object, which saves building it and lets the poller compare by identity.
-    # Only the worker touches these two.
-    # Keyed by the raw UUID (see _poll_in_worker).
+    # The Vm built for each domain last time (keyed by its raw UUID) and what it was built
+    # from: an unchanged VM is the same object, which saves building it and lets the poller
+    # compare by identity. Only the worker touches these two.
     built: dict[bytes, tuple[tuple[object, ...], Vm]] = field(default_factory=dict)
     vms: tuple[Vm, ...] = ()  # the last poll's VMs, sorted
     retired: bool = False
@@ -683,55 +695,61 @@ class LibvirtBackend:
 
     @staticmethod
     def _poll_in_worker(session: _Session, cache: Mapping[str, DomainStatic]) -> _RawPoll:
-        """The whole poll, VMs built and sorted, so the loop thread only takes the result."""
+        """The whole poll, VMs built and sorted, so the loop thread only takes the result.
+
+        Everything but the calls to the host runs in the Python turn.
+        """
         records = _domain_records(session)
         free = _free_memory_bytes(session)
         previous = session.built
-        domains: list[tuple[bytes, str, Any, dict[str, Any]]] = []
+        built: dict[bytes, tuple[tuple[object, ...], Vm]] = {}
+        present: list[str] = []
         fetched: dict[str, DomainStatic] = {}
         unreadable: set[str] = set()
-        for dom, stats in records:
-            # UUID() costs half of UUIDString(); a known domain's string is on its Vm.
-            raw_uuid: bytes = dom.UUID()
-            entry = previous.get(raw_uuid)
-            uuid: str = entry[1].uuid if entry is not None else dom.UUIDString()
-            if uuid not in cache:
-                try:
-                    static = _read_static(dom)
-                except libvirt.libvirtError as exc:
-                    if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-                        continue  # undefined between the listing and now
-                    if _is_connection_error(exc):
-                        raise
-                    static = None  # one odd domain must not blind the whole host
-                if static is None:
-                    unreadable.add(uuid)
-                else:
-                    fetched[uuid] = static
-            domains.append((raw_uuid, uuid, dom, stats))
+        rebuilt = False
         with _python_turn:
-            built: dict[bytes, tuple[tuple[object, ...], Vm]] = {}
-            rebuilt = False
-            for raw_uuid, uuid, dom, stats in domains:
-                static = cache.get(uuid) or fetched.get(uuid) or DomainStatic()
+            for dom, stats in records:
+                # UUID() costs half of UUIDString(); a known domain's string is on its Vm.
+                raw_uuid: bytes = dom.UUID()
+                entry = previous.get(raw_uuid)
+                uuid: str = entry[1].uuid if entry is not None else dom.UUIDString()
+                static = cache.get(uuid)
+                if static is None:
+                    with _outside_turn():  # calls to the host
+                        try:
+                            xml_text = str(dom.XMLDesc(0))
+                            persistent = bool(dom.isPersistent())
+                        except libvirt.libvirtError as exc:
+                            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                                continue  # undefined between the listing and now
+                            if _is_connection_error(exc):
+                                raise
+                            xml_text = ""  # one odd domain must not blind the whole host
+                    try:
+                        static = parse_domain_xml(xml_text)
+                    except ParseError:
+                        unreadable.add(uuid)
+                        static = DomainStatic()
+                    else:
+                        static = fetched[uuid] = dataclasses.replace(static, persistent=persistent)
                 name: str = dom.name()
                 # A shut-off domain has no ID: spare the call.
                 domain_id: int = -1 if stats.get("state.state") == _SHUTOFF else dom.ID()
                 # The stats dict is ours (libvirt builds a new one per call): kept, not copied.
                 key = (name, domain_id, static, stats)
-                entry = previous.get(raw_uuid)
                 if entry is None or entry[0] != key:
                     entry = (key, vm_from_stats(uuid, name, domain_id, static, stats))
                     rebuilt = True
                 # An unchanged VM keeps its old entry: only what changed survives the poll,
                 # which spares the garbage collector (its pauses hold every thread up).
                 built[raw_uuid] = entry
+                present.append(uuid)
             session.built = built
             if rebuilt or len(built) != len(previous):
                 # Otherwise every VM is the one of the last poll: so is their order.
                 session.vms = tuple(sorted((entry[1] for entry in built.values()), key=_vm_order))
-            present = frozenset(uuid for _raw, uuid, _dom, _stats in domains)
-        return _RawPoll(session.vms, present, fetched, frozenset(unreadable), free)
+            del records  # the domain handles are freed here too, in the turn
+        return _RawPoll(session.vms, frozenset(present), fetched, frozenset(unreadable), free)
 
     # ---------------------------------------------------------------- actions
 
@@ -842,17 +860,6 @@ def _free_memory_bytes(session: _Session) -> int | None:
         if _is_connection_error(exc):
             raise
         return None
-
-
-def _read_static(dom: Any) -> DomainStatic | None:
-    """A domain's static facts from its XML; None if the XML makes no sense."""
-    xml_text = str(dom.XMLDesc(0))
-    persistent = bool(dom.isPersistent())
-    try:
-        static = parse_domain_xml(xml_text)
-    except ParseError:
-        return None
-    return dataclasses.replace(static, persistent=persistent)
 
 
 def _vm_order(vm: Vm) -> tuple[str, str]:

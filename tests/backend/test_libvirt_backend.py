@@ -18,6 +18,7 @@ from ovmtui.backend.libvirt import (
     DomainStatic,
     LibvirtBackend,
     _open_uri,
+    _python_turn,
     parse_domain_xml,
     vm_from_stats,
 )
@@ -348,6 +349,56 @@ async def test_vanished_domains_leave_the_poll(
     assert uuid not in {vm.uuid for vm in (await backend.poll()).vms}
 
 
+async def test_unreadable_definitions_are_retried_and_vanished_domains_skipped(
+    make_backend: MakeBackend,
+) -> None:
+    backend = make_backend(NODE_URI)
+    await backend.connect()
+    conn = backend._session.conn  # type: ignore[union-attr]
+    real_stats = conn.getAllDomainStats
+    turn_free: list[bool] = []
+
+    def refused(_flags: int) -> str:
+        conn.setKeepAlive(5, 3)  # the test driver's genuine VIR_ERR_NO_SUPPORT
+        raise AssertionError("unreachable")
+
+    def undefined(_flags: int) -> str:
+        conn.lookupByName("no-such-domain")  # VIR_ERR_NO_DOMAIN
+        raise AssertionError("unreachable")
+
+    def checked(real: Callable[[int], str]) -> Callable[[int], str]:
+        def xml_desc(flags: int) -> str:
+            # A call to the host: other hosts' workers may run their Python meanwhile.
+            free = _python_turn.acquire(blocking=False)
+            if free:
+                _python_turn.release()
+            turn_free.append(free)
+            return real(flags)
+
+        return xml_desc
+
+    def stats(*args: Any) -> Any:
+        records = real_stats(*args)
+        for dom, _stats in records:
+            name = dom.name()
+            dom.XMLDesc = {"db01": refused, "batch01": undefined}.get(name) or checked(dom.XMLDesc)
+        return records
+
+    conn.getAllDomainStats = stats
+    poll = await backend.poll()
+    assert {vm.name for vm in poll.vms} == NODE_DOMAINS - {"batch01"}
+    db = contract.vm_named(poll, "db01")
+    assert db.state is VmState.PAUSED and db.persistent is None and db.memory_mib is None
+    assert turn_free and all(turn_free)
+    assert backend.definition_fetches == len(NODE_DOMAINS) - 1
+
+    conn.getAllDomainStats = real_stats
+    poll = await backend.poll()  # db01 is asked again; batch01 is new
+    assert {vm.name for vm in poll.vms} == NODE_DOMAINS
+    assert contract.vm_named(poll, "db01").persistent is True
+    assert backend.definition_fetches == len(NODE_DOMAINS) + 1
+
+
 async def test_falls_back_without_get_all_domain_stats(make_backend: MakeBackend) -> None:
     backend = make_backend(NODE_URI)
     expected = {vm.name: vm.state for vm in (await backend.poll()).vms}
@@ -594,8 +645,8 @@ async def test_event_during_a_poll_does_not_blank_the_vms(make_backend: MakeBack
     first = await backend.poll()
     original = backend._poll_in_worker
 
-    def racing(session: Any, known: frozenset[str]) -> Any:
-        raw = original(session, known)
+    def racing(session: Any, cache: Any) -> Any:
+        raw = original(session, cache)
         fired = threading.Event()
 
         def events() -> None:
