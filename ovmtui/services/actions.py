@@ -8,15 +8,48 @@ refresh the hosts that were touched.
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ovmtui.backend.base import Backend
 from ovmtui.errors import ActionRefused, OvmError
 from ovmtui.model import HostKey, PlacedVm, VmAction
 
 ResultCallback = Callable[["ActionResult"], None]
+
+
+class ActionJournal(Protocol):
+    """Where every action is written before it runs and completed after (the audit log)."""
+
+    async def journal_started(
+        self,
+        *,
+        user: str,
+        pool: str,
+        host: str,
+        vm: str,
+        uuid: str,
+        operation: str,
+        command: str,
+    ) -> int: ...
+
+    async def journal_finished(self, started_id: int, *, ok: bool, detail: str | None) -> int: ...
+
+
+def current_user() -> str:
+    """The operator, as the OS knows them (sudo keeps the name of who ran it)."""
+    for name in ("SUDO_USER", "LOGNAME", "USER"):
+        value = os.environ.get(name)
+        if value:
+            return value
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid with no passwd entry (containers)
+        return f"uid {os.getuid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +77,15 @@ class ActionService:
         refresh: Callable[[HostKey], None] | None = None,
         read_only: bool = False,
         max_concurrency: int = 8,
+        journal: ActionJournal | None = None,
+        user: str | None = None,
     ) -> None:
         self._backend_for = backend_for
         self._refresh = refresh
         self.read_only = read_only
         self._max_concurrency = max_concurrency
+        self.journal = journal
+        self._user = user or current_user()
 
     def command_for(self, placed: PlacedVm, action: VmAction) -> str:
         backend = self._backend(placed)
@@ -65,19 +102,42 @@ class ActionService:
     async def run(self, placed: PlacedVm, action: VmAction) -> ActionResult:
         started = time.time()
         command = ""
+        record: int | None = None
+        error: str | None = None
         try:
-            self.check(placed, action)
             backend = self._backend(placed)
             command = backend.command_for(placed.vm, action)
+            # Written before anything else: a refusal is on the record too, and a crash
+            # halfway leaves "started, no result". An action the journal cannot record
+            # (its error is an OvmError too) does not run.
+            record = await self._journal_started(placed, action, command)
+            self.check(placed, action)
             await backend.act(placed.vm, action)
         except OvmError as exc:
-            return ActionResult(
-                placed, action, command, False, exc.message, started, time.time() - started
-            )
+            error = exc.message
         finally:
             if self._refresh is not None and not self.read_only:
                 self._refresh(placed.host_key)
-        return ActionResult(placed, action, command, True, None, started, time.time() - started)
+        if record is not None and self.journal is not None:
+            await self.journal.journal_finished(record, ok=error is None, detail=error)
+        return ActionResult(
+            placed, action, command, error is None, error, started, time.time() - started
+        )
+
+    async def _journal_started(
+        self, placed: PlacedVm, action: VmAction, command: str
+    ) -> int | None:
+        if self.journal is None:
+            return None
+        return await self.journal.journal_started(
+            user=self._user,
+            pool=placed.pool,
+            host=placed.host,
+            vm=placed.vm.name,
+            uuid=placed.uuid,
+            operation=action.value,
+            command=command,
+        )
 
     async def run_many(
         self,

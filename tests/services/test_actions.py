@@ -84,3 +84,49 @@ async def test_bulk_is_bounded_and_reports_each_vm() -> None:
     assert len(heard) == 40
     assert summarize(results) == (40, 0)
     assert peak == 5
+
+
+class MemoryJournal:
+    """Records what the service writes, in order, with the host's state at that moment."""
+
+    def __init__(self, backend: FakeBackend) -> None:
+        self.backend = backend
+        self.records: list[tuple[str, dict[str, object]]] = []
+
+    async def journal_started(self, **fields: str) -> int:
+        self.records.append(("started", {**fields, "acted_before": len(self.backend.acted)}))
+        return len(self.records)
+
+    async def journal_finished(self, started_id: int, *, ok: bool, detail: str | None) -> int:
+        self.records.append(("finished", {"ref": started_id, "ok": ok, "detail": detail}))
+        return len(self.records)
+
+
+async def test_journal_written_before_and_completed_after() -> None:
+    b = FakeBackend("p", "a", [vm("web01")])
+    journal = MemoryJournal(b)
+    svc, _ = service(b, journal=journal, user="alice")
+    await svc.run(placed(b, "web01"), VmAction.PAUSE)
+    (kind1, started), (kind2, finished) = journal.records
+    assert kind1 == "started" and started["acted_before"] == 0  # before the host was asked
+    assert started["user"] == "alice" and started["vm"] == "web01"
+    assert started["operation"] == "pause"
+    assert shlex.split(str(started["command"])) == ["fake", "pause", "web01"]
+    assert (kind2, finished) == ("finished", {"ref": 1, "ok": True, "detail": None})
+
+
+async def test_journal_records_failures_and_refusals() -> None:
+    b = FakeBackend("p", "a", [vm("web01")])
+    b.fail = "domain is not running"
+    journal = MemoryJournal(b)
+    svc, _ = service(b, journal=journal)
+    await svc.run(placed(b, "web01"), VmAction.SHUTDOWN)
+    assert journal.records[-1][1] == {"ref": 1, "ok": False, "detail": "domain is not running"}
+    svc.read_only = True
+    b.fail = None
+    result = await svc.run(placed(b, "web01"), VmAction.FORCE_OFF)
+    assert not result.ok
+    kind, finished = journal.records[-1]
+    assert kind == "finished" and finished["ok"] is False
+    assert "read-only" in str(finished["detail"])
+    assert len(b.acted) == 1  # the refused action never reached the host
