@@ -71,6 +71,14 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "ovmtui" / "estate.toml"
 
 
+def default_repository_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local" / "share"
+    )
+    return Path(base) / "ovmtui" / "repository.sqlite"
+
+
 def load_estate(path: Path) -> EstateConfig:
     try:
         text = path.read_text(encoding="utf-8")

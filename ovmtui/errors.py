@@ -51,3 +51,9 @@ class VmNotFound(OvmError):
 
 class ParseError(OvmError):
     title = "Unreadable output"
+
+
+class RepositoryError(OvmError):
+    """The repository file cannot be used (corrupt, foreign, newer schema); nothing was changed."""
+
+    title = "Repository problem"

@@ -86,7 +86,7 @@ class EstatePoller:
         self._tasks: list[asyncio.Task[None]] = []
         self._generation = 0
         self._snapshot = EstateSnapshot(hosts=(), generation=0)
-        self._seed(initial)
+        self.seed(initial)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -189,7 +189,8 @@ class EstatePoller:
 
     # -- folding results into the estate --------------------------------------------------
 
-    def _seed(self, initial: EstateSnapshot | None) -> None:
+    def seed(self, initial: EstateSnapshot | None) -> None:
+        """Start from last-known data (shown stale until each host answers); before run()."""
         previous = {h.key: h for h in initial.hosts} if initial is not None else {}
         for key in self._order:
             host = self._hosts[key]
