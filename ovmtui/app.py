@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +23,7 @@ from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.store.repository import Repository
 
 MAX_LOG = 5000
 
@@ -41,6 +45,7 @@ class OvmApp(App[int]):
         read_only: bool = False,
         clock: Callable[[], float] = time.time,
         backends: Sequence[Backend] | None = None,
+        repository: Path | None = None,
     ) -> None:
         super().__init__()
         self.estate = estate
@@ -60,6 +65,9 @@ class OvmApp(App[int]):
         )
         self._snapshot = self.poller.snapshot
         self._results: list[ActionResult] = []
+        self._repository_path = repository
+        self.repository: Repository | None = None
+        self._to_store: asyncio.Queue[EstateSnapshot] = asyncio.Queue()
 
     # -- AppContext -----------------------------------------------------------------------
 
@@ -111,15 +119,73 @@ class OvmApp(App[int]):
         # moved out of the collector's reach, it is not rescanned by every full collection
         # that the churn of VM objects triggers.
         gc.freeze()
-        self.run_worker(self.poller.run(), group="poller", name="poller", exclusive=True)
+        self.run_worker(self._run_services(), group="poller", name="poller", exclusive=True)
+
+    async def _run_services(self) -> None:
+        if self._repository_path is not None:
+            await self._open_repository(self._repository_path)
+        await self.poller.run()
+
+    async def _open_repository(self, path: Path) -> None:
+        try:
+            repo = await Repository.open(path)
+            differences = await repo.import_estate(self.estate)
+            known = await repo.load_snapshot()
+        except OvmError as exc:
+            # Watching the estate matters more than remembering it: go on, and say so.
+            self.notify(
+                f"{exc}\nRunning without a repository: nothing is recorded.",
+                title=exc.title,
+                severity="error",
+                timeout=30,
+                markup=False,
+            )
+            return
+        self.repository = repo
+        self.actions.journal = repo
+        for line in differences:
+            self.notify(
+                line,
+                title="Estate file differs from the repository",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
+        if known is not None:
+            # Last-known state at once, marked stale, before the first poll answers.
+            self.poller.seed(known)
+            self.post_message(EstateUpdated(self.poller.snapshot))
+        self.run_worker(self._store_snapshots(repo), group="store", name="store")
+
+    async def _store_snapshots(self, repo: Repository) -> None:
+        """Record every published snapshot, in order (their deltas build on each other)."""
+        failed = False
+        while True:
+            snapshot = await self._to_store.get()
+            try:
+                await repo.save_snapshot(snapshot)
+                failed = False
+            except OvmError as exc:
+                if not failed:  # once, not at every refresh
+                    self.notify(str(exc), title=exc.title, severity="error", markup=False)
+                failed = True
 
     async def on_unmount(self) -> None:
         self.workers.cancel_group(self, "poller")
+        self.workers.cancel_group(self, "store")
         await self.poller.close()
+        repo, self.repository = self.repository, None
+        if repo is not None:
+            with contextlib.suppress(OvmError):
+                # In full: deltas still queued when the writer stopped are not lost.
+                await repo.save_snapshot(dataclasses.replace(self._snapshot, delta=None))
+            await repo.close()
 
     # -- services to UI -------------------------------------------------------------------
 
     def _snapshot_published(self, snapshot: EstateSnapshot) -> None:
+        if self.repository is not None:
+            self._to_store.put_nowait(snapshot)
         self.post_message(EstateUpdated(snapshot))
 
     def on_estate_updated(self, message: EstateUpdated) -> None:

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ovmtui import __version__
-from ovmtui.config import EstateConfig, default_config_path, load_estate
-from ovmtui.errors import ConfigError
+from ovmtui.config import (
+    EstateConfig,
+    default_config_path,
+    default_repository_path,
+    load_estate,
+)
+from ovmtui.errors import ConfigError, OvmError, RepositoryError
 
 EXIT_CONFIG = 2
 
@@ -32,6 +38,13 @@ def _estate_options() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="use the bundled demo estate (libvirt test driver: no hosts, no network, no root)",
+    )
+    parent.add_argument(
+        "--repository",
+        metavar="PATH",
+        type=Path,
+        help="the SQLite repository (default: repository = in the estate file, else "
+        "$XDG_DATA_HOME/ovmtui/repository.sqlite; the demo keeps its own)",
     )
     return parent
 
@@ -57,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         "inventory", parents=[estate], help="print the whole estate once and exit"
     )
     inventory.add_argument("--json", action="store_true", help="one JSON object")
+    audit = commands.add_parser(
+        "audit", parents=[estate], help="the audit journal; 'audit verify' checks its chain"
+    )
+    audit.add_argument("verify", nargs="?", choices=["verify"], help="check the hash chain")
+    audit.add_argument("--json", action="store_true", help="a JSON list")
+    audit.add_argument("--host", help="only this host")
+    audit.add_argument("--vm", help="only this VM")
+    audit.add_argument("--user", help="only this user")
+    audit.add_argument("--result", choices=["ok", "failed", "unfinished"])
     return parser
 
 
@@ -79,27 +101,62 @@ def resolve_estate(args: argparse.Namespace) -> EstateConfig:
     return load_estate(path)
 
 
+def resolve_repository(args: argparse.Namespace, estate: EstateConfig | None) -> Path:
+    if args.repository is not None:
+        return Path(args.repository).expanduser()
+    if estate is not None and estate.repository is not None:
+        return estate.repository
+    default = default_repository_path()
+    # The demo's made-up hosts must not mix with a real estate's last-known state.
+    return default.with_name("demo-repository.sqlite") if args.demo else default
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "audit":
+            return _audit(args)
         estate = resolve_estate(args)
-    except ConfigError as exc:
+        repository = resolve_repository(args, estate)
+        if args.command == "inventory":
+            return _inventory(estate, repository, as_json=args.json)
+        return _run_tui(estate, repository, interval_s=args.interval, read_only=args.read_only)
+    except OvmError as exc:
         print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.command == "inventory":
-        return _inventory(estate, as_json=args.json)
-    return _run_tui(estate, interval_s=args.interval, read_only=args.read_only)
 
 
-def _inventory(estate: EstateConfig, *, as_json: bool) -> int:
+def _audit(args: argparse.Namespace) -> int:
+    from ovmtui.headless import audit, audit_verify
+
+    # The estate file only matters for where the repository is; a missing one is fine here.
+    estate = None
+    if not args.demo and args.repository is None:
+        with contextlib.suppress(ConfigError):
+            estate = resolve_estate(args)
+    repository = resolve_repository(args, estate)
+    if not repository.exists():
+        raise RepositoryError(f"{repository}: no repository there yet (nothing recorded)")
+    if args.verify:
+        return asyncio.run(audit_verify(repository, sys.stdout))
+    return asyncio.run(
+        audit(
+            repository,
+            sys.stdout,
+            as_json=args.json,
+            host=args.host,
+            vm=args.vm,
+            user=args.user,
+            result=args.result,
+        )
+    )
+
+
+def _inventory(estate: EstateConfig, repository: Path, *, as_json: bool) -> int:
     from ovmtui.headless import poll_estate_once, print_inventory
 
-    try:
-        snapshot = asyncio.run(poll_estate_once(estate))
-    except ConfigError as exc:
-        print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    snapshot = asyncio.run(poll_estate_once(estate, repository, warn=sys.stderr))
     try:
         status = print_inventory(snapshot, sys.stdout, as_json=as_json)
         sys.stdout.flush()
@@ -112,14 +169,13 @@ def _inventory(estate: EstateConfig, *, as_json: bool) -> int:
     return status
 
 
-def _run_tui(estate: EstateConfig, *, interval_s: float, read_only: bool) -> int:
+def _run_tui(estate: EstateConfig, repository: Path, *, interval_s: float, read_only: bool) -> int:
     from ovmtui.app import OvmApp
+    from ovmtui.headless import check_repository
 
-    try:
-        app = OvmApp(estate, interval_s=interval_s, read_only=read_only)
-    except ConfigError as exc:
-        print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    # A repository that cannot be used is said here, before any screen is drawn.
+    asyncio.run(check_repository(repository))
+    app = OvmApp(estate, interval_s=interval_s, read_only=read_only, repository=repository)
     app.run()
     return app.return_code or 0
 

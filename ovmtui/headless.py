@@ -2,22 +2,85 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
 from ovmtui.backend.factory import backend_for
 from ovmtui.config import EstateConfig
 from ovmtui.model import EstateSnapshot, HostStatus, Vm
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.store.repository import Repository
 
 
-async def poll_estate_once(config: EstateConfig) -> EstateSnapshot:
+async def poll_estate_once(
+    config: EstateConfig, repository: Path | None = None, warn: TextIO | None = None
+) -> EstateSnapshot:
+    """Poll the whole estate once; with a repository, record what was seen there."""
     hosts = [PolledHost(backend_for(h), h.roles) for h in config.hosts]
     poller = EstatePoller(hosts, max_concurrency=32)
+    repo = await Repository.open(repository) if repository is not None else None
     try:
-        return await poller.poll_once()
+        if repo is not None:
+            for line in await repo.import_estate(config):
+                if warn is not None:
+                    warn.write(f"ovmtui: {line}\n")
+            known = await repo.load_snapshot()
+            if known is not None:
+                poller.seed(known)
+        snapshot = await poller.poll_once()
+        if repo is not None:
+            await repo.save_snapshot(snapshot)
+        return snapshot
     finally:
         await poller.close()
+        if repo is not None:
+            await repo.close()
+
+
+async def check_repository(repository: Path) -> None:
+    """Open and close: raises RepositoryError for a file that cannot be used."""
+    repo = await Repository.open(repository)
+    await repo.close()
+
+
+async def audit(repository: Path, out: TextIO, *, as_json: bool, **filters: str | None) -> int:
+    repo = await Repository.open(repository)
+    try:
+        entries = await repo.journal_entries(**filters)  # type: ignore[arg-type]
+    finally:
+        await repo.close()
+    if as_json:
+        json.dump([dataclasses.asdict(e) for e in entries], out, indent=2)
+        out.write("\n")
+        return 0
+    for e in entries:
+        when = datetime.datetime.fromtimestamp(e.at).strftime("%Y-%m-%d %H:%M:%S")
+        if e.ok is None:
+            result = "STARTED, NO RESULT"
+        elif e.ok:
+            result = "ok"
+        else:
+            result = f"FAILED: {e.detail}"
+        out.write(
+            f"{e.id:>6} {when} {e.user:<10} {e.pool}/{e.host} {e.vm}: {e.command}  -> {result}\n"
+        )
+    return 0
+
+
+async def audit_verify(repository: Path, out: TextIO) -> int:
+    repo = await Repository.open(repository)
+    try:
+        verdict = await repo.verify_journal()
+    finally:
+        await repo.close()
+    if verdict.ok:
+        out.write(f"journal intact: {verdict.records} records, hash chain verified\n")
+        return 0
+    out.write(f"journal BROKEN at record {verdict.first_broken}: {verdict.reason}\n")
+    return 1
 
 
 def inventory_json(snapshot: EstateSnapshot) -> dict[str, Any]:

@@ -1,0 +1,667 @@
+"""The repository: one SQLite file holding pools, hosts, last-known state and the audit journal.
+
+Opened once by the app (``Repository.open``), shared with other ovmtui processes through WAL
+and a busy timeout. Opening refuses, without touching the file, anything that is not an
+ovmtui repository this version can use: a non-SQLite file, a damaged database, a database of
+another program, or one written by a newer ovmtui. Methods take and return domain objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import aiosqlite
+
+from ovmtui.config import EstateConfig
+from ovmtui.errors import RepositoryError
+from ovmtui.model import (
+    Disk,
+    EstateSnapshot,
+    HostFacts,
+    HostKey,
+    HostRole,
+    HostStatus,
+    Nic,
+    Vm,
+    VmState,
+)
+from ovmtui.store.journal import (
+    FIELDS,
+    JournalEntry,
+    JournalRecord,
+    JournalVerdict,
+    Result,
+    verify_chain,
+)
+from ovmtui.store.schema import (
+    BUSY_TIMEOUT_MS,
+    check_database,
+    check_file,
+    describe_error,
+    fetch_rows,
+    fetch_value,
+    migrate,
+)
+
+_UPSERT_HOST_STATE = """
+INSERT INTO host_state (pool, name, reachable, error, taken_at, failed_at, facts)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (pool, name) DO UPDATE SET
+    reachable = excluded.reachable,
+    error = excluded.error,
+    failed_at = excluded.failed_at,
+    taken_at = COALESCE(excluded.taken_at, host_state.taken_at),
+    facts = COALESCE(excluded.facts, host_state.facts)
+"""
+
+_UPSERT_VM = """
+INSERT INTO vm_state (uuid, pool, host, name, state, vcpus, memory_mib, max_memory_mib,
+                      domain_id, started_at, data, seen_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (uuid) DO UPDATE SET
+    pool = excluded.pool, host = excluded.host, name = excluded.name, state = excluded.state,
+    vcpus = excluded.vcpus, memory_mib = excluded.memory_mib,
+    max_memory_mib = excluded.max_memory_mib, domain_id = excluded.domain_id,
+    started_at = excluded.started_at, data = excluded.data, seen_at = excluded.seen_at
+"""
+
+_SELECT_RECORD = f"SELECT {', '.join(FIELDS)} FROM journal"  # noqa: S608 (constant columns)
+
+
+class Repository:
+    """An open repository. Create with ``await Repository.open(path)``; ``await close()``."""
+
+    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+        self.path = path
+        self._db = db
+        self._lock = asyncio.Lock()  # one transaction at a time on this connection
+        self._saved_generation: int | None = None
+        self._closed = False
+
+    # -- opening and closing ----------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path) -> Repository:
+        path = Path(path)
+        await asyncio.to_thread(check_file, path)
+        try:
+            db = await aiosqlite.connect(str(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise RepositoryError(f"{path}: cannot open it: {exc}") from None
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            current = await check_database(db, path)
+            # Nothing is written before this line: a refused file stays byte-identical.
+            mode = await fetch_value(db, "PRAGMA journal_mode = WAL")
+            if str(mode).lower() != "wal":
+                raise RepositoryError(f"{path}: cannot switch it to WAL mode (it stays {mode})")
+            await db.execute("PRAGMA foreign_keys = ON")
+            if not current:
+                await migrate(db, path)
+        except RepositoryError:
+            await db.close()
+            raise
+        except sqlite3.Error as exc:
+            await db.close()
+            raise RepositoryError(f"{path}: {describe_error(exc)}") from None
+        except BaseException:
+            await db.close()
+            raise
+        return cls(path, db)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            async with self._lock:
+                await self._db.close()
+
+    async def __aenter__(self) -> Repository:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(
+        self, mode: Literal["IMMEDIATE", "DEFERRED"] = "IMMEDIATE"
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction; IMMEDIATE takes the write lock at once (serialises processes)."""
+        if self._closed:
+            raise RepositoryError(f"{self.path}: the repository is closed")
+        async with self._lock:
+            try:
+                await self._db.execute(f"BEGIN {mode}")
+            except sqlite3.Error as exc:
+                raise RepositoryError(f"{self.path}: {describe_error(exc)}") from None
+            try:
+                yield self._db
+                await self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # Disk full, a lock held too long, a damaged page: nothing of it was written.
+                await self._rollback()
+                raise RepositoryError(f"{self.path}: {describe_error(exc)}") from exc
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            await self._db.execute("ROLLBACK")
+
+    # -- pools and hosts ------------------------------------------------------------------
+
+    async def import_estate(self, estate: EstateConfig) -> list[str]:
+        """Take pools and hosts from the estate file (it wins); say what differed.
+
+        Hosts that left the file are kept with their last-known state, and reported. A
+        repository that had no pools yet reports nothing.
+        """
+        lines: list[str] = []
+        async with self._transaction() as db:
+            pools: dict[str, str | None] = {
+                row[0]: row[1]
+                for row in await fetch_rows(
+                    db, "SELECT name, shared_storage FROM pools ORDER BY rowid"
+                )
+            }
+            hosts: dict[tuple[str, str], tuple[str, str]] = {
+                (row[0], row[1]): (row[2], row[3])
+                for row in await fetch_rows(
+                    db, "SELECT pool, name, address, roles FROM hosts ORDER BY rowid"
+                )
+            }
+            fresh = not pools and not hosts
+            for pool in estate.pools:
+                if pool.name not in pools:
+                    if not fresh:
+                        lines.append(f"pool {pool.name} added")
+                elif pools[pool.name] != pool.shared_storage:
+                    lines.append(
+                        f"pool {pool.name}: shared storage changed from "
+                        f"{_show(pools[pool.name])} to {_show(pool.shared_storage)}"
+                    )
+            await db.executemany(
+                "INSERT INTO pools (name, shared_storage, position) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET "
+                "shared_storage = excluded.shared_storage, position = excluded.position",
+                [(p.name, p.shared_storage, i) for i, p in enumerate(estate.pools)],
+            )
+            in_file = {(h.pool, h.name) for h in estate.hosts}
+            rows: list[tuple[str, str, str, str, int]] = []
+            for position, host in enumerate(estate.hosts):
+                key = (host.pool, host.name)
+                roles = _roles_text(host.roles)
+                old = hosts.get(key)
+                if old is None:
+                    elsewhere = [k for k in hosts if k[1] == host.name and k not in in_file]
+                    if len(elsewhere) == 1:
+                        # The same host under another pool: move it with its state.
+                        lines.append(
+                            f"host {host.name}: moved from pool {elsewhere[0][0]} "
+                            f"to pool {host.pool}"
+                        )
+                        await db.execute(
+                            "UPDATE hosts SET pool = ? WHERE pool = ? AND name = ?",
+                            (host.pool, *elsewhere[0]),
+                        )
+                        old = hosts.pop(elsewhere[0])
+                        hosts[key] = old
+                    elif not fresh:
+                        lines.append(f"host {host.name} added to pool {host.pool}")
+                if old is not None:
+                    if old[0] != host.address:
+                        lines.append(
+                            f"host {host.name}: address changed from "
+                            f"{_show(old[0])} to {_show(host.address)}"
+                        )
+                    if old[1] != roles:
+                        lines.append(
+                            f"host {host.name}: roles changed from "
+                            f"{_show_roles(old[1])} to {_show_roles(roles)}"
+                        )
+                rows.append((host.pool, host.name, host.address, roles, position))
+            await db.executemany(
+                "INSERT INTO hosts (pool, name, address, roles, position) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (pool, name) DO UPDATE SET address = excluded.address, "
+                "roles = excluded.roles, position = excluded.position",
+                rows,
+            )
+            for pool_name, name in hosts:
+                if (pool_name, name) not in in_file:
+                    lines.append(
+                        f"host {name} (pool {pool_name}) is in the repository but no longer in "
+                        "the estate file; its last-known state is kept"
+                    )
+            file_pools = {p.name for p in estate.pools}
+            for pool_name in pools:
+                if pool_name not in file_pools:
+                    lines.append(
+                        f"pool {pool_name} is in the repository but no longer in the estate file"
+                    )
+        return lines
+
+    # -- last-known state -----------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: EstateSnapshot) -> None:
+        """Record what the snapshot knows; unreachable hosts keep their last-known data.
+
+        With a delta that continues the last snapshot saved here, only the changed and removed
+        VMs are written; otherwise the VMs of every reachable host are replaced.
+        """
+        delta = snapshot.delta
+        use_delta = (
+            delta is not None
+            and self._saved_generation is not None
+            and delta.since == self._saved_generation
+        )
+        pool_names = list(dict.fromkeys((*snapshot.pools, *(h.pool for h in snapshot.hosts))))
+        async with self._transaction() as db:
+            # Hosts the estate file never declared (a demo estate): known from now on.
+            await db.executemany(
+                "INSERT INTO pools (name, position) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [(name, i) for i, name in enumerate(pool_names)],
+            )
+            await db.executemany(
+                "INSERT INTO hosts (pool, name, address, roles, position) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [
+                    (h.pool, h.name, h.address, _roles_text(h.roles), i)
+                    for i, h in enumerate(snapshot.hosts)
+                ],
+            )
+            await db.executemany(
+                _UPSERT_HOST_STATE,
+                [
+                    (
+                        h.pool,
+                        h.name,
+                        int(h.reachable),
+                        h.error,
+                        h.taken_at,
+                        h.failed_at,
+                        None if h.facts is None else _facts_json(h.facts),
+                    )
+                    for h in snapshot.hosts
+                    if h.reachable is not None
+                ],
+            )
+            if delta is not None and use_delta:
+                await db.executemany(
+                    "DELETE FROM vm_state WHERE uuid = ?", [(uuid,) for uuid in delta.removed]
+                )
+                rows = []
+                for placed in delta.changed:
+                    status = snapshot.host(HostKey(placed.pool, placed.host))
+                    seen = status.taken_at if status is not None else None
+                    rows.append(_vm_row(placed.pool, placed.host, placed.vm, seen))
+                await db.executemany(_UPSERT_VM, rows)
+            else:
+                live = [h for h in snapshot.hosts if h.reachable is True]
+                await db.executemany(
+                    "DELETE FROM vm_state WHERE pool = ? AND host = ?",
+                    [(h.pool, h.name) for h in live],
+                )
+                await db.executemany(
+                    _UPSERT_VM,
+                    [
+                        _vm_row(h.pool, h.name, vm, h.taken_at or snapshot.taken_at)
+                        for h in live
+                        for vm in h.vms
+                    ],
+                )
+        self._saved_generation = snapshot.generation
+
+    async def load_snapshot(self) -> EstateSnapshot | None:
+        """The last-known estate, every host marked stale; None if nothing was recorded."""
+        async with self._transaction("DEFERRED") as db:
+            recorded = await fetch_value(
+                db,
+                "SELECT EXISTS (SELECT 1 FROM host_state) OR EXISTS (SELECT 1 FROM vm_state)",
+            )
+            if not recorded:
+                return None
+            pool_rows = await fetch_rows(db, "SELECT name FROM pools ORDER BY position, rowid")
+            pools = [row[0] for row in pool_rows]
+            host_rows = await fetch_rows(
+                db,
+                """
+                SELECT h.pool, h.name, h.address, h.roles,
+                       s.reachable, s.error, s.taken_at, s.failed_at, s.facts
+                FROM hosts h
+                JOIN pools p ON p.name = h.pool
+                LEFT JOIN host_state s ON s.pool = h.pool AND s.name = h.name
+                ORDER BY p.position, p.rowid, h.position, h.name
+                """,
+            )
+            vm_rows = await fetch_rows(
+                db,
+                """
+                SELECT pool, host, uuid, name, state, vcpus, memory_mib, max_memory_mib,
+                       domain_id, started_at, data
+                FROM vm_state ORDER BY name, uuid
+                """,
+            )
+        vms: dict[tuple[str, str], list[Vm]] = {}
+        for row in vm_rows:
+            vms.setdefault((row[0], row[1]), []).append(_vm_from_row(row[2:]))
+        hosts: list[HostStatus] = []
+        for pool, name, address, roles, reachable, error, taken_at, failed_at, facts in host_rows:
+            hosts.append(
+                HostStatus(
+                    pool=pool,
+                    name=name,
+                    address=address,
+                    roles=_roles_from_text(roles),
+                    facts=None if facts is None else _facts_from_json(facts),
+                    vms=tuple(vms.get((pool, name), ())),
+                    taken_at=taken_at,
+                    reachable=None if reachable is None else bool(reachable),
+                    error=error,
+                    failed_at=failed_at,
+                    stale=True,
+                )
+            )
+        times = [t for h in hosts for t in (h.taken_at, h.failed_at) if t is not None]
+        return EstateSnapshot(
+            hosts=tuple(hosts), taken_at=max(times, default=0.0), pools=tuple(pools)
+        )
+
+    # -- the audit journal ----------------------------------------------------------------
+
+    async def journal_started(
+        self,
+        *,
+        user: str,
+        pool: str | None,
+        host: str | None,
+        vm: str | None,
+        uuid: str | None,
+        operation: str,
+        command: str,
+        at: float | None = None,
+    ) -> int:
+        """Record an action before it runs; returns the record id for ``journal_finished``."""
+        async with self._transaction() as db:
+            next_id, prev_hash = await _journal_tail(db)
+            record = JournalRecord(
+                id=next_id,
+                at=time.time() if at is None else at,
+                user=user,
+                kind="started",
+                ref=None,
+                pool=pool,
+                host=host,
+                vm=vm,
+                uuid=uuid,
+                operation=operation,
+                command=command,
+                ok=None,
+                detail=None,
+                prev_hash=prev_hash,
+            ).sealed()
+            await _insert_record(db, record)
+        return record.id
+
+    async def journal_finished(
+        self, started_id: int, *, ok: bool, detail: str | None, at: float | None = None
+    ) -> int:
+        """Complete the action recorded as ``started_id`` with its result."""
+        async with self._transaction() as db:
+            found = await fetch_rows(db, f"{_SELECT_RECORD} WHERE id = ?", (started_id,))
+            if not found or found[0][FIELDS.index("kind")] != "started":
+                raise RepositoryError(
+                    f"{self.path}: journal record {started_id} is not a started action"
+                )
+            started = JournalRecord.from_row(found[0])
+            if await fetch_value(
+                db, "SELECT EXISTS (SELECT 1 FROM journal WHERE ref = ?)", (started_id,)
+            ):
+                raise RepositoryError(
+                    f"{self.path}: journal record {started_id} already has a result"
+                )
+            next_id, prev_hash = await _journal_tail(db)
+            record = JournalRecord(
+                id=next_id,
+                at=time.time() if at is None else at,
+                user=started.user,
+                kind="finished",
+                ref=started_id,
+                pool=started.pool,
+                host=started.host,
+                vm=started.vm,
+                uuid=started.uuid,
+                operation=started.operation,
+                command=None,
+                ok=ok,
+                detail=detail,
+                prev_hash=prev_hash,
+            ).sealed()
+            await _insert_record(db, record)
+        return record.id
+
+    async def journal_entries(
+        self,
+        *,
+        host: str | None = None,
+        vm: str | None = None,
+        user: str | None = None,
+        result: Result | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        """Actions, oldest first; with ``limit``, the most recent ``limit`` of them.
+
+        ``vm`` matches a VM's name or UUID; ``result`` is "ok", "failed" or "unfinished".
+        """
+        where = ["s.kind = 'started'"]
+        params: list[Any] = []
+        if host is not None:
+            where.append("s.host = ?")
+            params.append(host)
+        if vm is not None:
+            where.append("(s.vm = ? OR s.uuid = ?)")
+            params += [vm, vm]
+        if user is not None:
+            where.append("s.user = ?")
+            params.append(user)
+        if result is not None:
+            conditions = {"ok": "f.ok = 1", "failed": "f.ok = 0", "unfinished": "f.id IS NULL"}
+            if result not in conditions:
+                raise ValueError(f"result must be ok, failed or unfinished, not {result!r}")
+            where.append(conditions[result])
+        sql = (
+            "SELECT s.id, s.at, s.user, s.pool, s.host, s.vm, s.uuid, s.operation, s.command, "  # noqa: S608
+            "f.at, f.ok, f.detail FROM journal s "
+            "LEFT JOIN journal f ON f.ref = s.id AND f.kind = 'finished' "
+            f"WHERE {' AND '.join(where)} ORDER BY s.id DESC"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        async with self._transaction("DEFERRED") as db:
+            rows = await fetch_rows(db, sql, params)
+        return [
+            JournalEntry(
+                id=row[0],
+                at=row[1],
+                user=row[2],
+                pool=row[3],
+                host=row[4],
+                vm=row[5],
+                uuid=row[6],
+                operation=row[7],
+                command=row[8],
+                finished_at=row[9],
+                ok=None if row[10] is None else bool(row[10]),
+                detail=row[11],
+            )
+            for row in reversed(rows)
+        ]
+
+    async def verify_journal(self) -> JournalVerdict:
+        """Recompute the hash chain; name the first record that does not fit."""
+        async with self._transaction("DEFERRED") as db:
+            rows = await fetch_rows(db, f"{_SELECT_RECORD} ORDER BY id")
+            last_id = await fetch_value(
+                db, "SELECT seq FROM sqlite_sequence WHERE name = 'journal'"
+            )
+        return verify_chain(
+            (JournalRecord.from_row(row) for row in rows),
+            None if last_id is None else int(last_id),
+        )
+
+
+# -- journal rows ---------------------------------------------------------------------------
+
+
+async def _journal_tail(db: aiosqlite.Connection) -> tuple[int, str]:
+    """The next record id and the hash of the last record ("" for the first)."""
+    last = await fetch_rows(db, "SELECT id, hash FROM journal ORDER BY id DESC LIMIT 1")
+    seq = await fetch_value(db, "SELECT seq FROM sqlite_sequence WHERE name = 'journal'")
+    last_id = int(last[0][0]) if last else 0
+    return max(last_id, int(seq or 0)) + 1, str(last[0][1]) if last else ""
+
+
+async def _insert_record(db: aiosqlite.Connection, record: JournalRecord) -> None:
+    values = (
+        record.id,
+        record.at,
+        record.user,
+        record.kind,
+        record.ref,
+        record.pool,
+        record.host,
+        record.vm,
+        record.uuid,
+        record.operation,
+        record.command,
+        None if record.ok is None else int(record.ok),
+        record.detail,
+        record.prev_hash,
+        record.hash,
+    )
+    placeholders = ", ".join("?" * len(FIELDS))
+    await db.execute(
+        f"INSERT INTO journal ({', '.join(FIELDS)}) VALUES ({placeholders})",  # noqa: S608
+        values,
+    )
+
+
+def _show(value: str | None) -> str:
+    return value or "(none)"
+
+
+def _roles_text(roles: Iterable[HostRole]) -> str:
+    return ",".join(role.value for role in roles)
+
+
+def _roles_from_text(text: str) -> tuple[HostRole, ...]:
+    known = {role.value for role in HostRole}
+    return tuple(HostRole(part) for part in text.split(",") if part in known)
+
+
+def _show_roles(text: str) -> str:
+    return text.replace(",", ", ") if text else "(none)"
+
+
+def _facts_json(facts: HostFacts) -> str:
+    return json.dumps(
+        {
+            "hostname": facts.hostname,
+            "cpu_model": facts.cpu_model,
+            "cpus": facts.cpus,
+            "sockets": facts.sockets,
+            "cores_per_socket": facts.cores_per_socket,
+            "threads_per_core": facts.threads_per_core,
+            "mhz": facts.mhz,
+            "memory_mib": facts.memory_mib,
+            "free_memory_mib": facts.free_memory_mib,
+            "hypervisor": facts.hypervisor,
+            "hypervisor_version": facts.hypervisor_version,
+            "cpu_flags": list(facts.cpu_flags),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _facts_from_json(text: str) -> HostFacts:
+    data = json.loads(text)
+    return HostFacts(
+        hostname=data.get("hostname"),
+        cpu_model=data.get("cpu_model"),
+        cpus=data.get("cpus"),
+        sockets=data.get("sockets"),
+        cores_per_socket=data.get("cores_per_socket"),
+        threads_per_core=data.get("threads_per_core"),
+        mhz=data.get("mhz"),
+        memory_mib=data.get("memory_mib"),
+        free_memory_mib=data.get("free_memory_mib"),
+        hypervisor=data.get("hypervisor"),
+        hypervisor_version=data.get("hypervisor_version"),
+        cpu_flags=tuple(data.get("cpu_flags") or ()),
+    )
+
+
+def _vm_row(pool: str, host: str, vm: Vm, seen_at: float | None) -> tuple[Any, ...]:
+    data = {
+        "persistent": vm.persistent,
+        "os_type": vm.os_type,
+        "cpu_time_ns": vm.cpu_time_ns,
+        "cpu_percent": vm.cpu_percent,
+        "disks": [[d.target, d.source, d.device, d.read_only, d.shareable] for d in vm.disks],
+        "nics": [[n.mac, n.network, n.model] for n in vm.nics],
+    }
+    return (
+        vm.uuid,
+        pool,
+        host,
+        vm.name,
+        vm.state.value,
+        vm.vcpus,
+        vm.memory_mib,
+        vm.max_memory_mib,
+        vm.domain_id,
+        vm.started_at,
+        json.dumps(data, separators=(",", ":")),
+        seen_at,
+    )
+
+
+def _vm_from_row(row: Sequence[Any]) -> Vm:
+    uuid, name, state, vcpus, memory, max_memory, domain_id, started_at, data_text = row
+    data = json.loads(data_text) if data_text else {}
+    try:
+        vm_state = VmState(state)
+    except ValueError:
+        vm_state = VmState.UNKNOWN
+    return Vm(
+        uuid=uuid,
+        name=name,
+        state=vm_state,
+        vcpus=vcpus,
+        memory_mib=memory,
+        max_memory_mib=max_memory,
+        cpu_time_ns=data.get("cpu_time_ns"),
+        cpu_percent=data.get("cpu_percent"),
+        started_at=started_at,
+        domain_id=domain_id,
+        persistent=data.get("persistent"),
+        disks=tuple(
+            Disk(target, source, device, bool(read_only), bool(shareable))
+            for target, source, device, read_only, shareable in data.get("disks") or ()
+        ),
+        nics=tuple(Nic(mac, network, model) for mac, network, model in data.get("nics") or ()),
+        os_type=data.get("os_type"),
+    )

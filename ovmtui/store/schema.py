@@ -1,0 +1,251 @@
+"""The repository's schema: migrations, and the checks that a file is one we may open.
+
+Migrations are an ordered list applied by ``PRAGMA user_version``.
+Migration ``i`` (0-based) brings a database from schema ``i`` to ``i + 1``. Never edit a
+migration that has shipped: append a new one. Each is a tuple of single statements (not a
+script: ``executescript`` would commit the migration transaction halfway).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ovmtui.errors import RepositoryError
+
+BUSY_TIMEOUT_MS = 10_000
+LEAVE_ALONE = "it was not changed"
+
+# "OVMT": written to PRAGMA application_id so a foreign SQLite file is never mistaken for ours.
+APPLICATION_ID = 0x4F564D54
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_V1: tuple[str, ...] = (
+    """
+    CREATE TABLE pools (
+        name TEXT PRIMARY KEY,
+        shared_storage TEXT,
+        position INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    """
+    CREATE TABLE hosts (
+        pool TEXT NOT NULL REFERENCES pools(name) ON UPDATE CASCADE,
+        name TEXT NOT NULL,
+        address TEXT NOT NULL DEFAULT '',
+        roles TEXT NOT NULL DEFAULT '',
+        position INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (pool, name)
+    )
+    """,
+    """
+    CREATE TABLE host_state (
+        pool TEXT NOT NULL,
+        name TEXT NOT NULL,
+        reachable INTEGER,
+        error TEXT,
+        taken_at REAL,
+        failed_at REAL,
+        facts TEXT,
+        PRIMARY KEY (pool, name),
+        FOREIGN KEY (pool, name) REFERENCES hosts(pool, name)
+            ON UPDATE CASCADE ON DELETE CASCADE
+    )
+    """,
+    """
+    CREATE TABLE vm_state (
+        uuid TEXT PRIMARY KEY,
+        pool TEXT NOT NULL,
+        host TEXT NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        vcpus INTEGER,
+        memory_mib INTEGER,
+        max_memory_mib INTEGER,
+        domain_id INTEGER,
+        started_at REAL,
+        data TEXT NOT NULL DEFAULT '{}',
+        seen_at REAL,
+        FOREIGN KEY (pool, host) REFERENCES hosts(pool, name)
+            ON UPDATE CASCADE ON DELETE CASCADE
+    )
+    """,
+    "CREATE INDEX vm_state_host ON vm_state(pool, host)",
+    """
+    CREATE TABLE journal (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        user TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('started', 'finished')),
+        ref INTEGER REFERENCES journal(id),
+        pool TEXT,
+        host TEXT,
+        vm TEXT,
+        uuid TEXT,
+        operation TEXT NOT NULL,
+        command TEXT,
+        ok INTEGER,
+        detail TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )
+    """,
+    # One result per started record.
+    "CREATE UNIQUE INDEX journal_ref ON journal(ref) WHERE ref IS NOT NULL",
+    # Append-only against careless hand-editing; the hash chain catches a determined one.
+    """
+    CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+    BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END
+    """,
+    """
+    CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+    BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END
+    """,
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        detail TEXT
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# -- opening: checks that never write -------------------------------------------------------
+
+
+def check_file(path: Path) -> None:
+    """Create the directory; refuse a file that is plainly not an SQLite database."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RepositoryError(
+            f"{path}: cannot create its directory: {exc.strerror or exc}"
+        ) from None
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except FileNotFoundError:
+        return  # a new repository
+    except IsADirectoryError:
+        raise RepositoryError(f"{path}: is a directory, not a repository file") from None
+    except OSError as exc:
+        raise RepositoryError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    if not header:
+        return  # an empty file is a new repository
+    if not header.startswith(SQLITE_MAGIC):
+        if SQLITE_MAGIC.startswith(header):
+            raise RepositoryError(f"{path}: the database is truncated; {LEAVE_ALONE}")
+        raise RepositoryError(
+            f"{path}: not an SQLite database, so not an ovmtui repository; {LEAVE_ALONE}. "
+            "Move it away or pass another --repository path."
+        )
+    if len(header) < 100:
+        raise RepositoryError(f"{path}: the database is truncated; {LEAVE_ALONE}")
+
+
+async def check_database(db: aiosqlite.Connection, path: Path) -> bool:
+    """Refuse a damaged, foreign or newer database; True when it needs no migration."""
+    problems = [str(row[0]) for row in await fetch_rows(db, "PRAGMA quick_check")]
+    if problems != ["ok"]:
+        shown = "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "")
+        raise RepositoryError(
+            f"{path}: the database is damaged (truncated or corrupt): {shown}. "
+            f"{LEAVE_ALONE.capitalize()}; restore a backup or move it away."
+        )
+    app_id = int(await fetch_value(db, "PRAGMA application_id"))
+    version = int(await fetch_value(db, "PRAGMA user_version"))
+    if app_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise _newer(path, version)
+        return version == SCHEMA_VERSION
+    if app_id != 0:
+        raise RepositoryError(
+            f"{path}: an SQLite database of another application (application_id "
+            f"{app_id & 0xFFFFFFFF:#010x}), not an ovmtui repository; {LEAVE_ALONE}"
+        )
+    tables = [
+        str(row[0])
+        for row in await fetch_rows(
+            db, "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
+    if tables or version != 0:
+        listed = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+        raise RepositoryError(
+            f"{path}: an SQLite database without the ovmtui marker"
+            + (f" (it has tables: {listed})" if tables else "")
+            + f", so not an ovmtui repository; {LEAVE_ALONE}. "
+            "Pass another --repository path."
+        )
+    return False
+
+
+def _newer(path: Path, version: int) -> RepositoryError:
+    return RepositoryError(
+        f"{path}: written by a newer ovmtui: schema {version}, this version knows "
+        f"{SCHEMA_VERSION}. Upgrade ovmtui; {LEAVE_ALONE}."
+    )
+
+
+async def migrate(db: aiosqlite.Connection, path: Path) -> None:
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the write lock: another process may have migrated meanwhile.
+        version = int(await fetch_value(db, "PRAGMA user_version"))
+        app_id = int(await fetch_value(db, "PRAGMA application_id"))
+        if app_id not in (0, APPLICATION_ID):
+            raise RepositoryError(f"{path}: another application took the file over")
+        if version > SCHEMA_VERSION:
+            raise _newer(path, version)
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                await db.execute(statement)
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
+
+
+def describe_error(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "malformed" in text or "not a database" in text:
+        return (
+            f"the database is damaged (truncated or corrupt): {text}. "
+            f"{LEAVE_ALONE.capitalize()}; restore a backup or move it away."
+        )
+    if "locked" in text or "busy" in text:
+        return f"locked by another process for more than {BUSY_TIMEOUT_MS // 1000} s: {text}"
+    return text
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+async def fetch_rows(
+    db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
+    async with db.execute(sql, params) as cursor:
+        return [tuple(row) for row in await cursor.fetchall()]
+
+
+async def fetch_value(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    async with db.execute(sql, params) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else row[0]

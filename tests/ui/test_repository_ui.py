@@ -1,0 +1,73 @@
+"""The dashboard with a real repository: last-known state at start-up, actions journaled."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ovmtui.config import EstateConfig, HostConfig, PoolConfig
+from ovmtui.model import HostKey, VmState
+from tests.ui.conftest import SIZE, fixed_demo_estate, make_app, state_of, table, wait_until
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ovmtui", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def one_host_estate(uri: str) -> EstateConfig:
+    host = fixed_demo_estate().pools[0].hosts[0]
+    return EstateConfig((PoolConfig("prod", (HostConfig("prod", host.name, libvirt=uri),)),), "t")
+
+
+async def test_last_known_state_shown_stale_when_the_host_is_gone(tmp_path: Path) -> None:
+    repo = tmp_path / "repository.sqlite"
+    good_uri = fixed_demo_estate().pools[0].hosts[0].address
+    app = make_app(one_host_estate(good_uri), repository=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 13, what="first poll")
+    # Later, from a jump host that cannot reach it: same host, now unreachable.
+    app = make_app(one_host_estate("qemu+tcp://127.0.0.1:1/system"), repository=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 13, what="last-known VMs")
+        await wait_until(
+            pilot,
+            lambda: app.snapshot.host(HostKey("prod", "ovs01")).reachable is False,  # type: ignore[union-attr]
+            what="the poll to fail",
+        )
+        host = app.snapshot.host(HostKey("prod", "ovs01"))
+        assert host is not None and host.stale and host.taken_at is not None
+        assert state_of(app, "web01") is VmState.RUNNING  # what was last seen
+        notes = " ".join(n.message for n in app._notifications)
+        assert "address" in notes  # the estate file and the repository disagree: said
+
+
+async def test_actions_are_journaled_and_the_chain_verifies(tmp_path: Path) -> None:
+    repo = tmp_path / "repository.sqlite"
+    app = make_app(repository=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 64)
+        await pilot.press("slash", *"kafka01", "enter", "p")
+        await wait_until(pilot, lambda: state_of(app, "kafka01") is VmState.PAUSED)
+        await wait_until(pilot, lambda: len(app.action_log) == 1)
+    proc = run_cli("audit", "--repository", str(repo), "--json")
+    assert proc.returncode == 0, proc.stderr
+    entries = json.loads(proc.stdout)
+    assert [(e["vm"], e["operation"], e["ok"]) for e in entries] == [("kafka01", "pause", True)]
+    assert "suspend kafka01" in entries[0]["command"]
+    proc = run_cli("audit", "verify", "--repository", str(repo))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "intact" in proc.stdout
+
+
+def test_unusable_repository_refused_before_the_ui(tmp_path: Path) -> None:
+    bad = tmp_path / "repository.sqlite"
+    bad.write_bytes(b"this is not a database\n" * 100)
+    before = bad.read_bytes()
+    proc = run_cli("--demo", "--repository", str(bad))
+    assert proc.returncode == 2
+    assert str(bad) in proc.stderr
+    assert bad.read_bytes() == before
