@@ -293,11 +293,20 @@ class EstatePoller:
         pending = self._pending_changed or self._pending_removed or self._pending_hosts
         if not pending and self._generation > 0:
             return
+        touched = self._pending_changed | self._pending_removed
+        if 2 * len(touched) > len(self._where):
+            # Most of the estate changed (the first poll, a reconnect of everything): a
+            # delta would cost more to build and to apply than reading the snapshot whole.
+            self._pending_changed.clear()
+            self._pending_removed.clear()
+            self._pending_hosts.clear()
+            self._emit(self._build(None))
+            return
         changed: list[PlacedVm] = []
         removed: list[str] = []
         by_host: dict[HostKey, dict[str, Vm]] = {}
         # A UUID that left one host and is now on another moved: that is a change.
-        for uuid in self._pending_changed | self._pending_removed:
+        for uuid in touched:
             where = self._where.get(uuid)
             if where is None:
                 removed.append(uuid)
@@ -317,11 +326,14 @@ class EstatePoller:
         self._pending_changed.clear()
         self._pending_removed.clear()
         self._pending_hosts.clear()
-        self._snapshot = self._build(delta)
+        self._emit(self._build(delta))
+
+    def _emit(self, snapshot: EstateSnapshot) -> None:
+        self._snapshot = snapshot
         with contextlib.suppress(RuntimeError):  # no loop: a synchronous caller
             self._last_publish = asyncio.get_running_loop().time()
         if self._on_snapshot is not None:
-            self._on_snapshot(self._snapshot)
+            self._on_snapshot(snapshot)
 
     def _build(self, delta: EstateDelta | None) -> EstateSnapshot:
         self._generation += 1

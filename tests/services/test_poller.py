@@ -67,7 +67,8 @@ async def test_hung_host_never_delays_others() -> None:
 
 async def test_delta_lists_changed_and_removed_only() -> None:
     web, db = vm("web01"), vm("db01")
-    a = FakeBackend("p", "a", [web, db])
+    # Enough others that two changes are a delta, not a reload of most of the estate.
+    a = FakeBackend("p", "a", [web, db, *(vm(f"app{i:02d}") for i in range(10))])
     poller, _ = make(a)
     first = await poller.poll_once()
     a.vms[web.uuid] = dataclasses.replace(web, state=VmState.PAUSED)
@@ -86,9 +87,19 @@ async def test_delta_lists_changed_and_removed_only() -> None:
     assert third.delta.hosts == (a.host,)
 
 
+async def test_a_mostly_new_estate_is_published_whole() -> None:
+    a = FakeBackend("p", "a", [vm("web01")])
+    poller, _ = make(a)
+    await poller.poll_once()
+    a.vms = {v.uuid: v for v in (vm(f"new{i}") for i in range(5))}
+    snap = await poller.poll_once()
+    assert snap.delta is None  # consumers read it whole
+    assert sorted(p.vm.name for p in snap.placed_vms()) == [f"new{i}" for i in range(5)]
+
+
 async def test_migrated_vm_is_a_change_not_a_removal() -> None:
     moving = vm("web01")
-    a = FakeBackend("p", "a", [moving])
+    a = FakeBackend("p", "a", [moving, *(vm(f"app{i:02d}") for i in range(10))])
     b = FakeBackend("p", "b", [])
     poller, _ = make(a, b)
     await poller.poll_once()
