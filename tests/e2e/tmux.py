@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -26,7 +27,11 @@ class TmuxSession:
             raise RuntimeError("tmux is not installed (make install installs it)")
         self.socket = f"ovmtui-test-{uuid.uuid4().hex[:8]}"
         self.name = "e2e"
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+        # The tmux server does not pass the test's environment on: carry what isolates it.
+        inherited = {
+            k: os.environ[k] for k in ("XDG_DATA_HOME", "XDG_CONFIG_HOME") if k in os.environ
+        }
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in {**inherited, **(env or {})}.items())
         # COLUMNS/LINES inherited from a test runner would override the real terminal size.
         # The exit status goes to a file: tmux's own #{pane_dead_status} is sometimes still
         # empty when the pane is already dead.
