@@ -26,6 +26,7 @@ from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.repository import Repository
 
 MAX_LOG = 5000
+STORE_DRAIN_S = 10.0
 
 
 class OvmApp(App[int]):
@@ -67,7 +68,8 @@ class OvmApp(App[int]):
         self._results: list[ActionResult] = []
         self._repository_path = repository
         self.repository: Repository | None = None
-        self._to_store: asyncio.Queue[EstateSnapshot] = asyncio.Queue()
+        self._to_store: asyncio.Queue[EstateSnapshot | None] = asyncio.Queue()
+        self._store_task: asyncio.Task[None] | None = None
 
     # -- AppContext -----------------------------------------------------------------------
 
@@ -155,13 +157,14 @@ class OvmApp(App[int]):
             # Last-known state at once, marked stale, before the first poll answers.
             self.poller.seed(known)
             self.post_message(EstateUpdated(self.poller.snapshot))
-        self.run_worker(self._store_snapshots(repo), group="store", name="store")
+        # A task of our own, not a Textual worker: workers are cancelled at exit, and a save
+        # cancelled halfway would leave its transaction open; this one is drained instead.
+        self._store_task = asyncio.create_task(self._store_snapshots(repo))
 
     async def _store_snapshots(self, repo: Repository) -> None:
         """Record every published snapshot, in order (their deltas build on each other)."""
         failed = False
-        while True:
-            snapshot = await self._to_store.get()
+        while (snapshot := await self._to_store.get()) is not None:
             try:
                 await repo.save_snapshot(snapshot)
                 failed = False
@@ -172,9 +175,12 @@ class OvmApp(App[int]):
 
     async def on_unmount(self) -> None:
         self.workers.cancel_group(self, "poller")
-        self.workers.cancel_group(self, "store")
         await self.poller.close()
         repo, self.repository = self.repository, None
+        if self._store_task is not None:
+            self._to_store.put_nowait(None)  # save what is queued, then stop
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._store_task, STORE_DRAIN_S)
         if repo is not None:
             with contextlib.suppress(OvmError):
                 # In full: deltas still queued when the writer stopped are not lost.
