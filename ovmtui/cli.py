@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
         "inventory", parents=[estate], help="print the whole estate once and exit"
     )
     inventory.add_argument("--json", action="store_true", help="one JSON object")
+    backup = commands.add_parser(
+        "backup", parents=[estate], help="an online backup of the repository; prints its path"
+    )
+    backup.add_argument("--to", metavar="DIR", type=Path, help="default: backups/ beside it")
+    backup.add_argument(
+        "--keep", type=int, default=30, metavar="N", help="keep the newest N there (0: all)"
+    )
+    backups = commands.add_parser(
+        "backups", parents=[estate], help="list backups with what they hold and if they verify"
+    )
+    backups.add_argument("--dir", metavar="DIR", type=Path, help="default: backups/ beside it")
+    backups.add_argument("--json", action="store_true", help="a JSON list")
     audit = commands.add_parser(
         "audit", parents=[estate], help="the audit journal; 'audit verify' checks its chain"
     )
@@ -117,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "audit":
             return _audit(args)
+        if args.command in ("backup", "backups"):
+            return _backups(args)
         estate = resolve_estate(args)
         repository = resolve_repository(args, estate)
         if args.command == "inventory":
@@ -127,9 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
-def _audit(args: argparse.Namespace) -> int:
-    from ovmtui.headless import audit, audit_verify
-
+def _existing_repository(args: argparse.Namespace) -> Path:
     # The estate file only matters for where the repository is; a missing one is fine here.
     estate = None
     if not args.demo and args.repository is None:
@@ -138,6 +150,22 @@ def _audit(args: argparse.Namespace) -> int:
     repository = resolve_repository(args, estate)
     if not repository.exists():
         raise RepositoryError(f"{repository}: no repository there yet (nothing recorded)")
+    return repository
+
+
+def _backups(args: argparse.Namespace) -> int:
+    from ovmtui.headless import backup, list_backups_report
+
+    repository = _existing_repository(args)
+    if args.command == "backup":
+        return asyncio.run(backup(repository, args.to, args.keep, sys.stdout))
+    return asyncio.run(list_backups_report(repository, args.dir, sys.stdout, as_json=args.json))
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from ovmtui.headless import audit, audit_verify
+
+    repository = _existing_repository(args)
     if args.verify:
         return asyncio.run(audit_verify(repository, sys.stdout))
     return asyncio.run(

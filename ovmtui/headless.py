@@ -12,6 +12,7 @@ from ovmtui.backend.factory import backend_for
 from ovmtui.config import EstateConfig
 from ovmtui.model import EstateSnapshot, HostStatus, Vm
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.store.backup import create_backup, default_backup_dir, inspect_backup, list_backups
 from ovmtui.store.repository import Repository
 
 
@@ -38,6 +39,39 @@ async def poll_estate_once(
         await poller.close()
         if repo is not None:
             await repo.close()
+
+
+async def backup(repository: Path, directory: Path | None, keep: int, out: TextIO) -> int:
+    target = directory if directory is not None else default_backup_dir(repository)
+    repo = await Repository.open(repository)
+    try:
+        path = await create_backup(repo, target, keep=keep)
+    finally:
+        await repo.close()
+    out.write(f"{path}\n")
+    return 0
+
+
+async def list_backups_report(
+    repository: Path, directory: Path | None, out: TextIO, *, as_json: bool
+) -> int:
+    target = directory if directory is not None else default_backup_dir(repository)
+    infos = [await inspect_backup(path) for path in list_backups(target)]
+    if as_json:
+        json.dump([dataclasses.asdict(info) for info in infos], out, indent=2)
+        out.write("\n")
+        return 0
+    if not infos:
+        out.write(f"no backups in {target}\n")
+    for info in infos:
+        when = datetime.datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
+        state = "verified" if info.verified else f"NOT VERIFIED: {info.problem}"
+        out.write(
+            f"{when}  {info.size_bytes:>10} B  schema {info.schema_version}  "
+            f"{info.hosts} hosts  {info.vms} VMs  {info.journal_records} journal records  "
+            f"{state}  {info.path}\n"
+        )
+    return 0
 
 
 async def check_repository(repository: Path) -> None:

@@ -73,7 +73,7 @@ ON CONFLICT (uuid) DO UPDATE SET
     started_at = excluded.started_at, data = excluded.data, seen_at = excluded.seen_at
 """
 
-_SELECT_RECORD = f"SELECT {', '.join(FIELDS)} FROM journal"  # noqa: S608 (constant columns)
+SELECT_RECORD = f"SELECT {', '.join(FIELDS)} FROM journal"  # noqa: S608 (constant columns)
 
 
 class Repository:
@@ -116,6 +116,17 @@ class Repository:
             await db.close()
             raise
         return cls(path, db)
+
+    async def backup_to(self, target: Path) -> None:
+        """An online copy with SQLite's backup API: consistent while others keep writing."""
+        copy = await asyncio.to_thread(sqlite3.connect, str(target), check_same_thread=False)
+        try:
+            async with self._lock:
+                await self._db.backup(copy)
+            # A backup is a single file: no -wal beside it, readable on its own.
+            await asyncio.to_thread(copy.execute, "PRAGMA journal_mode = DELETE")
+        finally:
+            await asyncio.to_thread(copy.close)
 
     async def close(self) -> None:
         if not self._closed:
@@ -420,7 +431,7 @@ class Repository:
     ) -> int:
         """Complete the action recorded as ``started_id`` with its result."""
         async with self._transaction() as db:
-            found = await fetch_rows(db, f"{_SELECT_RECORD} WHERE id = ?", (started_id,))
+            found = await fetch_rows(db, f"{SELECT_RECORD} WHERE id = ?", (started_id,))
             if not found or found[0][FIELDS.index("kind")] != "started":
                 raise RepositoryError(
                     f"{self.path}: journal record {started_id} is not a started action"
@@ -513,7 +524,7 @@ class Repository:
     async def verify_journal(self) -> JournalVerdict:
         """Recompute the hash chain; name the first record that does not fit."""
         async with self._transaction("DEFERRED") as db:
-            rows = await fetch_rows(db, f"{_SELECT_RECORD} ORDER BY id")
+            rows = await fetch_rows(db, f"{SELECT_RECORD} ORDER BY id")
             last_id = await fetch_value(
                 db, "SELECT seq FROM sqlite_sequence WHERE name = 'journal'"
             )
