@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -92,6 +93,20 @@ class Repository:
     async def open(cls, path: Path) -> Repository:
         path = Path(path)
         await asyncio.to_thread(check_file, path)
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return await cls._open_once(path)
+            except sqlite3.OperationalError as exc:
+                # Two processes creating the same file (or switching it to WAL) at once can
+                # deadlock on SQLite's locks, and SQLite then answers "locked" at once
+                # instead of waiting: start again after a short, random pause.
+                if not _is_locked(exc) or time.monotonic() > deadline:
+                    raise RepositoryError(f"{path}: {describe_error(exc)}") from None
+                await asyncio.sleep(random.uniform(0.02, 0.1))
+
+    @classmethod
+    async def _open_once(cls, path: Path) -> Repository:
         try:
             db = await aiosqlite.connect(str(path), isolation_level=None)
         except sqlite3.Error as exc:
@@ -100,15 +115,19 @@ class Repository:
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             current = await check_database(db, path)
             # Nothing is written before this line: a refused file stays byte-identical.
-            mode = await fetch_value(db, "PRAGMA journal_mode = WAL")
+            mode = await fetch_value(db, "PRAGMA journal_mode")
+            if str(mode).lower() != "wal":
+                mode = await fetch_value(db, "PRAGMA journal_mode = WAL")
             if str(mode).lower() != "wal":
                 raise RepositoryError(f"{path}: cannot switch it to WAL mode (it stays {mode})")
             await db.execute("PRAGMA foreign_keys = ON")
             if not current:
                 await migrate(db, path)
-        except RepositoryError:
+        except sqlite3.OperationalError as exc:
             await db.close()
-            raise
+            if _is_locked(exc):
+                raise
+            raise RepositoryError(f"{path}: {describe_error(exc)}") from None
         except sqlite3.Error as exc:
             await db.close()
             raise RepositoryError(f"{path}: {describe_error(exc)}") from None
@@ -532,6 +551,11 @@ class Repository:
             (JournalRecord.from_row(row) for row in rows),
             None if last_id is None else int(last_id),
         )
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 # -- journal rows ---------------------------------------------------------------------------
