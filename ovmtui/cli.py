@@ -25,8 +25,12 @@ from ovmtui.errors import ConfigError, OvmError, RepositoryError
 EXIT_CONFIG = 2
 
 
-def _estate_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _estate_options(*, in_subcommand: bool = False) -> argparse.ArgumentParser:
+    # A subcommand's copy of these options must not reset what was given before the
+    # subcommand ("ovmtui --demo inventory"): argparse would apply the subparser's defaults.
+    parent = argparse.ArgumentParser(
+        add_help=False, argument_default=argparse.SUPPRESS if in_subcommand else None
+    )
     source = parent.add_mutually_exclusive_group()
     source.add_argument(
         "--config",
@@ -50,12 +54,12 @@ def _estate_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    estate = _estate_options()
     parser = argparse.ArgumentParser(
         prog="ovmtui",
         description="Keyboard-driven console for pools of libvirt and Xen hosts.",
-        parents=[estate],
+        parents=[_estate_options()],
     )
+    estate = _estate_options(in_subcommand=True)
     parser.add_argument("--version", action="version", version=f"ovmtui {__version__}")
     parser.add_argument(
         "--interval",

@@ -110,3 +110,14 @@ def test_inventory_into_a_closed_pipe_prints_no_traceback() -> None:
     )
     assert proc.stdout == "{\n"
     assert "Traceback" not in proc.stderr
+
+
+def test_options_before_the_subcommand_are_kept() -> None:
+    from ovmtui.cli import build_parser
+
+    parser = build_parser()
+    before = parser.parse_args(["--demo", "--repository", "/r.sqlite", "inventory"])
+    after = parser.parse_args(["inventory", "--demo", "--repository", "/r.sqlite"])
+    assert (before.demo, str(before.repository)) == (True, "/r.sqlite")
+    assert (after.demo, str(after.repository)) == (True, "/r.sqlite")
+    assert parser.parse_args(["inventory"]).demo is False
