@@ -17,12 +17,13 @@ from ovmtui.backend.base import Backend
 from ovmtui.backend.factory import backend_for
 from ovmtui.commands import EstateCommands
 from ovmtui.config import EstateConfig
-from ovmtui.errors import OvmError
+from ovmtui.errors import OvmError, RepositoryError
 from ovmtui.messages import ActionProgressed, ActionsFinished, EstateUpdated
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.store.journal import JournalEntry
 from ovmtui.store.repository import Repository
 
 MAX_LOG = 5000
@@ -110,6 +111,11 @@ class OvmApp(App[int]):
 
     def refresh_now(self) -> None:
         self.poller.refresh()
+
+    async def journal_entries(self) -> Sequence[JournalEntry]:
+        if self.repository is None:
+            raise RepositoryError("no repository is open: nothing has been journaled")
+        return await self.repository.journal_entries()
 
     # -- lifecycle ------------------------------------------------------------------------
 

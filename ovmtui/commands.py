@@ -30,6 +30,8 @@ class _EstateScreen(Protocol):
 
     def action_action_log(self) -> None: ...
 
+    def action_journal(self) -> None: ...
+
 
 class EstateCommands(Provider):
     def _target(self) -> _EstateScreen | None:
@@ -47,6 +49,7 @@ class EstateCommands(Provider):
             ("Sort by the next column", "o", partial(screen.action_sort_next)),
             ("Reverse the sort", "O", partial(screen.action_sort_reverse)),
             ("Show the action log", "l", partial(screen.action_action_log)),
+            ("Show the audit journal", "j", partial(screen.action_journal)),
         ]
         for host in snapshot.hosts:
             commands.append(

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
+from ovmtui.store.journal import JournalEntry
 
 
 class AppContext(Protocol):
@@ -33,6 +34,10 @@ class AppContext(Protocol):
         ...
 
     def refresh_now(self) -> None: ...
+
+    async def journal_entries(self) -> Sequence[JournalEntry]:
+        """The audit journal; raises OvmError when there is no repository."""
+        ...
 
 
 def default_clock() -> float:

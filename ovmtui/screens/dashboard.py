@@ -54,6 +54,7 @@ class DashboardScreen(Screen[None]):
         Binding("O", "sort_reverse", "Reverse sort", show=False, id="sort-reverse"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("l", "action_log", "Action log", id="action-log"),
+        Binding("j", "journal", "Journal", id="journal"),
         Binding("t", "focus_tree", "Tree", show=False, id="focus-tree"),
         Binding("v", "focus_table", "VMs", show=False, id="focus-table"),
     ]
@@ -239,6 +240,11 @@ class DashboardScreen(Screen[None]):
         from ovmtui.screens.action_log import ActionLogScreen
 
         self.app.push_screen(ActionLogScreen(self.context.action_log))
+
+    def action_journal(self) -> None:
+        from ovmtui.screens.journal import JournalScreen
+
+        self.app.push_screen(JournalScreen(self.context.journal_entries))
 
     def action_focus_tree(self) -> None:
         self.estate_tree.focus()

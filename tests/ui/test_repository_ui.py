@@ -71,3 +71,42 @@ def test_unusable_repository_refused_before_the_ui(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert str(bad) in proc.stderr
     assert bad.read_bytes() == before
+
+
+async def test_journal_screen_lists_and_filters_actions(tmp_path: Path) -> None:
+    from textual.widgets import DataTable
+
+    from ovmtui.screens.journal import JournalScreen
+
+    app = make_app(repository=tmp_path / "repository.sqlite")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 64)
+        await pilot.press("slash", *"kafka01", "enter", "p")
+        await wait_until(pilot, lambda: len(app.action_log) == 1)
+        await pilot.press("escape", "slash", *"kafka02", "enter", "x")
+        await wait_until(pilot, lambda: len(app.action_log) == 2)
+        await pilot.press("escape", "j")
+        await wait_until(pilot, lambda: isinstance(app.screen, JournalScreen))
+        journal = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: journal.row_count == 2, what="two journaled actions")
+        newest = journal.get_row_at(0)
+        assert newest[4] == "kafka02" and newest[5] == "shutdown" and newest[6] == "ok"
+        await pilot.press("slash", *"pause")
+        await wait_until(pilot, lambda: journal.row_count == 1)
+        assert journal.get_row_at(0)[4] == "kafka01"
+        await pilot.press("enter", "escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, JournalScreen))
+
+
+async def test_journal_screen_without_repository_says_so() -> None:
+    from textual.widgets import Static
+
+    from ovmtui.screens.journal import JournalScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 64)
+        await pilot.press("j")
+        await wait_until(pilot, lambda: isinstance(app.screen, JournalScreen))
+        title = app.screen.query_one("#journal-title", Static)
+        await wait_until(pilot, lambda: "no repository" in str(title.render()))
