@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -38,7 +37,3 @@ class AppContext(Protocol):
     async def journal_entries(self) -> Sequence[JournalEntry]:
         """The audit journal; raises OvmError when there is no repository."""
         ...
-
-
-def default_clock() -> float:
-    return time.time()

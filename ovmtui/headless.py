@@ -13,6 +13,7 @@ from ovmtui.config import EstateConfig
 from ovmtui.model import EstateSnapshot, HostStatus, Vm
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import create_backup, default_backup_dir, inspect_backup, list_backups
+from ovmtui.store.journal import Result
 from ovmtui.store.repository import Repository
 
 
@@ -80,10 +81,19 @@ async def check_repository(repository: Path) -> None:
     await repo.close()
 
 
-async def audit(repository: Path, out: TextIO, *, as_json: bool, **filters: str | None) -> int:
+async def audit(
+    repository: Path,
+    out: TextIO,
+    *,
+    as_json: bool,
+    host: str | None = None,
+    vm: str | None = None,
+    user: str | None = None,
+    result: Result | None = None,
+) -> int:
     repo = await Repository.open(repository)
     try:
-        entries = await repo.journal_entries(**filters)  # type: ignore[arg-type]
+        entries = await repo.journal_entries(host=host, vm=vm, user=user, result=result)
     finally:
         await repo.close()
     if as_json:
@@ -93,13 +103,13 @@ async def audit(repository: Path, out: TextIO, *, as_json: bool, **filters: str 
     for e in entries:
         when = datetime.datetime.fromtimestamp(e.at).strftime("%Y-%m-%d %H:%M:%S")
         if e.ok is None:
-            result = "STARTED, NO RESULT"
+            outcome = "STARTED, NO RESULT"
         elif e.ok:
-            result = "ok"
+            outcome = "ok"
         else:
-            result = f"FAILED: {e.detail}"
+            outcome = f"FAILED: {e.detail}"
         out.write(
-            f"{e.id:>6} {when} {e.user:<10} {e.pool}/{e.host} {e.vm}: {e.command}  -> {result}\n"
+            f"{e.id:>6} {when} {e.user:<10} {e.pool}/{e.host} {e.vm}: {e.command}  -> {outcome}\n"
         )
     return 0
 

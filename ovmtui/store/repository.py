@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import sqlite3
@@ -425,25 +426,25 @@ class Repository:
     ) -> int:
         """Record an action before it runs; returns the record id for ``journal_finished``."""
         async with self._transaction() as db:
-            next_id, prev_hash = await _journal_tail(db)
-            record = JournalRecord(
-                id=next_id,
-                at=time.time() if at is None else at,
-                user=user,
-                kind="started",
-                ref=None,
-                pool=pool,
-                host=host,
-                vm=vm,
-                uuid=uuid,
-                operation=operation,
-                command=command,
-                ok=None,
-                detail=None,
-                prev_hash=prev_hash,
-            ).sealed()
-            await _insert_record(db, record)
-        return record.id
+            return await _append(
+                db,
+                JournalRecord(
+                    id=0,
+                    at=time.time() if at is None else at,
+                    user=user,
+                    kind="started",
+                    ref=None,
+                    pool=pool,
+                    host=host,
+                    vm=vm,
+                    uuid=uuid,
+                    operation=operation,
+                    command=command,
+                    ok=None,
+                    detail=None,
+                    prev_hash="",
+                ),
+            )
 
     async def journal_finished(
         self, started_id: int, *, ok: bool, detail: str | None, at: float | None = None
@@ -462,25 +463,18 @@ class Repository:
                 raise RepositoryError(
                     f"{self.path}: journal record {started_id} already has a result"
                 )
-            next_id, prev_hash = await _journal_tail(db)
-            record = JournalRecord(
-                id=next_id,
-                at=time.time() if at is None else at,
-                user=started.user,
-                kind="finished",
-                ref=started_id,
-                pool=started.pool,
-                host=started.host,
-                vm=started.vm,
-                uuid=started.uuid,
-                operation=started.operation,
-                command=None,
-                ok=ok,
-                detail=detail,
-                prev_hash=prev_hash,
-            ).sealed()
-            await _insert_record(db, record)
-        return record.id
+            return await _append(
+                db,
+                dataclasses.replace(
+                    started,
+                    at=time.time() if at is None else at,
+                    kind="finished",
+                    ref=started_id,
+                    command=None,
+                    ok=ok,
+                    detail=detail,
+                ),
+            )
 
     async def journal_entries(
         self,
@@ -567,6 +561,14 @@ async def _journal_tail(db: aiosqlite.Connection) -> tuple[int, str]:
     seq = await fetch_value(db, "SELECT seq FROM sqlite_sequence WHERE name = 'journal'")
     last_id = int(last[0][0]) if last else 0
     return max(last_id, int(seq or 0)) + 1, str(last[0][1]) if last else ""
+
+
+async def _append(db: aiosqlite.Connection, draft: JournalRecord) -> int:
+    """Chain ``draft`` to the last record (its id and prev_hash are set here), seal, insert."""
+    next_id, prev_hash = await _journal_tail(db)
+    record = dataclasses.replace(draft, id=next_id, prev_hash=prev_hash, hash="").sealed()
+    await _insert_record(db, record)
+    return record.id
 
 
 async def _insert_record(db: aiosqlite.Connection, record: JournalRecord) -> None:

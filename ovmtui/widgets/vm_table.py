@@ -153,39 +153,33 @@ class VmTable(ScrollView, can_focus=True):
     }
     """
 
-    class VmHighlighted(Message):
+    class _TableMessage(Message):
+        def __init__(self, table: VmTable) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> VmTable:
+            return self.table
+
+    class VmHighlighted(_TableMessage):
         """The VM under the cursor changed, in identity or in data."""
 
         def __init__(self, table: VmTable, placed: PlacedVm | None) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.placed = placed
 
-        @property
-        def control(self) -> VmTable:
-            return self.table
-
-    class VmSelected(Message):
+    class VmSelected(_TableMessage):
         """Enter (or a double click) on a VM."""
 
         def __init__(self, table: VmTable, placed: PlacedVm) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.placed = placed
 
-        @property
-        def control(self) -> VmTable:
-            return self.table
-
-    class MarksChanged(Message):
+    class MarksChanged(_TableMessage):
         def __init__(self, table: VmTable, count: int) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.count = count
-
-        @property
-        def control(self) -> VmTable:
-            return self.table
 
     def __init__(
         self,
