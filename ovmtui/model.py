@@ -159,6 +159,7 @@ class Vm:
     disks: tuple[Disk, ...] = ()
     nics: tuple[Nic, ...] = ()
     os_type: str | None = None  # hvm | xen (PV) | exe …
+    config_path: str | None = None  # Xen: the vm.cfg that `xm create` starts it from
 
 
 @dataclass(frozen=True, slots=True)

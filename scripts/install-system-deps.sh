@@ -3,7 +3,8 @@
 # so that a second `make install` costs nothing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-want=(pkg-config gcc libvirt-dev tmux)
+# openssh-server and -client: the Xen-over-SSH backend is tested against a real sshd.
+want=(pkg-config gcc libvirt-dev tmux openssh-server openssh-client)
 
 python=${PYTHON:-python3}
 if ! command -v "$python" >/dev/null 2>&1; then

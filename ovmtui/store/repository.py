@@ -655,6 +655,7 @@ def _vm_row(pool: str, host: str, vm: Vm, seen_at: float | None) -> tuple[Any, .
     data = {
         "persistent": vm.persistent,
         "os_type": vm.os_type,
+        "config_path": vm.config_path,
         "cpu_time_ns": vm.cpu_time_ns,
         "cpu_percent": vm.cpu_percent,
         "disks": [[d.target, d.source, d.device, d.read_only, d.shareable] for d in vm.disks],
@@ -701,4 +702,5 @@ def _vm_from_row(row: Sequence[Any]) -> Vm:
         ),
         nics=tuple(Nic(mac, network, model) for mac, network, model in data.get("nics") or ()),
         os_type=data.get("os_type"),
+        config_path=data.get("config_path"),
     )
