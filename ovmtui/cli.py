@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backups.add_argument("--dir", metavar="DIR", type=Path, help="default: backups/ beside it")
     backups.add_argument("--json", action="store_true", help="a JSON list")
+    restore = commands.add_parser(
+        "restore",
+        parents=[estate],
+        help="replace the repository with a backup (verified first; the current one is backed up)",
+    )
+    restore.add_argument("file", metavar="FILE", type=Path, help="the backup to restore")
+    restore.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
     audit = commands.add_parser(
         "audit", parents=[estate], help="the audit journal; 'audit verify' checks its chain"
     )
@@ -135,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit(args)
         if args.command in ("backup", "backups"):
             return _backups(args)
+        if args.command == "restore":
+            return _restore(args)
         estate = resolve_estate(args)
         repository = resolve_repository(args, estate)
         if args.command == "inventory":
@@ -164,6 +173,33 @@ def _backups(args: argparse.Namespace) -> int:
     if args.command == "backup":
         return asyncio.run(backup(repository, args.to, args.keep, sys.stdout))
     return asyncio.run(list_backups_report(repository, args.dir, sys.stdout, as_json=args.json))
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from ovmtui.headless import restore
+    from ovmtui.services.actions import current_user
+
+    estate = None
+    if not args.demo and args.repository is None:
+        with contextlib.suppress(ConfigError):
+            estate = resolve_estate(args)
+    repository = resolve_repository(args, estate)
+
+    def confirm(question: str) -> bool:
+        print(question)
+        if args.yes:
+            return True
+        if not sys.stdin.isatty():
+            raise RepositoryError("not on a terminal: pass --yes to restore without asking")
+        try:
+            answer = input("Restore? Type 'yes' to go on: ")
+        except EOFError:
+            return False
+        return answer.strip().lower() == "yes"
+
+    return asyncio.run(
+        restore(repository, args.file, sys.stdout, confirm=confirm, user=current_user())
+    )
 
 
 def _audit(args: argparse.Namespace) -> int:

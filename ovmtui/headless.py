@@ -5,16 +5,25 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from ovmtui.backend.factory import backend_for
 from ovmtui.config import EstateConfig
+from ovmtui.errors import RepositoryError
 from ovmtui.model import EstateSnapshot, HostStatus, Vm
 from ovmtui.services.poller import EstatePoller, PolledHost
-from ovmtui.store.backup import create_backup, default_backup_dir, inspect_backup, list_backups
+from ovmtui.store.backup import (
+    BackupInfo,
+    create_backup,
+    default_backup_dir,
+    inspect_backup,
+    list_backups,
+)
 from ovmtui.store.journal import Result
 from ovmtui.store.repository import Repository
+from ovmtui.store.restore import RestorePlan, plan_restore, record_restore, restore_repository
 
 
 async def poll_estate_once(
@@ -75,6 +84,54 @@ async def list_backups_report(
     return 0
 
 
+def describe_plan(plan: RestorePlan) -> str:
+    """The restore's question, in words: what goes, what comes."""
+
+    def holds(info: BackupInfo) -> str:
+        when = datetime.datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
+        return (
+            f"{info.path} ({when}, schema {info.schema_version}, {info.hosts} hosts, "
+            f"{info.vms} VMs, {info.journal_records} journal records)"
+        )
+
+    now = "nothing yet" if plan.current is None else holds(plan.current)
+    if plan.current is not None and not plan.current.verified:
+        now = f"{plan.current.path} (does not verify: {plan.current.problem})"
+    return f"Replace the repository\n  {now}\nwith the backup\n  {holds(plan.candidate)}"
+
+
+async def restore(
+    repository: Path,
+    candidate: Path,
+    out: TextIO,
+    *,
+    confirm: Callable[[str], bool],
+    user: str,
+) -> int:
+    """Verify, ask, back the current repository up, replace it. Refusals raise (exit 2)."""
+    try:
+        plan = await plan_restore(repository, candidate)
+    except RepositoryError as exc:
+        await record_restore(repository, candidate, user, ok=False, detail=exc.message)
+        raise
+    question = describe_plan(plan)
+    if not confirm(question):
+        out.write("restore cancelled: nothing was changed\n")
+        return 1
+
+    def progress(step: str) -> None:
+        out.write(f"restore: {step}\n")
+        out.flush()
+
+    outcome = await restore_repository(
+        plan, backup_dir=default_backup_dir(repository), user=user, progress=progress
+    )
+    if outcome.previous is not None:
+        out.write(f"the previous repository is saved as {outcome.previous}\n")
+    out.write(f"{repository} restored from {candidate}\n")
+    return 0
+
+
 async def check_repository(repository: Path) -> None:
     """Open and close: raises RepositoryError for a file that cannot be used."""
     repo = await Repository.open(repository)
@@ -108,9 +165,8 @@ async def audit(
             outcome = "ok"
         else:
             outcome = f"FAILED: {e.detail}"
-        out.write(
-            f"{e.id:>6} {when} {e.user:<10} {e.pool}/{e.host} {e.vm}: {e.command}  -> {outcome}\n"
-        )
+        target = "" if e.host is None else f"{e.pool}/{e.host} {e.vm or ''}".rstrip() + ": "
+        out.write(f"{e.id:>6} {when} {e.user:<10} {target}{e.command}  -> {outcome}\n")
     return 0
 
 
