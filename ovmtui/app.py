@@ -17,14 +17,22 @@ from ovmtui.backend.base import Backend
 from ovmtui.backend.factory import backend_for
 from ovmtui.commands import EstateCommands
 from ovmtui.config import EstateConfig
-from ovmtui.errors import OvmError, RepositoryError
+from ovmtui.errors import ActionRefused, OvmError, RepositoryError
 from ovmtui.messages import ActionProgressed, ActionsFinished, EstateUpdated
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.screens.dashboard import DashboardScreen
-from ovmtui.services.actions import ActionResult, ActionService, summarize
+from ovmtui.services.actions import ActionResult, ActionService, current_user, summarize
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.store.backup import (
+    BackupInfo,
+    create_backup,
+    default_backup_dir,
+    inspect_backup,
+    list_backups,
+)
 from ovmtui.store.journal import JournalEntry
 from ovmtui.store.repository import Repository
+from ovmtui.store.restore import RestoreOutcome, RestorePlan, plan_restore, restore_repository
 
 MAX_LOG = 5000
 STORE_DRAIN_S = 10.0
@@ -113,9 +121,54 @@ class OvmApp(App[int]):
         self.poller.refresh()
 
     async def journal_entries(self) -> Sequence[JournalEntry]:
+        return await self._open_repo().journal_entries()
+
+    def _open_repo(self) -> Repository:
         if self.repository is None:
-            raise RepositoryError("no repository is open: nothing has been journaled")
-        return await self.repository.journal_entries()
+            raise RepositoryError("no repository is open: nothing is recorded in this run")
+        return self.repository
+
+    @property
+    def backup_dir(self) -> Path | None:
+        if self._repository_path is None:
+            return None
+        return default_backup_dir(self._repository_path)
+
+    async def backups(self) -> Sequence[BackupInfo]:
+        directory = self.backup_dir
+        if directory is None:
+            raise RepositoryError("no repository in this run: no backups")
+        paths = await asyncio.to_thread(list_backups, directory)
+        return [await inspect_backup(path) for path in reversed(paths)]
+
+    async def back_up_now(self) -> Path:
+        directory = self.backup_dir
+        if directory is None:
+            raise RepositoryError("no repository in this run: nothing to back up")
+        return await create_backup(self._open_repo(), directory)
+
+    async def plan_restore(self, backup: Path) -> RestorePlan:
+        if self._repository_path is None:
+            raise RepositoryError("no repository in this run: nothing to restore into")
+        return await plan_restore(self._repository_path, backup)
+
+    async def restore(self, plan: RestorePlan) -> RestoreOutcome:
+        """Swap the repository under the running app, then carry on with the restored one."""
+        if self._read_only:
+            raise ActionRefused("read-only mode: a restore changes the repository")
+        if any(w.group == "jobs" and not w.is_finished for w in self.workers):
+            raise ActionRefused("actions are still running: restore once they have finished")
+        directory = self.backup_dir
+        assert directory is not None  # plan_restore refused already
+        self.actions.hold = "the repository is being restored: try again in a moment"
+        await self._detach_repository()
+        try:
+            return await restore_repository(plan, backup_dir=directory, user=current_user())
+        finally:
+            # The restored repository, or the old one if the restore was refused.
+            await self._open_repository(plan.repository, restored=True)
+            self.actions.hold = None
+            self.poller.refresh()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -134,7 +187,7 @@ class OvmApp(App[int]):
             await self._open_repository(self._repository_path)
         await self.poller.run()
 
-    async def _open_repository(self, path: Path) -> None:
+    async def _open_repository(self, path: Path, *, restored: bool = False) -> None:
         try:
             repo = await Repository.open(path)
             differences = await repo.import_estate(self.estate)
@@ -159,7 +212,9 @@ class OvmApp(App[int]):
                 timeout=10,
                 markup=False,
             )
-        if known is not None:
+        if known is not None and restored:
+            self.poller.adopt(known)
+        elif known is not None:
             # Last-known state at once, marked stale, before the first poll answers.
             self.poller.seed(known)
             self.post_message(EstateUpdated(self.poller.snapshot))
@@ -182,11 +237,17 @@ class OvmApp(App[int]):
     async def on_unmount(self) -> None:
         self.workers.cancel_group(self, "poller")
         await self.poller.close()
+        await self._detach_repository()
+
+    async def _detach_repository(self) -> None:
+        """Save what is queued, then close: nothing seen is lost, nothing half-written."""
         repo, self.repository = self.repository, None
+        self.actions.journal = None
         if self._store_task is not None:
             self._to_store.put_nowait(None)  # save what is queued, then stop
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._store_task, STORE_DRAIN_S)
+            self._store_task = None
         if repo is not None:
             with contextlib.suppress(OvmError):
                 # In full: deltas still queued when the writer stopped are not lost.

@@ -32,6 +32,8 @@ class _EstateScreen(Protocol):
 
     def action_journal(self) -> None: ...
 
+    def action_backups(self) -> None: ...
+
 
 class EstateCommands(Provider):
     def _target(self) -> _EstateScreen | None:
@@ -50,6 +52,7 @@ class EstateCommands(Provider):
             ("Reverse the sort", "O", partial(screen.action_sort_reverse)),
             ("Show the action log", "l", partial(screen.action_action_log)),
             ("Show the audit journal", "j", partial(screen.action_journal)),
+            ("Back up or restore the repository", "b", partial(screen.action_backups)),
         ]
         for host in snapshot.hosts:
             commands.append(

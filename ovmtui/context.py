@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
+from ovmtui.store.backup import BackupInfo
 from ovmtui.store.journal import JournalEntry
+from ovmtui.store.restore import RestoreOutcome, RestorePlan
 
 
 class AppContext(Protocol):
@@ -36,4 +39,18 @@ class AppContext(Protocol):
 
     async def journal_entries(self) -> Sequence[JournalEntry]:
         """The audit journal; raises OvmError when there is no repository."""
+        ...
+
+    async def backups(self) -> Sequence[BackupInfo]:
+        """Newest first, each inspected (verified or not, and why)."""
+        ...
+
+    async def back_up_now(self) -> Path: ...
+
+    async def plan_restore(self, backup: Path) -> RestorePlan:
+        """Verifies the backup; raises RepositoryError when it is refused."""
+        ...
+
+    async def restore(self, plan: RestorePlan) -> RestoreOutcome:
+        """Replace the repository and carry on with it; raises OvmError, nothing changed."""
         ...

@@ -5,6 +5,21 @@ from __future__ import annotations
 UNKNOWN = "—"
 
 
+def size(value_bytes: int | None) -> str:
+    """A file's size: 840 B, 84 KiB, 10.2 MiB, 1.5 GiB."""
+    if value_bytes is None:
+        return UNKNOWN
+    if value_bytes < 1024:
+        return f"{value_bytes} B"
+    if value_bytes < 1024 * 1024:
+        return f"{value_bytes // 1024} KiB"
+    return (
+        mib(round(value_bytes / (1024 * 1024)))
+        if value_bytes >= 1 << 30
+        else (f"{value_bytes / (1024 * 1024):.1f} MiB")
+    )
+
+
 def mib(value: int | None) -> str:
     if value is None:
         return UNKNOWN

@@ -15,7 +15,6 @@ from ovmtui.errors import RepositoryError
 from ovmtui.model import EstateSnapshot, HostStatus, Vm
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import (
-    BackupInfo,
     create_backup,
     default_backup_dir,
     inspect_backup,
@@ -23,7 +22,7 @@ from ovmtui.store.backup import (
 )
 from ovmtui.store.journal import Result
 from ovmtui.store.repository import Repository
-from ovmtui.store.restore import RestorePlan, plan_restore, record_restore, restore_repository
+from ovmtui.store.restore import describe_plan, plan_restore, record_restore, restore_repository
 
 
 async def poll_estate_once(
@@ -82,22 +81,6 @@ async def list_backups_report(
             f"{state}  {info.path}\n"
         )
     return 0
-
-
-def describe_plan(plan: RestorePlan) -> str:
-    """The restore's question, in words: what goes, what comes."""
-
-    def holds(info: BackupInfo) -> str:
-        when = datetime.datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
-        return (
-            f"{info.path} ({when}, schema {info.schema_version}, {info.hosts} hosts, "
-            f"{info.vms} VMs, {info.journal_records} journal records)"
-        )
-
-    now = "nothing yet" if plan.current is None else holds(plan.current)
-    if plan.current is not None and not plan.current.verified:
-        now = f"{plan.current.path} (does not verify: {plan.current.problem})"
-    return f"Replace the repository\n  {now}\nwith the backup\n  {holds(plan.candidate)}"
 
 
 async def restore(

@@ -55,6 +55,7 @@ class DashboardScreen(Screen[None]):
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("l", "action_log", "Action log", id="action-log"),
         Binding("j", "journal", "Journal", id="journal"),
+        Binding("b", "backups", "Backups", id="backups"),
         Binding("t", "focus_tree", "Tree", show=False, id="focus-tree"),
         Binding("v", "focus_table", "VMs", show=False, id="focus-table"),
     ]
@@ -245,6 +246,11 @@ class DashboardScreen(Screen[None]):
         from ovmtui.screens.journal import JournalScreen
 
         self.app.push_screen(JournalScreen(self.context.journal_entries))
+
+    def action_backups(self) -> None:
+        from ovmtui.screens.backups import BackupsScreen
+
+        self.app.push_screen(BackupsScreen(self.context))
 
     def action_focus_tree(self) -> None:
         self.estate_tree.focus()

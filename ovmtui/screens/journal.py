@@ -76,7 +76,7 @@ class JournalScreen(Screen[None]):
                 str(entry.id),
                 datetime.datetime.fromtimestamp(entry.at).strftime("%Y-%m-%d %H:%M:%S"),
                 entry.user,
-                f"{entry.pool}/{entry.host}",
+                "" if entry.host is None else f"{entry.pool}/{entry.host}",
                 entry.vm or "",
                 entry.operation,
                 result,

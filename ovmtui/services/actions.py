@@ -86,6 +86,7 @@ class ActionService:
         self._max_concurrency = max_concurrency
         self.journal = journal
         self._user = user or current_user()
+        self.hold: str | None = None  # why actions must wait (a restore under way), or None
 
     def command_for(self, placed: PlacedVm, action: VmAction) -> str:
         backend = self._backend(placed)
@@ -95,6 +96,8 @@ class ActionService:
         """Raise ``ActionRefused`` when the action must not run, with the reason."""
         if self.read_only:
             raise ActionRefused("ovmtui runs in read-only mode: no action is allowed")
+        if self.hold is not None:
+            raise ActionRefused(self.hold)
         backend = self._backend(placed)
         if action.capability not in backend.capabilities:
             raise ActionRefused(f"{placed.host} cannot {action.label.lower()} VMs")

@@ -212,6 +212,34 @@ class EstatePoller:
                 self._where.setdefault(vm.uuid, key)
         self._snapshot = self._build(delta=None)
 
+    def adopt(self, known: EstateSnapshot) -> None:
+        """Take last-known data (a restored repository's) for hosts that have not answered.
+
+        Hosts answering now keep their live data: it is newer than anything recorded. The
+        others show what was recorded, stale, until they answer; then the next poll
+        reconciles the two.
+        """
+        previous = {h.key: h for h in known.hosts}
+        for key, status in self._status.items():
+            old = previous.get(key)
+            if old is None or (status.reachable is True and not status.stale):
+                continue
+            if status.taken_at is not None and (old.taken_at or 0.0) <= status.taken_at:
+                continue
+            for vm in status.vms:
+                if self._where.get(vm.uuid) == key:
+                    del self._where[vm.uuid]
+            self._status[key] = dataclasses.replace(
+                status, facts=old.facts, vms=old.vms, taken_at=old.taken_at, stale=True
+            )
+            for vm in old.vms:
+                self._where.setdefault(vm.uuid, key)
+        # Whole, not a delta: whatever was pending is in it.
+        self._pending_changed.clear()
+        self._pending_removed.clear()
+        self._pending_hosts.clear()
+        self._emit(self._build(delta=None))
+
     def _answered(self, key: HostKey) -> None:
         if key in self._awaiting:
             self._awaiting.discard(key)

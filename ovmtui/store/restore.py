@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import shlex
 import shutil
@@ -50,6 +51,22 @@ class RestorePlan:
 class RestoreOutcome:
     plan: RestorePlan
     previous: Path | None  # where the replaced repository was saved
+
+
+def describe_plan(plan: RestorePlan) -> str:
+    """The restore's question, in words: what goes, what comes."""
+
+    def holds(info: BackupInfo) -> str:
+        when = datetime.datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
+        return (
+            f"{info.path} ({when}, schema {info.schema_version}, {info.hosts} hosts, "
+            f"{info.vms} VMs, {info.journal_records} journal records)"
+        )
+
+    now = "nothing yet" if plan.current is None else holds(plan.current)
+    if plan.current is not None and not plan.current.verified:
+        now = f"{plan.current.path} (does not verify: {plan.current.problem})"
+    return f"Replace the repository\n  {now}\nwith the backup\n  {holds(plan.candidate)}"
 
 
 def staging_path(repository: Path) -> Path:
