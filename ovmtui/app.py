@@ -18,9 +18,10 @@ from ovmtui.backend.factory import backend_for
 from ovmtui.commands import EstateCommands
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionRefused, OvmError, RepositoryError
-from ovmtui.messages import ActionProgressed, ActionsFinished, EstateUpdated
+from ovmtui.messages import ActionProgressed, ActionsFinished, DriftChanged, EstateUpdated
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.screens.dashboard import DashboardScreen
+from ovmtui.screens.drift import DriftScreen
 from ovmtui.services.actions import ActionResult, ActionService, current_user, summarize
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import (
@@ -30,7 +31,9 @@ from ovmtui.store.backup import (
     inspect_backup,
     list_backups,
 )
+from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import JournalEntry
+from ovmtui.store.reconcile import ReconcileOutcome, reconcile
 from ovmtui.store.repository import Repository
 from ovmtui.store.restore import RestoreOutcome, RestorePlan, plan_restore, restore_repository
 
@@ -79,6 +82,7 @@ class OvmApp(App[int]):
         self.repository: Repository | None = None
         self._to_store: asyncio.Queue[EstateSnapshot | None] = asyncio.Queue()
         self._store_task: asyncio.Task[None] | None = None
+        self._drifted: tuple[DriftedVm, ...] = ()
 
     # -- AppContext -----------------------------------------------------------------------
 
@@ -146,6 +150,27 @@ class OvmApp(App[int]):
         if directory is None:
             raise RepositoryError("no repository in this run: nothing to back up")
         return await create_backup(self._open_repo(), directory)
+
+    @property
+    def drifted(self) -> Sequence[DriftedVm]:
+        return self._drifted
+
+    async def reconcile(self, drifted: Sequence[DriftedVm]) -> ReconcileOutcome:
+        if self._read_only:
+            raise ActionRefused("read-only mode: a reconcile changes the repository")
+        repo, directory = self._open_repo(), self.backup_dir
+        assert directory is not None  # a repository is open
+        outcome = await reconcile(
+            repo, [vm.uuid for vm in drifted], backup_dir=directory, user=current_user()
+        )
+        await self._check_drift(repo)
+        return outcome
+
+    async def _check_drift(self, repo: Repository) -> None:
+        drifted = tuple(await repo.drifted())
+        if drifted != self._drifted:
+            self._drifted = drifted
+            self.post_message(DriftChanged(drifted))
 
     async def plan_restore(self, backup: Path) -> RestorePlan:
         if self._repository_path is None:
@@ -228,6 +253,7 @@ class OvmApp(App[int]):
         while (snapshot := await self._to_store.get()) is not None:
             try:
                 await repo.save_snapshot(snapshot)
+                await self._check_drift(repo)
                 failed = False
             except OvmError as exc:
                 if not failed:  # once, not at every refresh
@@ -260,6 +286,19 @@ class OvmApp(App[int]):
         if self.repository is not None:
             self._to_store.put_nowait(snapshot)
         self.post_message(EstateUpdated(snapshot))
+
+    def on_drift_changed(self, message: DriftChanged) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, (DashboardScreen, DriftScreen)):
+                screen.show_drift(message.drifted)
+        if message.drifted:
+            self.notify(
+                f"{len(message.drifted)} VM(s) recorded as active are reported by no host. "
+                "Press D to see them and reconcile.",
+                title="State drift",
+                severity="warning",
+                timeout=10,
+            )
 
     def on_estate_updated(self, message: EstateUpdated) -> None:
         self._snapshot = message.snapshot

@@ -9,7 +9,9 @@ from typing import Protocol
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
 from ovmtui.store.backup import BackupInfo
+from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import JournalEntry
+from ovmtui.store.reconcile import ReconcileOutcome
 from ovmtui.store.restore import RestoreOutcome, RestorePlan
 
 
@@ -53,4 +55,13 @@ class AppContext(Protocol):
 
     async def restore(self, plan: RestorePlan) -> RestoreOutcome:
         """Replace the repository and carry on with it; raises OvmError, nothing changed."""
+        ...
+
+    @property
+    def drifted(self) -> Sequence[DriftedVm]:
+        """VMs the repository records as active and no host reports (as last checked)."""
+        ...
+
+    async def reconcile(self, drifted: Sequence[DriftedVm]) -> ReconcileOutcome:
+        """Back up, then forget these records; journaled. Raises OvmError when refused."""
         ...

@@ -6,6 +6,7 @@ from textual.message import Message
 
 from ovmtui.model import EstateSnapshot, VmAction
 from ovmtui.services.actions import ActionResult
+from ovmtui.store.drift import DriftedVm
 
 
 class EstateUpdated(Message):
@@ -14,6 +15,14 @@ class EstateUpdated(Message):
     def __init__(self, snapshot: EstateSnapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
+
+
+class DriftChanged(Message):
+    """The repository's list of VMs in drift changed."""
+
+    def __init__(self, drifted: tuple[DriftedVm, ...]) -> None:
+        super().__init__()
+        self.drifted = drifted
 
 
 class ActionProgressed(Message):

@@ -13,6 +13,7 @@ from textual.widgets import Footer, Input
 from ovmtui.context import AppContext
 from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction
 from ovmtui.screens.dialogs import ConfirmDialog
+from ovmtui.store.drift import DriftedVm
 from ovmtui.widgets.estate_header import EstateHeader
 from ovmtui.widgets.estate_tree import EstateTree, Scope
 from ovmtui.widgets.host_panel import HostPanel
@@ -56,6 +57,7 @@ class DashboardScreen(Screen[None]):
         Binding("l", "action_log", "Action log", id="action-log"),
         Binding("j", "journal", "Journal", id="journal"),
         Binding("b", "backups", "Backups", id="backups"),
+        Binding("D", "drift", "Drift", show=False, id="drift"),
         Binding("t", "focus_tree", "Tree", show=False, id="focus-tree"),
         Binding("v", "focus_table", "VMs", show=False, id="focus-table"),
     ]
@@ -246,6 +248,14 @@ class DashboardScreen(Screen[None]):
         from ovmtui.screens.journal import JournalScreen
 
         self.app.push_screen(JournalScreen(self.context.journal_entries))
+
+    def show_drift(self, drifted: Sequence[DriftedVm]) -> None:
+        self.header.show_drift(len(drifted))
+
+    def action_drift(self) -> None:
+        from ovmtui.screens.drift import DriftScreen
+
+        self.app.push_screen(DriftScreen(self.context))
 
     def action_backups(self) -> None:
         from ovmtui.screens.backups import BackupsScreen

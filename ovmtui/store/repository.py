@@ -35,6 +35,7 @@ from ovmtui.model import (
     Vm,
     VmState,
 )
+from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import (
     FIELDS,
     JournalEntry,
@@ -72,8 +73,14 @@ ON CONFLICT (uuid) DO UPDATE SET
     pool = excluded.pool, host = excluded.host, name = excluded.name, state = excluded.state,
     vcpus = excluded.vcpus, memory_mib = excluded.memory_mib,
     max_memory_mib = excluded.max_memory_mib, domain_id = excluded.domain_id,
-    started_at = excluded.started_at, data = excluded.data, seen_at = excluded.seen_at
+    started_at = excluded.started_at, data = excluded.data, seen_at = excluded.seen_at,
+    drift_since = NULL
 """
+
+# Recorded as active, reported by no host now: kept and flagged, not deleted (see drifted()).
+_MARK_DRIFT = """
+UPDATE vm_state SET drift_since = coalesce(drift_since, ?) WHERE uuid = ? AND state IN ({})
+""".format(", ".join(f"'{state.value}'" for state in VmState if state.is_active))
 
 SELECT_RECORD = f"SELECT {', '.join(FIELDS)} FROM journal"  # noqa: S608 (constant columns)
 
@@ -86,6 +93,10 @@ class Repository:
         self._db = db
         self._lock = asyncio.Lock()  # one transaction at a time on this connection
         self._saved_generation: int | None = None
+        # VMs this process saw on a host: when one goes, the host said so; that is a change,
+        # not drift. Drift is what was recorded before (another run, a restore) and is
+        # reported by no host now.
+        self._seen_live: set[str] = set()
         self._closed = False
 
     # -- opening and closing ----------------------------------------------------------------
@@ -330,21 +341,26 @@ class Repository:
                 ],
             )
             if delta is not None and use_delta:
-                await db.executemany(
-                    "DELETE FROM vm_state WHERE uuid = ?", [(uuid,) for uuid in delta.removed]
-                )
+                await self._forget(db, delta.removed, snapshot.taken_at)
                 rows = []
                 for placed in delta.changed:
                     status = snapshot.host(HostKey(placed.pool, placed.host))
                     seen = status.taken_at if status is not None else None
                     rows.append(_vm_row(placed.pool, placed.host, placed.vm, seen))
                 await db.executemany(_UPSERT_VM, rows)
+                self._seen_live.update(placed.uuid for placed in delta.changed)
             else:
-                live = [h for h in snapshot.hosts if h.reachable is True]
-                await db.executemany(
-                    "DELETE FROM vm_state WHERE pool = ? AND host = ?",
-                    [(h.pool, h.name) for h in live],
-                )
+                live = [h for h in snapshot.hosts if h.reachable is True and not h.stale]
+                reported = {vm.uuid for h in live for vm in h.vms}
+                gone: list[str] = []
+                for h in live:
+                    recorded = await fetch_rows(
+                        db,
+                        "SELECT uuid FROM vm_state WHERE pool = ? AND host = ?",
+                        (h.pool, h.name),
+                    )
+                    gone.extend(row[0] for row in recorded if row[0] not in reported)
+                await self._forget(db, gone, snapshot.taken_at)
                 await db.executemany(
                     _UPSERT_VM,
                     [
@@ -353,7 +369,21 @@ class Repository:
                         for vm in h.vms
                     ],
                 )
+                self._seen_live.update(reported)
         self._saved_generation = snapshot.generation
+
+    async def _forget(self, db: aiosqlite.Connection, uuids: Sequence[str], now: float) -> None:
+        """VMs no host reports any more: seen going in this run, deleted; else drift."""
+        observed = [(uuid,) for uuid in uuids if uuid in self._seen_live]
+        unexplained = [(now, uuid) for uuid in uuids if uuid not in self._seen_live]
+        await db.executemany("DELETE FROM vm_state WHERE uuid = ?", observed)
+        self._seen_live.difference_update(row[0] for row in observed)
+        await db.executemany(_MARK_DRIFT, unexplained)
+        # Recorded as shut off (or unknown): its going away contradicts nothing.
+        await db.executemany(
+            "DELETE FROM vm_state WHERE uuid = ? AND drift_since IS NULL",
+            [(uuid,) for _, uuid in unexplained],
+        )
 
     async def load_snapshot(self) -> EstateSnapshot | None:
         """The last-known estate, every host marked stale; None if nothing was recorded."""
@@ -409,6 +439,36 @@ class Repository:
         return EstateSnapshot(
             hosts=tuple(hosts), taken_at=max(times, default=0.0), pools=tuple(pools)
         )
+
+    # -- state drift ----------------------------------------------------------------------
+
+    async def drifted(self) -> list[DriftedVm]:
+        """VMs recorded as active that no host reports: what needs a reconcile."""
+        async with self._transaction("DEFERRED") as db:
+            rows = await fetch_rows(
+                db,
+                """
+                SELECT pool, host, uuid, name, state, seen_at, drift_since FROM vm_state
+                WHERE drift_since IS NOT NULL ORDER BY pool, host, name, uuid
+                """,
+            )
+        return [_drifted(row) for row in rows]
+
+    async def forget_drifted(self, uuids: Iterable[str]) -> list[DriftedVm]:
+        """Delete these records if they are still in drift; returns those deleted."""
+        wanted = set(uuids)
+        async with self._transaction() as db:
+            rows = await fetch_rows(
+                db,
+                "SELECT pool, host, uuid, name, state, seen_at, drift_since FROM vm_state "
+                "WHERE drift_since IS NOT NULL",
+            )
+            gone = [_drifted(row) for row in rows if row[2] in wanted]
+            await db.executemany(
+                "DELETE FROM vm_state WHERE uuid = ? AND drift_since IS NOT NULL",
+                [(vm.uuid,) for vm in gone],
+            )
+        return gone
 
     # -- the audit journal ----------------------------------------------------------------
 
@@ -677,13 +737,22 @@ def _vm_row(pool: str, host: str, vm: Vm, seen_at: float | None) -> tuple[Any, .
     )
 
 
+def _drifted(row: Sequence[Any]) -> DriftedVm:
+    pool, host, uuid, name, state, seen_at, drift_since = row
+    return DriftedVm(pool, host, uuid, name, _state(state), seen_at, drift_since)
+
+
+def _state(text: str) -> VmState:
+    try:
+        return VmState(text)
+    except ValueError:
+        return VmState.UNKNOWN
+
+
 def _vm_from_row(row: Sequence[Any]) -> Vm:
     uuid, name, state, vcpus, memory, max_memory, domain_id, started_at, data_text = row
     data = json.loads(data_text) if data_text else {}
-    try:
-        vm_state = VmState(state)
-    except ValueError:
-        vm_state = VmState.UNKNOWN
+    vm_state = _state(state)
     return Vm(
         uuid=uuid,
         name=name,

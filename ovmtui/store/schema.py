@@ -119,7 +119,13 @@ _V1: tuple[str, ...] = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2: tuple[str, ...] = (
+    # State drift: set when a VM recorded as active is reported by no host that answered;
+    # cleared when a host reports it again, or by a reconcile.
+    "ALTER TABLE vm_state ADD COLUMN drift_since REAL",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

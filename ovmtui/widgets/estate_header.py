@@ -45,6 +45,7 @@ class EstateHeader(Static):
         self._totals: EstateTotals | None = None
         self._tally = TotalsTally()
         self._shown: Content | None = None
+        self._drifted = 0
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._redraw)
@@ -53,6 +54,10 @@ class EstateHeader(Static):
     def show_estate(self, snapshot: EstateSnapshot) -> None:
         self._snapshot = snapshot
         self._totals = self._tally.totals(snapshot)
+        self._redraw()
+
+    def show_drift(self, count: int) -> None:
+        self._drifted = count
         self._redraw()
 
     def _redraw(self) -> None:
@@ -86,6 +91,8 @@ class EstateHeader(Static):
             )
         )
         first.append(self._freshness(snapshot))
+        if self._drifted:
+            first.append(Content.from_markup(f"[$error b]⚠ {self._drifted} in drift (D)[/]"))
         states = []
         for state, n in totals.vms_by_state:
             style = _STATE_STYLES.get(state)

@@ -13,6 +13,7 @@ from ovmtui.errors import RepositoryError
 from ovmtui.model import EstateSnapshot, HostFacts, HostStatus, Vm, VmState
 from ovmtui.store.backup import create_backup, inspect_backup, list_backups
 from ovmtui.store.repository import Repository
+from ovmtui.store.schema import SCHEMA_VERSION
 
 
 async def seeded(path: Path, records: int = 10) -> Repository:
@@ -71,7 +72,7 @@ async def test_online_backup_while_another_connection_writes(tmp_path: Path) -> 
     assert not list((tmp_path / "backups").glob("*.partial"))
     info = await inspect_backup(backup)
     assert info.verified, info.problem
-    assert (info.schema_version, info.hosts, info.vms) == (1, 1, 5)
+    assert (info.schema_version, info.hosts, info.vms) == (SCHEMA_VERSION, 1, 5)
     assert info.journal_records is not None and 20 <= info.journal_records <= 120
     assert info.journal_records % 2 == 0  # whole transactions only: started+finished pairs
 
@@ -144,7 +145,7 @@ def test_backup_and_backups_commands(tmp_path: Path) -> None:
     assert listing.returncode == 0, listing.stderr
     (entry,) = json.loads(listing.stdout)
     assert entry["path"] == str(made)
-    assert entry["verified"] is True and entry["schema_version"] == 1
+    assert entry["verified"] is True and entry["schema_version"] == SCHEMA_VERSION
     assert isinstance(entry["time"], float)
     missing = subprocess.run(
         [*run, "backup", "--repository", str(tmp_path / "none.sqlite")],

@@ -83,3 +83,44 @@ async def test_restore_is_refused_in_read_only_mode(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: any("Read-only" in n.message for n in app._notifications))
         assert isinstance(app.screen, BackupsScreen)
     assert len(list_backups(tmp_path / "backups")) == 1
+
+
+async def test_restore_from_another_manager_is_reconciled_by_the_next_poll(
+    tmp_path: Path,
+) -> None:
+    """A backup made elsewhere, same host names: live facts win, contradictions are drift."""
+    import dataclasses
+
+    from ovmtui.model import EstateSnapshot, HostStatus, Vm
+    from ovmtui.store.backup import create_backup
+
+    path = tmp_path / "repository.sqlite"
+    app = make_app(repository=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 64)
+        live = next(p for p in app.snapshot.placed_vms() if p.host == "ovs01")
+        # The other manager had this VM paused on ovs02, and a VM no host here knows.
+        elsewhere = tmp_path / "other" / "repository.sqlite"
+        ghost = Vm("0badc0de-0000-4000-8000-000000000001", "ghost02", VmState.RUNNING)
+        async with await Repository.open(elsewhere) as other:
+            hosts = (
+                HostStatus("prod", "ovs01", "x", vms=(ghost,), taken_at=5.0, reachable=True),
+                HostStatus(
+                    "prod",
+                    "ovs02",
+                    "x",
+                    vms=(dataclasses.replace(live.vm, state=VmState.PAUSED),),
+                    taken_at=5.0,
+                    reachable=True,
+                ),
+            )
+            await other.save_snapshot(EstateSnapshot(hosts, generation=1, taken_at=5.0))
+            backup = await create_backup(other, tmp_path / "other" / "backups")
+        await app.restore(await app.plan_restore(backup))
+        await wait_until(pilot, lambda: [d.name for d in app.drifted] == ["ghost02"])
+        assert app.repository is not None
+        known = await app.repository.load_snapshot()
+        assert known is not None
+        placed = [p for p in known.placed_vms() if p.uuid == live.uuid]
+        assert [(p.host, p.vm.state) for p in placed] == [("ovs01", live.vm.state)]
+        assert sum(1 for _ in known.placed_vms()) == 64 + 1  # the live estate and the ghost

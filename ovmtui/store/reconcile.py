@@ -1,0 +1,55 @@
+"""Reconcile: make the repository agree with the hosts, backed up first and journaled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ovmtui.store.backup import create_backup
+from ovmtui.store.drift import DriftedVm
+from ovmtui.store.repository import Repository
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileOutcome:
+    backup: Path
+    forgotten: tuple[DriftedVm, ...]
+
+
+async def reconcile(
+    repo: Repository, uuids: Iterable[str], *, backup_dir: Path, user: str
+) -> ReconcileOutcome:
+    """Forget the drifted records among ``uuids``; the ones no longer in drift are left be.
+
+    The backup comes first: if it fails, nothing is changed (``RepositoryError``).
+    """
+    wanted = set(uuids)
+    targets = [vm for vm in await repo.drifted() if vm.uuid in wanted]
+    backup = await create_backup(repo, backup_dir)
+    started = [
+        (
+            vm,
+            await repo.journal_started(
+                user=user,
+                pool=vm.pool,
+                host=vm.host,
+                vm=vm.name,
+                uuid=vm.uuid,
+                operation="reconcile",
+                command=vm.command,
+            ),
+        )
+        for vm in targets
+    ]
+    forgotten = {vm.uuid for vm in await repo.forget_drifted(vm.uuid for vm in targets)}
+    for vm, record in started:
+        done = vm.uuid in forgotten
+        await repo.journal_finished(
+            record,
+            ok=done,
+            detail=f"{vm.change}; backup before: {backup}"
+            if done
+            else "a host reports it again: nothing to reconcile",
+        )
+    return ReconcileOutcome(backup, tuple(vm for vm in targets if vm.uuid in forgotten))
