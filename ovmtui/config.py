@@ -7,6 +7,7 @@ text, so tests need no files.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -23,6 +24,7 @@ _HOST_KEYS = frozenset(
 )
 _POOL_KEYS = frozenset({"name", "shared_storage", "hosts"})
 _TOP_KEYS = frozenset({"pools", "repository"})
+_SSH_TARGET = re.compile(r"(?:[^@\s]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^@:\s\[\]]+)(?::\d{1,5})?")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,62}$")
 
 
@@ -37,6 +39,7 @@ class HostConfig:
     toolstack: str = "auto"
     jump: str | None = None
     roles: tuple[HostRole, ...] = ()
+    shared_storage: str | None = None  # the pool's, where Xen hosts keep running_pool/*/vm.cfg
 
     @property
     def key(self) -> HostKey:
@@ -151,7 +154,10 @@ class _Parser:
         hosts_raw = raw.get("hosts")
         if not isinstance(hosts_raw, list) or not hosts_raw:
             raise self.fail(where, "expected at least one [[pools.hosts]] table", near=name)
-        hosts = tuple(self.host(name, i, h) for i, h in enumerate(hosts_raw))
+        hosts = tuple(
+            dataclasses.replace(self.host(name, i, h), shared_storage=storage)
+            for i, h in enumerate(hosts_raw)
+        )
         return PoolConfig(name, hosts, storage)
 
     def host(self, pool: str, index: int, raw: object) -> HostConfig:
@@ -174,6 +180,12 @@ class _Parser:
             )
         if strings["libvirt"] is not None and strings["ssh"] is not None:
             raise self.fail(where, "expected either libvirt or ssh, not both", near="ssh")
+        for key in ("ssh", "jump"):
+            value = strings[key]
+            if value is not None and not _SSH_TARGET.fullmatch(value):
+                raise self.fail(
+                    f"{where}: {key}", "expected user@host[:port] (e.g. root@ovs7:22)", near=key
+                )
         toolstack = strings["toolstack"] or "auto"
         if toolstack not in ("auto", "xm", "xl"):
             raise self.fail(f"{where}: toolstack", "expected auto, xm or xl", near="toolstack")

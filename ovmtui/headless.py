@@ -188,6 +188,7 @@ def _host_json(host: HostStatus) -> dict[str, Any]:
         "memory_mib": facts.memory_mib if facts else None,
         "free_memory_mib": facts.free_memory_mib if facts else None,
         "cpus": facts.cpus if facts else None,
+        "warnings": list(host.warnings),
     }
 
 

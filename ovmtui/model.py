@@ -187,6 +187,9 @@ class HostPoll:
     facts: HostFacts
     vms: tuple[Vm, ...]
     taken_at: float  # monotonic-free epoch seconds (time.time())
+    # What the host printed that could not be read ("xm list -l, line 12: ..."): the rest
+    # of the poll is good, and the operator must still see that something was left out.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,7 @@ class HostStatus:
     error: str | None = None  # the last failure, kept until a poll succeeds
     failed_at: float | None = None
     stale: bool = False  # data came from the repository, not from the host this run
+    warnings: tuple[str, ...] = ()  # from the last good poll: output it could not read
 
     @property
     def key(self) -> HostKey:

@@ -261,6 +261,7 @@ class EstatePoller:
             error=None,
             failed_at=None,
             stale=False,
+            warnings=result.warnings,
             capabilities=self._hosts[key].backend.capabilities,
         )
         self._failures.pop(key, None)

@@ -91,6 +91,13 @@ def render_host(host: HostStatus | None, now: float) -> Content:
     committed = sum(vm.memory_mib or 0 for vm in host.vms if vm.state.is_active)
     lines.append(_row("VMs", f"{len(host.vms)} ({running} running)"))
     lines.append(_row("committed", fmt.mib(committed)))
+    if host.warnings:
+        more = f" (+{len(host.warnings) - 1} more)" if len(host.warnings) > 1 else ""
+        lines.append(
+            Content.from_markup(
+                "[$warning b]unread output[/] $first$more", first=host.warnings[0], more=more
+            )
+        )
     return Content("\n").join(lines)
 
 

@@ -97,6 +97,14 @@ def test_good_estate_parses() -> None:
             "[[pools]]\nname = 'a'\n[[pools.hosts]]\nname='h'\nssh='root@h'\ntoolstack='xx'\n",
             "toolstack: expected auto, xm or xl",
         ),
+        (
+            "[[pools]]\nname = 'a'\n[[pools.hosts]]\nname='h'\nssh='root@h:port'\n",
+            "estate.toml:5: pool 'a': host 'h': ssh: expected user@host[:port]",
+        ),
+        (
+            "[[pools]]\nname = 'a'\n[[pools.hosts]]\nname='h'\nssh='root@h'\njump='a b'\n",
+            "jump: expected user@host[:port]",
+        ),
         ("pools = 3", "expected at least one [[pools]]"),
         ("repository = 3\n[[pools]]\nname='a'", "repository: expected a file path"),
     ],
