@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,6 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--vm", help="only this VM")
     audit.add_argument("--user", help="only this user")
     audit.add_argument("--result", choices=["ok", "failed", "unfinished"])
+    export = commands.add_parser(
+        "export-definitions",
+        parents=[estate],
+        help="save every VM's definition into one verified archive; prints its path",
+    )
+    export.add_argument(
+        "--to", metavar="DIR", type=Path, help="default: definitions/ beside the repository"
+    )
+    define = commands.add_parser(
+        "import-definition",
+        parents=[estate],
+        help="define a VM again from an archive (refused while it exists anywhere)",
+    )
+    define.add_argument("archive", metavar="ARCHIVE", type=Path, help="from export-definitions")
+    define.add_argument("vm", metavar="VM", help="its name or UUID in the archive")
+    define.add_argument(
+        "--host", required=True, metavar="HOST", help="where to define it: name or pool/name"
+    )
     return parser
 
 
@@ -148,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         repository = resolve_repository(args, estate)
         if args.command == "inventory":
             return _inventory(estate, repository, as_json=args.json)
+        if args.command == "export-definitions":
+            return _export_definitions(estate, repository, args.to)
+        if args.command == "import-definition":
+            return _import_definition(estate, repository, args)
         return _run_tui(estate, repository, interval_s=args.interval, read_only=args.read_only)
     except OvmError as exc:
         print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
@@ -235,6 +258,35 @@ def _inventory(estate: EstateConfig, repository: Path, *, as_json: bool) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     return status
+
+
+def _export_definitions(estate: EstateConfig, repository: Path, directory: Path | None) -> int:
+    from ovmtui.headless import export_definitions_report
+
+    return asyncio.run(
+        export_definitions_report(estate, repository, directory, sys.stdout, warn=sys.stderr)
+    )
+
+
+def _import_definition(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless import import_definition_report
+
+    # The journal records the command as typed, every argument quoted.
+    command = shlex.join(
+        ["ovmtui", "import-definition", str(args.archive), args.vm, "--host", args.host]
+    )
+    return asyncio.run(
+        import_definition_report(
+            estate,
+            repository,
+            args.archive,
+            args.vm,
+            args.host,
+            sys.stdout,
+            command=command,
+            warn=sys.stderr,
+        )
+    )
 
 
 def _run_tui(estate: EstateConfig, repository: Path, *, interval_s: float, read_only: bool) -> int:

@@ -57,3 +57,9 @@ class RepositoryError(OvmError):
     """The repository file cannot be used (corrupt, foreign, newer schema); nothing was changed."""
 
     title = "Repository problem"
+
+
+class ArchiveError(OvmError):
+    """A definitions archive that cannot be trusted (corrupt, foreign, tampered) or written."""
+
+    title = "Unusable definitions archive"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import json
@@ -11,8 +12,8 @@ from typing import Any, TextIO
 
 from ovmtui.backend.factory import backend_for
 from ovmtui.config import EstateConfig
-from ovmtui.errors import RepositoryError
-from ovmtui.model import EstateSnapshot, HostStatus, Vm
+from ovmtui.errors import ActionRefused, RepositoryError
+from ovmtui.model import EstateSnapshot, HostKey, HostStatus, Vm
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import (
     create_backup,
@@ -238,3 +239,94 @@ def _mib(value: int | None) -> str:
     if value >= 1024:
         return f"{value / 1024:.1f} GiB"
     return f"{value} MiB"
+
+
+async def export_definitions_report(
+    config: EstateConfig,
+    repository: Path,
+    directory: Path | None,
+    out: TextIO,
+    warn: TextIO | None = None,
+) -> int:
+    """Poll once, then save every VM's definition in one archive; 1 if anything is missing."""
+    from ovmtui.services.definitions import default_definitions_dir, export_definitions
+
+    target = directory if directory is not None else default_definitions_dir(repository)
+    snapshot = await poll_estate_once(config, repository, warn=warn)
+    backends = {host.key: backend_for(host) for host in config.hosts}
+    try:
+        result = await export_definitions(snapshot, backends.get, target)
+    finally:
+        await asyncio.gather(*(backend.close() for backend in backends.values()))
+    out.write(f"{result.path}\n")
+    out.write(
+        f"exported {result.exported} VM definitions from {result.hosts} hosts; "
+        f"{len(result.failures)} failed, {len(result.unreachable)} hosts unreachable, "
+        f"{len(result.skipped)} hosts skipped\n"
+    )
+    for problem in result.unreachable:
+        out.write(f"UNREACHABLE {problem}\n")
+    for problem in result.failures:
+        out.write(f"FAILED {problem}\n")
+    for problem in result.skipped:
+        out.write(f"SKIPPED {problem}\n")
+    return 0 if result.complete else 1
+
+
+def host_key_for(config: EstateConfig, text: str) -> HostKey:
+    """``name`` or ``pool/name`` of a host of the estate; raises ``ActionRefused``."""
+    pool, _, name = text.rpartition("/")
+    matches = [h.key for h in config.hosts if h.name == name and (not pool or h.pool == pool)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        choices = ", ".join(str(key) for key in matches)
+        raise ActionRefused(
+            f"{len(matches)} hosts are named {name!r}: {choices}; give pool/name",
+            title="Ambiguous host",
+        )
+    known = ", ".join(str(h.key) for h in config.hosts)
+    raise ActionRefused(
+        f"no host {text!r} in {config.source}; it has {known}", title="No such host"
+    )
+
+
+async def import_definition_report(
+    config: EstateConfig,
+    repository: Path,
+    archive_path: Path,
+    vm: str,
+    host: str,
+    out: TextIO,
+    *,
+    command: str,
+    warn: TextIO | None = None,
+) -> int:
+    """Define one VM again from an archive, after polling the estate once. Refusals raise."""
+    from ovmtui.services.definitions import import_definition, read_archive
+
+    archive = await asyncio.to_thread(read_archive, archive_path)
+    key = host_key_for(config, host)
+    archive.find(vm)  # a VM the archive does not hold is said before polling anything
+    snapshot = await poll_estate_once(config, repository, warn=warn)
+    target = backend_for(next(h for h in config.hosts if h.key == key))
+    repo = await Repository.open(repository)
+    try:
+        result = await import_definition(
+            archive,
+            vm,
+            key,
+            snapshot,
+            lambda wanted: target if wanted == key else None,
+            journal=repo,
+            command=command,
+        )
+    finally:
+        await target.close()
+        await repo.close()
+    entry = result.entry
+    out.write(
+        f"defined {entry.name} ({result.uuid}) on {key} from {archive_path}; "
+        f"it was {entry.state} on {entry.pool}/{entry.host} at export and is not started\n"
+    )
+    return 0

@@ -70,3 +70,11 @@ class DefinitionSource(Protocol):
     """Capability ``DEFINITION``: the VM's own definition (domain XML, ``vm.cfg``)."""
 
     async def definition(self, vm: Vm) -> str: ...
+
+    async def define(self, definition: str) -> str:
+        """Define (register, not start) a VM from a definition ``definition()`` returned.
+
+        Returns the defined VM's UUID. Raises ``ActionFailed`` with the host's own words
+        when the host refuses it (a name or UUID already in use, a malformed definition).
+        """
+        ...

@@ -685,6 +685,15 @@ class LibvirtBackend:
                 raise self._not_found(vm) from None
             raise ActionFailed(_message(exc), title=f"Definition of {vm.name} failed") from None
 
+    async def define(self, definition: str) -> str:
+        session = await self._ensure_session()
+        try:
+            return await self._call(
+                session, lambda: str(session.conn.defineXML(definition).UUIDString())
+            )
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title="Define failed") from None
+
     def _not_found(self, vm: Vm) -> VmNotFound:
         return VmNotFound(f"{vm.name} ({vm.uuid}) is not defined on {self._host.name}")
 

@@ -61,6 +61,7 @@ def test_inventory_demo_json_shape() -> None:
             "memory_mib",
             "free_memory_mib",
             "cpus",
+            "warnings",
         }
         assert host["reachable"] is True and host["error"] is None
     for vm in data["vms"]:
