@@ -23,6 +23,11 @@ from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.screens.drift import DriftScreen
 from ovmtui.services.actions import ActionResult, ActionService, current_user, summarize
+from ovmtui.services.definitions import (
+    ExportResult,
+    default_definitions_dir,
+    export_definitions,
+)
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import (
     BackupInfo,
@@ -150,6 +155,12 @@ class OvmApp(App[int]):
         if directory is None:
             raise RepositoryError("no repository in this run: nothing to back up")
         return await create_backup(self._open_repo(), directory)
+
+    async def export_definitions(self) -> ExportResult:
+        if self._repository_path is None:
+            raise RepositoryError("no repository in this run: nowhere to put the archive")
+        directory = default_definitions_dir(self._repository_path)
+        return await export_definitions(self._snapshot, self.poller.backend, directory)
 
     @property
     def drifted(self) -> Sequence[DriftedVm]:

@@ -34,6 +34,10 @@ class _EstateScreen(Protocol):
 
     def action_backups(self) -> None: ...
 
+    def action_export_definitions(self) -> None: ...
+
+    def action_drift(self) -> None: ...
+
 
 class EstateCommands(Provider):
     def _target(self) -> _EstateScreen | None:
@@ -53,6 +57,12 @@ class EstateCommands(Provider):
             ("Show the action log", "l", partial(screen.action_action_log)),
             ("Show the audit journal", "j", partial(screen.action_journal)),
             ("Back up or restore the repository", "b", partial(screen.action_backups)),
+            (
+                "Export every VM's definition to an archive",
+                "E",
+                partial(screen.action_export_definitions),
+            ),
+            ("Show state drift (recorded vs reported)", "D", partial(screen.action_drift)),
         ]
         for host in snapshot.hosts:
             commands.append(

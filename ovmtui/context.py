@@ -8,6 +8,7 @@ from typing import Protocol
 
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
+from ovmtui.services.definitions import ExportResult
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import JournalEntry
@@ -64,4 +65,8 @@ class AppContext(Protocol):
 
     async def reconcile(self, drifted: Sequence[DriftedVm]) -> ReconcileOutcome:
         """Back up, then forget these records; journaled. Raises OvmError when refused."""
+        ...
+
+    async def export_definitions(self) -> ExportResult:
+        """Every VM's definition from every reachable host into one archive."""
         ...

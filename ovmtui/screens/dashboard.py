@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -11,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from ovmtui.context import AppContext
+from ovmtui.errors import OvmError
 from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.store.drift import DriftedVm
@@ -58,6 +60,7 @@ class DashboardScreen(Screen[None]):
         Binding("j", "journal", "Journal", id="journal"),
         Binding("b", "backups", "Backups", id="backups"),
         Binding("D", "drift", "Drift", show=False, id="drift"),
+        Binding("E", "export_definitions", "Export definitions", show=False, id="export"),
         Binding("t", "focus_tree", "Tree", show=False, id="focus-tree"),
         Binding("v", "focus_table", "VMs", show=False, id="focus-table"),
     ]
@@ -256,6 +259,30 @@ class DashboardScreen(Screen[None]):
         from ovmtui.screens.drift import DriftScreen
 
         self.app.push_screen(DriftScreen(self.context))
+
+    @work(exclusive=True, group="export-definitions")
+    async def action_export_definitions(self) -> None:
+        self.notify("Exporting every VM's definition…", timeout=3)
+        try:
+            result = await self.context.export_definitions()
+        except OvmError as exc:
+            self.notify(str(exc), title=exc.title, severity="error", markup=False)
+            return
+        problems = [*result.unreachable, *result.failures]
+        text = f"{result.exported} definitions from {result.hosts} hosts in\n{result.path}"
+        if problems:
+            text += "\n" + "\n".join(str(p) for p in problems[:5])
+            if len(problems) > 5:
+                text += f"\n… and {len(problems) - 5} more (see the archive's manifest)"
+        self.notify(
+            text,
+            title="Definitions exported"
+            if result.complete
+            else "Definitions exported, some missing",
+            severity="information" if result.complete else "warning",
+            timeout=10,
+            markup=False,
+        )
 
     def action_backups(self) -> None:
         from ovmtui.screens.backups import BackupsScreen

@@ -124,3 +124,20 @@ async def test_restore_from_another_manager_is_reconciled_by_the_next_poll(
         placed = [p for p in known.placed_vms() if p.uuid == live.uuid]
         assert [(p.host, p.vm.state) for p in placed] == [("ovs01", live.vm.state)]
         assert sum(1 for _ in known.placed_vms()) == 64 + 1  # the live estate and the ghost
+
+
+async def test_export_definitions_from_the_dashboard(tmp_path: Path) -> None:
+    from ovmtui.services.definitions import list_archives, read_archive
+
+    app = make_app(repository=tmp_path / "repository.sqlite")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 64)
+        await pilot.press("E")
+        await wait_until(
+            pilot,
+            lambda: any(n.title == "Definitions exported" for n in app._notifications),
+            what="the export",
+        )
+    archives = list_archives(tmp_path / "definitions")
+    assert len(archives) == 1
+    assert len(read_archive(archives[0]).entries) == 64
