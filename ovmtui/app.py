@@ -160,7 +160,19 @@ class OvmApp(App[int]):
         if self._repository_path is None:
             raise RepositoryError("no repository in this run: nowhere to put the archive")
         directory = default_definitions_dir(self._repository_path)
-        return await export_definitions(self._snapshot, self.poller.backend, directory)
+        job = await self._job_started("export-definitions", str(directory))
+        try:
+            result = await export_definitions(self._snapshot, self.poller.backend, directory)
+        except OvmError as exc:
+            await self._job_finished(job, ok=False, detail=exc.message)
+            raise
+        await self._job_finished(
+            job,
+            ok=result.complete,
+            detail=f"{result.exported} definitions in {result.path}; "
+            f"{len(result.failures) + len(result.unreachable)} missing",
+        )
+        return result
 
     @property
     def drifted(self) -> Sequence[DriftedVm]:
@@ -321,8 +333,27 @@ class OvmApp(App[int]):
         def progressed(result: ActionResult) -> None:
             self.post_message(ActionProgressed(result))
 
+        job = None
+        if len(targets) > 1:
+            job = await self._job_started("bulk-action", f"{action.value} on {len(targets)} VMs")
         results = await self.actions.run_many(targets, action, on_result=progressed)
+        ok, failed = summarize(results)
+        await self._job_finished(job, ok=failed == 0, detail=f"{ok} done, {failed} failed")
         self.post_message(ActionsFinished(action, tuple(results)))
+
+    async def _job_started(self, kind: str, detail: str) -> int | None:
+        """A job in the repository (None without one): recording it never stops the work."""
+        if self.repository is None:
+            return None
+        try:
+            return await self.repository.job_started(kind, detail, user=current_user())
+        except OvmError:
+            return None
+
+    async def _job_finished(self, job: int | None, *, ok: bool, detail: str) -> None:
+        if job is not None and self.repository is not None:
+            with contextlib.suppress(OvmError):
+                await self.repository.job_finished(job, ok=ok, detail=detail)
 
     def on_action_progressed(self, message: ActionProgressed) -> None:
         self._results.append(message.result)

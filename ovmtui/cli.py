@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("file", metavar="FILE", type=Path, help="the backup to restore")
     restore.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    jobs = commands.add_parser(
+        "jobs", parents=[estate], help="long-running work (bulk actions, exports) and its state"
+    )
+    jobs.add_argument("--json", action="store_true", help="a JSON list")
     audit = commands.add_parser(
         "audit", parents=[estate], help="the audit journal; 'audit verify' checks its chain"
     )
@@ -159,6 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "audit":
             return _audit(args)
+        if args.command == "jobs":
+            from ovmtui.headless import jobs_report
+
+            return asyncio.run(
+                jobs_report(_existing_repository(args), sys.stdout, as_json=args.json)
+            )
         if args.command in ("backup", "backups"):
             return _backups(args)
         if args.command == "restore":

@@ -154,6 +154,31 @@ async def audit(
     return 0
 
 
+async def jobs_report(repository: Path, out: TextIO, *, as_json: bool) -> int:
+    repo = await Repository.open(repository)
+    try:
+        jobs = await repo.jobs()
+    finally:
+        await repo.close()
+    if as_json:
+        json.dump([dataclasses.asdict(job) for job in jobs], out, indent=2)
+        out.write("\n")
+        return 0
+    if not jobs:
+        out.write("no jobs recorded\n")
+    for job in jobs:
+        when = (
+            "?"
+            if job.started_at is None
+            else datetime.datetime.fromtimestamp(job.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        )
+        out.write(
+            f"{job.id:>5} {when} {job.state:<11} {job.kind:<20} {job.user or '?':<10} "
+            f"{job.detail or ''}\n"
+        )
+    return 0
+
+
 async def audit_verify(repository: Path, out: TextIO) -> int:
     repo = await Repository.open(repository)
     try:

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import random
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -440,6 +442,41 @@ class Repository:
             hosts=tuple(hosts), taken_at=max(times, default=0.0), pools=tuple(pools)
         )
 
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def job_started(self, kind: str, detail: str, *, user: str) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO jobs (kind, state, started_at, detail, user, owner) "
+                "VALUES (?, 'running', ?, ?, ?, ?)",
+                (kind, time.time(), detail, user, this_process()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def job_finished(self, job_id: int, *, ok: bool, detail: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET state = ?, finished_at = ?, detail = ? WHERE id = ?",
+                ("done" if ok else "failed", time.time(), detail, job_id),
+            )
+
+    async def jobs(self, limit: int = 500) -> list[Job]:
+        """Newest first. A job left running by a process that is gone reads "interrupted"."""
+        async with self._transaction("DEFERRED") as db:
+            rows = await fetch_rows(
+                db,
+                "SELECT id, kind, state, user, owner, started_at, finished_at, detail "
+                "FROM jobs ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        jobs = [Job(*row) for row in rows]
+        return [
+            dataclasses.replace(job, state="interrupted")
+            if job.state == "running" and job.owner and not owner_alive(job.owner)
+            else job
+            for job in jobs
+        ]
+
     # -- state drift ----------------------------------------------------------------------
 
     async def drifted(self) -> list[DriftedVm]:
@@ -735,6 +772,36 @@ def _vm_row(pool: str, host: str, vm: Vm, seen_at: float | None) -> tuple[Any, .
         json.dumps(data, separators=(",", ":")),
         seen_at,
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    kind: str  # "bulk-action", "export-definitions", "reconcile" …
+    state: str  # running | done | failed | interrupted
+    user: str | None
+    owner: str | None  # pid@hostname of the process that ran it
+    started_at: float | None
+    finished_at: float | None
+    detail: str | None
+
+
+def this_process() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process that owns a job still runs; unknowable on another machine: yes."""
+    pid_text, _, host = owner.partition("@")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _drifted(row: Sequence[Any]) -> DriftedVm:

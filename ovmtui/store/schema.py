@@ -123,6 +123,10 @@ _V2: tuple[str, ...] = (
     # State drift: set when a VM recorded as active is reported by no host that answered;
     # cleared when a host reports it again, or by a reconcile.
     "ALTER TABLE vm_state ADD COLUMN drift_since REAL",
+    # Jobs (bulk actions, exports, reconciles): who ran them, and which process, so that a
+    # job left "running" by a process that died can be told from one still running.
+    "ALTER TABLE jobs ADD COLUMN user TEXT",
+    "ALTER TABLE jobs ADD COLUMN owner TEXT",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)

@@ -159,3 +159,36 @@ async def test_schema_1_repository_migrates_and_keeps_its_data(tmp_path: Path) -
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     db.close()
+
+
+async def test_jobs_record_running_and_finished_work_and_spot_dead_owners(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    path = tmp_path / "r.sqlite"
+    async with await Repository.open(path) as repo:
+        done = await repo.job_started("bulk-action", "force-off on 200 VMs", user="ops")
+        await repo.job_finished(done, ok=True, detail="200 done, 0 failed")
+        running = await repo.job_started("export-definitions", "/tmp/d", user="ops")
+        jobs = await repo.jobs()
+    assert [(j.id, j.kind, j.state) for j in jobs] == [
+        (running, "export-definitions", "running"),
+        (done, "bulk-action", "done"),
+    ]
+    assert jobs[1].detail == "200 done, 0 failed" and jobs[1].finished_at is not None
+    # The same job, owned by a process that no longer exists: it was interrupted.
+    db = sqlite3.connect(path)
+    db.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"999999999@{_hostname()}", running))
+    db.commit()
+    db.close()
+    async with await Repository.open(path) as repo:
+        states = {j.id: j.state for j in await repo.jobs()}
+    assert states == {running: "interrupted", done: "done"}
+    assert dataclasses.fields(jobs[0])  # a plain frozen record
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()

@@ -138,6 +138,9 @@ async def test_export_definitions_from_the_dashboard(tmp_path: Path) -> None:
             lambda: any(n.title == "Definitions exported" for n in app._notifications),
             what="the export",
         )
+        assert app.repository is not None
+        jobs = await app.repository.jobs()
+        assert [(j.kind, j.state) for j in jobs] == [("export-definitions", "done")]
     archives = list_archives(tmp_path / "definitions")
     assert len(archives) == 1
     assert len(read_archive(archives[0]).entries) == 64
