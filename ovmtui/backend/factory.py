@@ -14,6 +14,18 @@ def backend_for(host: HostConfig) -> Backend:
         from ovmtui.backend.libvirt import LibvirtBackend
 
         return LibvirtBackend(host.key, host.libvirt)
-    raise ConfigError(
-        f"host '{host.name}': Xen hosts over SSH (ssh = ...) are not supported by this version"
-    )
+    if host.ssh is not None:
+        # asyncssh is loaded only when an estate has Xen hosts.
+        from ovmtui.backend.xen_ssh import XenSshBackend
+
+        toolstack = host.toolstack if host.toolstack in ("xm", "xl") else "auto"
+        return XenSshBackend(
+            host.key,
+            host.ssh,
+            identity=host.identity,
+            known_hosts=host.known_hosts,
+            toolstack=toolstack,  # type: ignore[arg-type]  # checked by the config parser
+            jump=host.jump,
+            shared_storage=host.shared_storage,
+        )
+    raise ConfigError(f"host '{host.name}': no connection (libvirt = or ssh =)")

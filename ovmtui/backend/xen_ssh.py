@@ -1,0 +1,602 @@
+"""Xen hosts reached over SSH, managed with their own ``xm`` or ``xl``: the only module that
+imports asyncssh.
+
+One SSH connection per host, opened on first use and kept: a command on an open connection
+costs a few milliseconds, a new connection tens (key exchange, authentication). A poll is one
+command (one channel): the host's ``info``, its domain listings and the ``vm.cfg`` files of
+the pool's ``running_pool`` are printed in sections that a per-poll random marker separates,
+so a VM name can never fake a section. At most ``MAX_CHANNELS`` commands run at once on a
+connection: OpenSSH refuses the 11th concurrent session by default (``MaxSessions 10``).
+
+Host keys are always checked against ``known_hosts``; an unknown or changed key refuses the
+connection and says which key the host offered and how to accept it. No password is ever
+asked for or stored: keys (a given identity, the agent, the default keys) only.
+
+Every argument that reaches the remote shell goes through ``shlex.quote``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import asyncssh
+
+from ovmtui.backend.base import EventCallback
+from ovmtui.backend.xen_parse import (
+    ParseIssue,
+    XenDomain,
+    merge_table_rows,
+    parse_info,
+    parse_list_table,
+    parse_vm_cfg,
+    parse_xl_list_long,
+    parse_xm_list_long,
+    vm_config,
+)
+from ovmtui.errors import (
+    ActionFailed,
+    ActionRefused,
+    HostTimeout,
+    HostUnreachable,
+    OvmError,
+    VmNotFound,
+)
+from ovmtui.model import Capability, HostKey, HostPoll, Vm, VmAction, VmState
+
+Toolstack = Literal["xm", "xl"]
+
+# OpenSSH refuses the 11th concurrent session (MaxSessions 10), and frees a closed one a
+# little late: 8 reopened at once fail now and then, 6 never did here.
+MAX_CHANNELS = 6
+CHANNEL_RETRIES = 3
+CONNECT_TIMEOUT_S = 10.0
+POLL_TIMEOUT_S = 20.0
+ACTION_TIMEOUT_S = 120.0
+KEEPALIVE_INTERVAL_S = 15.0
+KEEPALIVE_COUNT_MAX = 3
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+# asyncssh logs through `logging`; Python's last-resort handler would print its warnings
+# over the screen. Its errors reach the operator as exceptions instead.
+logging.getLogger("asyncssh").addHandler(logging.NullHandler())
+logging.getLogger("asyncssh").propagate = False
+
+# xm: "Error: Domain 'x' does not exist."; xl: "x is an invalid domain identifier (rc=-6)".
+_NOT_FOUND = re.compile(r"does not exist|invalid domain identifier|not found", re.IGNORECASE)
+
+_ACTION_VERBS: dict[VmAction, str] = {
+    VmAction.SHUTDOWN: "shutdown",
+    VmAction.REBOOT: "reboot",
+    VmAction.PAUSE: "pause",
+    VmAction.RESUME: "unpause",
+    VmAction.FORCE_OFF: "destroy",
+}
+
+_CAPABILITIES = frozenset(
+    {
+        Capability.START,
+        Capability.SHUTDOWN,
+        Capability.REBOOT,
+        Capability.PAUSE,
+        Capability.RESUME,
+        Capability.FORCE_OFF,
+        Capability.DEFINITION,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SshTarget:
+    """``user@host[:port]`` (``[v6addr]:port`` for IPv6)."""
+
+    user: str | None
+    host: str
+    port: int = 22
+
+    @classmethod
+    def parse(cls, text: str) -> SshTarget:
+        user, _, rest = text.rpartition("@")
+        match = re.fullmatch(
+            r"\[(?P<v6>[^\]]+)\](?::(?P<p6>\d+))?|(?P<h>[^:\[\]\s]+)(?::(?P<p>\d+))?", rest
+        )
+        if not rest or match is None:
+            raise OvmError(f"{text!r}: expected user@host[:port]", title="Invalid SSH target")
+        host = match["v6"] or match["h"]
+        port = int(match["p6"] or match["p"] or 22)
+        if not 0 < port < 65536:
+            raise OvmError(f"{text!r}: port {port} is out of range", title="Invalid SSH target")
+        return cls(user or None, host, port)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user + '@' if self.user else ''}{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    name: str
+    command: str
+    status: int | None
+    text: str
+
+
+class XenSshBackend:
+    """One Xen host (xm or xl toolstack) over one SSH connection."""
+
+    def __init__(
+        self,
+        host: HostKey,
+        target: str,
+        *,
+        identity: str | None = None,
+        known_hosts: str | None = None,
+        toolstack: Literal["auto", "xm", "xl"] = "auto",
+        jump: str | None = None,
+        shared_storage: str | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        poll_timeout_s: float = POLL_TIMEOUT_S,
+        action_timeout_s: float = ACTION_TIMEOUT_S,
+    ) -> None:
+        self._host = host
+        self._address = target
+        self._target = SshTarget.parse(target)
+        self._jump_target = SshTarget.parse(jump) if jump else None
+        self._identity = str(Path(identity).expanduser()) if identity else None
+        self._known_hosts = str(Path(known_hosts or DEFAULT_KNOWN_HOSTS).expanduser())
+        self._forced: Toolstack | None = None if toolstack == "auto" else toolstack
+        self._shared_storage = shared_storage
+        self._connect_timeout_s = connect_timeout_s
+        self._poll_timeout_s = poll_timeout_s
+        self._action_timeout_s = action_timeout_s
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._jump: asyncssh.SSHClientConnection | None = None
+        self._toolstack: Toolstack | None = None
+        self._connecting = asyncio.Lock()
+        self._channels = asyncio.Semaphore(MAX_CHANNELS)
+        self._connections_opened = 0
+        self._configs: dict[str, str] = {}  # VM name -> its vm.cfg, as last listed
+
+    # -- Backend protocol -----------------------------------------------------------------
+
+    @property
+    def host(self) -> HostKey:
+        return self._host
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return _CAPABILITIES
+
+    @property
+    def connections_opened(self) -> int:
+        """How many SSH connections this backend opened (a benchmark checks reuse)."""
+        return self._connections_opened
+
+    @property
+    def toolstack(self) -> Toolstack | None:
+        return self._toolstack or self._forced
+
+    def set_event_callback(self, callback: EventCallback | None) -> None:
+        """Xen over SSH has no event stream: the poller polls."""
+
+    async def connect(self) -> None:
+        await self._connection()
+
+    async def poll(self) -> HostPoll:
+        toolstack = await self._detect_toolstack()
+        marker = f"@@ovmtui-{secrets.token_hex(8)}"
+        sections = self._poll_sections(toolstack)
+        output = await self._run(
+            _sectioned_script(sections, marker),
+            self._poll_timeout_s,
+            label=" + ".join(command for _, command in sections[:2]),
+        )
+        found = _split_sections(_text(output.stdout), marker, sections)
+        return self._read_poll(toolstack, found)
+
+    async def act(self, vm: Vm, action: VmAction) -> None:
+        command = self.command_for(vm, action)
+        result = await self._run(command, self._action_timeout_s, label=command)
+        if result.exit_status != 0:
+            said = _toolstack_error(result.stdout, result.stderr)
+            if _NOT_FOUND.search(said):
+                raise VmNotFound(f"{self._host.name}: {said}")
+            raise ActionFailed(f"{self._host.name}: {command}: {said}")
+
+    def command_for(self, vm: Vm, action: VmAction) -> str:
+        tool = self._toolstack or self._forced or "xm"
+        if action is VmAction.START:
+            config = vm.config_path or self._configs.get(vm.name)
+            if config is None and self._shared_storage:
+                # Oracle VM's layout; if the file is not there, xm says so.
+                config = f"{self._shared_storage.rstrip('/')}/running_pool/{vm.name}/vm.cfg"
+            if config is None:
+                raise ActionRefused(
+                    f"{vm.name}: no vm.cfg known for it on {self._host.name} (and no "
+                    "shared_storage for its pool), so it cannot be started from here"
+                )
+            return f"{tool} create {shlex.quote(config)}"
+        return f"{tool} {_ACTION_VERBS[action]} {shlex.quote(vm.name)}"
+
+    async def definition(self, vm: Vm) -> str:
+        config = vm.config_path or self._configs.get(vm.name)
+        if config is None:
+            raise ActionRefused(f"{vm.name}: no vm.cfg known for it on {self._host.name}")
+        command = f"cat -- {shlex.quote(config)}"
+        result = await self._run(command, self._poll_timeout_s, label=command)
+        if result.exit_status != 0:
+            raise ActionFailed(
+                f"{self._host.name}: cannot read {config}: {_text(result.stderr).strip()}"
+            )
+        return _text(result.stdout)
+
+    async def define(self, definition: str) -> str:
+        raise ActionRefused(
+            f"{self._host.name}: defining a VM from a vm.cfg on a Xen host is not supported yet"
+        )
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        jump, self._jump = self._jump, None
+        for c in (conn, jump):
+            if c is not None:
+                c.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(c.wait_closed(), 2.0)
+
+    # -- connection -----------------------------------------------------------------------
+
+    async def _connection(self) -> asyncssh.SSHClientConnection:
+        conn = self._conn
+        if conn is not None and not _is_closed(conn):
+            return conn
+        async with self._connecting:  # concurrent callers share one attempt
+            conn = self._conn
+            if conn is not None and not _is_closed(conn):
+                return conn
+            self._conn = None
+            self._toolstack = None
+            self._conn = await self._open()
+            return self._conn
+
+    async def _open(self) -> asyncssh.SSHClientConnection:
+        tunnel: asyncssh.SSHClientConnection | None = None
+        if self._jump_target is not None:
+            if self._jump is None or _is_closed(self._jump):
+                self._jump = await self._open_to(self._jump_target, None, "jump host ")
+            tunnel = self._jump
+        return await self._open_to(self._target, tunnel, "")
+
+    async def _open_to(
+        self,
+        target: SshTarget,
+        tunnel: asyncssh.SSHClientConnection | None,
+        what: str,
+    ) -> asyncssh.SSHClientConnection:
+        name = f"{self._host.name}: {what}{target}"
+        options: dict[str, Any] = {
+            "port": target.port,
+            "known_hosts": self._known_hosts,
+            "connect_timeout": self._connect_timeout_s,
+            "keepalive_interval": KEEPALIVE_INTERVAL_S,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+            "preferred_auth": "publickey",
+            "password": None,
+            "kbdint_auth": False,
+            "config": None,  # the estate file says everything; ~/.ssh/config must not surprise
+        }
+        if target.user:
+            options["username"] = target.user
+        if self._identity is not None:
+            options["client_keys"] = [self._identity]
+        if tunnel is not None:
+            options["tunnel"] = tunnel
+        if not await asyncio.to_thread(os.path.exists, self._known_hosts):
+            raise HostUnreachable(
+                f"{name}: known_hosts file {self._known_hosts} does not exist; host keys are "
+                f"always verified. Create it with the host's key: "
+                f"{_keyscan_hint(target, self._known_hosts)}"
+            ) from None
+        try:
+            conn = await asyncio.wait_for(
+                asyncssh.connect(target.host, **options), self._connect_timeout_s + 1
+            )
+        except asyncssh.HostKeyNotVerifiable:
+            raise HostUnreachable(
+                await self._host_key_refusal(target, tunnel, name), title="Host key not trusted"
+            ) from None
+        except asyncssh.PermissionDenied as exc:
+            raise HostUnreachable(
+                f"{name}: permission denied ({exc.reason}): the key "
+                f"{self._identity or 'from the agent or ~/.ssh'} is not accepted for user "
+                f"{target.user or 'the current user'}",
+                title="SSH login refused",
+            ) from None
+        except TimeoutError:
+            raise HostTimeout(
+                f"{name}: no SSH answer within {self._connect_timeout_s:.0f} s"
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise HostUnreachable(f"{name}: {_describe(exc)}") from None
+        self._connections_opened += 1
+        return conn
+
+    async def _host_key_refusal(
+        self, target: SshTarget, tunnel: asyncssh.SSHClientConnection | None, name: str
+    ) -> str:
+        """Which key the host offered, whether it is unknown or changed, and how to accept it."""
+        offered = "?"
+        with contextlib.suppress(Exception):
+            key = await asyncio.wait_for(
+                asyncssh.get_server_host_key(
+                    target.host, target.port, tunnel=tunnel or (), config=None
+                ),
+                self._connect_timeout_s,
+            )
+            if key is not None:
+                offered = f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
+        known: Sequence[Any] = ()
+        with contextlib.suppress(Exception):
+            known = asyncssh.match_known_hosts(
+                self._known_hosts, target.host, target.host, target.port
+            )[0]
+        pattern = target.host if target.port == 22 else f"[{target.host}]:{target.port}"
+        if known:
+            return (
+                f"{name}: the host key CHANGED: it offered {offered}, which is not the key "
+                f"recorded for {pattern} in {self._known_hosts}. That is what a "
+                "man-in-the-middle looks like; if the host was reinstalled, check the new key "
+                f"with its administrator, then: ssh-keygen -R {shlex.quote(pattern)} -f "
+                f"{shlex.quote(self._known_hosts)} && "
+                f"{_keyscan_hint(target, self._known_hosts)}"
+            )
+        return (
+            f"{name}: unknown host key {offered} (not in {self._known_hosts}). If that "
+            f"fingerprint is right, accept it with: {_keyscan_hint(target, self._known_hosts)}"
+        )
+
+    def _drop(self, conn: asyncssh.SSHClientConnection) -> None:
+        if self._conn is conn:
+            self._conn = None
+            self._toolstack = None
+        conn.abort()
+
+    async def _run(
+        self, command: str, timeout_s: float, *, label: str
+    ) -> asyncssh.SSHCompletedProcess:
+        conn = await self._connection()
+        started = time.monotonic()
+        async with self._channels:
+            try:
+                return await asyncio.wait_for(self._run_on(conn, command), timeout_s)
+            except TimeoutError:
+                # The command, or the whole host, stopped answering. Drop the connection: if
+                # the host is alive the next poll reconnects at once, else it is marked down.
+                self._drop(conn)
+                raise HostTimeout(
+                    f"{self._host.name}: `{label}` did not answer within {timeout_s:.0f} s"
+                ) from None
+            except (asyncssh.Error, OSError) as exc:
+                self._drop(conn)
+                waited = time.monotonic() - started
+                raise HostUnreachable(
+                    f"{self._host.name}: SSH failed after {waited:.1f} s: {_describe(exc)}"
+                ) from None
+
+    @staticmethod
+    async def _run_on(
+        conn: asyncssh.SSHClientConnection, command: str
+    ) -> asyncssh.SSHCompletedProcess:
+        for attempt in range(CHANNEL_RETRIES):
+            try:
+                return await conn.run(command, check=False)
+            except asyncssh.ChannelOpenError:
+                # "open failed": the server has not freed a session slot yet.
+                if attempt == CHANNEL_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    # -- reading the host -----------------------------------------------------------------
+
+    async def _detect_toolstack(self) -> Toolstack:
+        if self._forced is not None:
+            return self._forced
+        await self._connection()
+        if self._toolstack is not None:
+            return self._toolstack
+        # xm where it exists and answers (Oracle VM and every xend host), else xl.
+        script = (
+            "if command -v xm >/dev/null 2>&1 && xm info >/dev/null 2>&1; then echo xm; "
+            "elif command -v xl >/dev/null 2>&1; then echo xl; "
+            "elif command -v xm >/dev/null 2>&1; then echo xm; fi"
+        )
+        result = await self._run(script, self._poll_timeout_s, label="command -v xm xl")
+        found = _text(result.stdout).strip()
+        if found not in ("xm", "xl"):
+            raise HostUnreachable(
+                f"{self._host.name}: neither xm nor xl is on the PATH of "
+                f"{self._target.user or 'the login user'}: is this a Xen host?",
+                title="No Xen toolstack",
+            )
+        self._toolstack = "xm" if found == "xm" else "xl"
+        return self._toolstack
+
+    def _poll_sections(self, tool: Toolstack) -> list[tuple[str, str]]:
+        sections = [("info", f"{tool} info"), ("long", f"{tool} list -l")]
+        if tool == "xl":
+            sections.append(("table", "xl list"))  # xl list -l has no state
+        if self._shared_storage:
+            pattern = shlex.quote(self._shared_storage.rstrip("/") + "/running_pool") + "/*/vm.cfg"
+            # One line per file: its path, then its contents (xm reads them as Python).
+            sections.append(
+                (
+                    "configs",
+                    f'for f in {pattern}; do [ -f "$f" ] || continue; '
+                    'printf "@@cfg %s\\n" "$f"; cat -- "$f"; echo; done',
+                )
+            )
+        return sections
+
+    def _read_poll(self, tool: Toolstack, found: dict[str, _Section]) -> HostPoll:
+        issues: list[ParseIssue] = []
+        info = found.get("info")
+        long = found.get("long")
+        if info is None or long is None:
+            raise HostUnreachable(f"{self._host.name}: the poll's output was cut short")
+        if long.status not in (0, None) and not long.text.strip():
+            raise HostUnreachable(
+                f"{self._host.name}: `{long.command}` failed: "
+                f"{_toolstack_error(long.text, '') or f'exit status {long.status}'}",
+                title="Toolstack failed",
+            )
+        facts_parsed = parse_info(info.text, info.command)
+        issues.extend(facts_parsed.issues)
+        facts = replace(facts_parsed.value, hypervisor=facts_parsed.value.hypervisor or "Xen")
+        if tool == "xm":
+            domains = parse_xm_list_long(long.text, long.command)
+            issues.extend(domains.issues)
+            listed = domains.value
+        else:
+            domains = parse_xl_list_long(long.text, long.command)
+            issues.extend(domains.issues)
+            table = found.get("table")
+            rows = parse_list_table(table.text, table.command) if table else None
+            if rows is not None:
+                issues.extend(rows.issues)
+            listed = merge_table_rows(domains.value, rows.value if rows else ())
+        vms = self._vms(listed, found.get("configs"), issues)
+        return HostPoll(
+            facts=facts,
+            vms=vms,
+            taken_at=time.time(),
+            warnings=tuple(f"{self._host.name}: {issue}" for issue in issues),
+        )
+
+    def _vms(
+        self,
+        listed: Sequence[XenDomain],
+        configs: _Section | None,
+        issues: list[ParseIssue],
+    ) -> tuple[Vm, ...]:
+        by_uuid: dict[str, Vm] = {}
+        for domain in listed:
+            if domain.is_dom0 or not domain.vm.uuid:
+                continue
+            by_uuid[domain.vm.uuid] = domain.vm
+        cfg_by_name: dict[str, str] = {}
+        if configs is not None:
+            for path, text in _config_files(configs.text):
+                parsed = vm_config(parse_vm_cfg(text, path).value, path)
+                issues.extend(parsed.issues)
+                cfg = parsed.value
+                if cfg.name is None or cfg.uuid is None:
+                    continue
+                cfg_by_name[cfg.name] = path
+                running = by_uuid.get(cfg.uuid)
+                if running is not None:
+                    by_uuid[cfg.uuid] = replace(running, config_path=path)
+                else:
+                    # Defined by its vm.cfg only: Oracle VM's stopped VMs live like this.
+                    by_uuid[cfg.uuid] = Vm(
+                        uuid=cfg.uuid,
+                        name=cfg.name,
+                        state=VmState.SHUTOFF,
+                        vcpus=cfg.vcpus,
+                        memory_mib=cfg.memory_mib,
+                        max_memory_mib=cfg.max_memory_mib,
+                        disks=cfg.disks,
+                        nics=cfg.nics,
+                        os_type=cfg.os_type,
+                        config_path=path,
+                        persistent=True,
+                    )
+        self._configs = cfg_by_name
+        return tuple(sorted(by_uuid.values(), key=lambda vm: (vm.name, vm.uuid)))
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _sectioned_script(sections: Sequence[tuple[str, str]], marker: str) -> str:
+    """One shell script printing each command's output after a marker line with its name."""
+    parts = []
+    for name, command in sections:
+        parts.append(f"printf '%s\\n' {shlex.quote(f'{marker} begin {name}')}")
+        parts.append(f"{{ {command}; }} 2>&1")
+        parts.append(f"printf '\\n%s %s\\n' {shlex.quote(f'{marker} end {name}')} \"$?\"")
+    return "; ".join(parts)
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode("utf-8", "replace")
+    return output or ""
+
+
+def _split_sections(
+    text: str, marker: str, sections: Sequence[tuple[str, str]]
+) -> dict[str, _Section]:
+    commands = dict(sections)
+    found: dict[str, _Section] = {}
+    for chunk in text.split(f"{marker} begin ")[1:]:
+        name, _, rest = chunk.partition("\n")
+        body, end, tail = rest.rpartition(f"\n{marker} end {name} ")
+        if not end:
+            body, tail = rest, ""  # cut short: keep what came
+        status_text = tail.split("\n", 1)[0].strip()
+        status = int(status_text) if status_text.isdigit() else None
+        if name in commands:
+            found[name] = _Section(name, commands[name], status, body.removesuffix("\n"))
+    return found
+
+
+def _config_files(text: str) -> list[tuple[str, str]]:
+    files: list[tuple[str, str]] = []
+    for chunk in text.split("@@cfg ")[1:]:
+        path, _, body = chunk.partition("\n")
+        files.append((path.strip(), body))
+    return files
+
+
+def _toolstack_error(stdout: str | bytes | None, stderr: str | bytes | None) -> str:
+    """The line that says what went wrong (xm prints `Error: ...` then its usage text)."""
+    texts = [_text(stderr), _text(stdout)]
+    lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line.lower().startswith(("error", "libxl: error", "usage")):
+            return line
+    return lines[0] if lines else "no output"
+
+
+def _keyscan_hint(target: SshTarget, known_hosts: str) -> str:
+    port = f"-p {target.port} " if target.port != 22 else ""
+    return f"ssh-keyscan {port}{shlex.quote(target.host)} >> {shlex.quote(known_hosts)}"
+
+
+def _is_closed(conn: asyncssh.SSHClientConnection) -> bool:
+    return conn.is_closed()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncssh.DisconnectError):
+        return exc.reason or type(exc).__name__
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (no SSH server on that port?)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
