@@ -290,3 +290,24 @@ async def test_concurrent_commands_stay_within_the_servers_session_limit(
 
 async def test_close_is_idempotent(backend: XenSshBackend) -> None:
     await contract.check_close_idempotent(backend)
+
+
+async def test_through_a_jump_host(fake_xen_servers: Any) -> None:
+    server = fake_xen_servers(["bastion", "xen05"])
+    bastion, target = server.hosts
+    b = backend_for(target, jump=bastion.ssh_target)
+    try:
+        poll = await b.poll()
+        assert poll.vms and poll.facts.hostname == "xen05"  # the target answered, not the jump
+        assert b.connections_opened == 2  # the jump host's, and the one tunnelled through it
+        await b.poll()
+        assert b.connections_opened == 2
+    finally:
+        await b.close()
+    # The jump host's key is verified too: an unknown one refuses, naming the jump host.
+    b = backend_for(target, jump=bastion.ssh_target, known_hosts=str(target.wrong_known_hosts))
+    try:
+        with pytest.raises(HostUnreachable, match="jump host"):
+            await b.poll()
+    finally:
+        await b.close()
