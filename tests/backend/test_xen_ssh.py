@@ -311,3 +311,35 @@ async def test_through_a_jump_host(fake_xen_servers: Any) -> None:
             await b.poll()
     finally:
         await b.close()
+
+
+async def test_key_from_the_ssh_agent(
+    fake_xen_host: FakeXenHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No identity in the estate file: the agent's key logs in (and none is written down)."""
+    socket_path = tmp_path / "agent.sock"
+    agent = await asyncio.create_subprocess_exec("ssh-agent", "-D", "-a", str(socket_path))
+    try:
+        for _ in range(100):
+            if await asyncio.to_thread(socket_path.exists):
+                break
+            await asyncio.sleep(0.02)
+        env = {"SSH_AUTH_SOCK": str(socket_path), "PATH": "/usr/bin:/bin"}
+        add = await asyncio.create_subprocess_exec(
+            "ssh-add", str(fake_xen_host.client_key), env=env, stderr=asyncio.subprocess.DEVNULL
+        )
+        assert await add.wait() == 0
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no default keys to fall back on
+        b = XenSshBackend(
+            HostKey("xen", fake_xen_host.name),
+            fake_xen_host.ssh_target,
+            known_hosts=str(fake_xen_host.known_hosts),
+        )
+        try:
+            assert (await b.poll()).vms
+        finally:
+            await b.close()
+    finally:
+        agent.terminate()
+        await agent.wait()
