@@ -159,6 +159,12 @@ async def _restore(
     try:
         say(f"copying {candidate} to {staged}")
         await asyncio.to_thread(_stage, candidate, staged)
+        # Again, on the copy: the file may have changed while the operator was asked.
+        staged_info = await inspect_backup(staged)
+        if not staged_info.verified:
+            raise RepositoryError(
+                f"{candidate}: refused, {staged_info.problem}; the repository was not changed"
+            )
         previous = None
         if await asyncio.to_thread(repository.exists):
             say(f"backing up the current repository to {backup_dir}")

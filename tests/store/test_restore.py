@@ -325,3 +325,18 @@ def test_a_restore_killed_at_any_point_leaves_one_whole_repository(tmp_path: Pat
         seen.add(names[0])
     # The kills landed on both sides of the rename; otherwise the test proved little.
     assert seen == {"old", "new"}
+
+
+async def test_a_candidate_changed_after_the_question_is_refused(
+    old_and_backup: tuple[Path, Path],
+) -> None:
+    current, backup = old_and_backup
+    plan = await plan_restore(current, backup)
+    _foreign(backup.with_name("foreign.sqlite"))
+    backup.write_bytes(backup.with_name("foreign.sqlite").read_bytes())  # swapped meanwhile
+    with pytest.raises(RepositoryError, match="not an ovmtui repository"):
+        await restore_repository(plan, backup_dir=current.parent / "backups", user="u")
+    assert await host_names(current) == ["old"]
+    assert not staging_path(current).exists()
+    async with await Repository.open(current) as repo:  # the refusal is on the record
+        assert [e.operation for e in await repo.journal_entries(result="failed")] == ["restore"]
