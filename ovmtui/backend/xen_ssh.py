@@ -458,7 +458,9 @@ class XenSshBackend:
         long = found.get("long")
         if info is None or long is None:
             raise HostUnreachable(f"{self._host.name}: the poll's output was cut short")
-        if long.status not in (0, None) and not long.text.strip():
+        # xend down ("Error: Unable to connect to xend"): the host is not empty, it cannot
+        # be read. Showing no VMs would be a lie: the poll fails, the last good data stays.
+        if long.status not in (0, None):
             raise HostUnreachable(
                 f"{self._host.name}: `{long.command}` failed: "
                 f"{_toolstack_error(long.text, '') or f'exit status {long.status}'}",
@@ -577,9 +579,10 @@ def _toolstack_error(stdout: str | bytes | None, stderr: str | bytes | None) -> 
     """The line that says what went wrong (xm prints `Error: ...` then its usage text)."""
     texts = [_text(stderr), _text(stdout)]
     lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if line.lower().startswith(("error", "libxl: error", "usage")):
-            return line
+    for prefixes in (("error", "libxl: error"), ("usage",)):  # the error before the usage
+        for line in lines:
+            if line.lower().startswith(prefixes):
+                return line
     return lines[0] if lines else "no output"
 
 

@@ -243,6 +243,11 @@ async def test_a_failing_toolstack_is_a_readable_error(
         await backend.act(web01, VmAction.PAUSE)
     assert "Hotplug scripts not working" in str(caught.value)
     assert "Usage" not in str(caught.value)
+    # A listing that fails (xend down) fails the poll: an empty host would be a lie.
+    with pytest.raises(HostUnreachable) as failed:
+        await backend.poll()
+    assert failed.value.title == "Toolstack failed"
+    assert "xm list -l" in failed.value.message and "Hotplug" in failed.value.message
 
 
 async def test_start_from_vm_cfg_in_shared_storage(fake_xen_servers: Any, tmp_path: Path) -> None:
