@@ -27,10 +27,13 @@ State flags
     are wrapped onto a line of their own, ``(null)`` appears where C printed a NULL. Published
     outputs are truncated (``......``) or miss their last ``)``; the reader keeps every list
     that closed and closes the rest itself, reporting it. Memory is in MiB, CPU time and
-    start time in seconds. Old ``xl`` prints a flatter SXP dialect for ``xl list -l``
-    (``max_memkb``, ``target_memkb``, ``max_vcpus``, disks as ``(tap (physpath ..)
-    (virtpath ..))``, MACs without colons, and for a PV guest one ")" too many that closes
-    the domain before its devices); the same reader serves it.
+    start time in seconds. A poll reads this for every host every few seconds: a scanner
+    reads clean output without building the tree (about a third faster), and hands anything
+    unusual to the tree reader, which is the reference and the one that reports. Old ``xl``
+    prints a flatter SXP dialect for ``xl list -l`` (``max_memkb``, ``target_memkb``,
+    ``max_vcpus``, disks as ``(tap (physpath ..) (virtpath ..))``, MACs without colons, and
+    for a PV guest one ")" too many that closes the domain before its devices); the same
+    readers serve it.
 
 ``xl list -l`` (JSON)
     A list of ``{"domid": N, "config": <libxl_domain_config>}``. libxl leaves out fields at
@@ -63,14 +66,15 @@ domain and its vm.cfg match; MACs come out lower case with colons.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import re
 import textwrap
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from ovmtui.model import Disk, HostFacts, Nic, Vm, VmState
 
@@ -255,6 +259,7 @@ def _fits(flags: str, layout: tuple[str, ...]) -> bool:
     return all(char in allowed for char, allowed in zip(flags, layout, strict=False))
 
 
+@functools.lru_cache(maxsize=128)  # a host shows a handful of distinct flag strings
 def state_from_flags(flags: str) -> VmState:
     """The state of a domain from the flags ``xm list``/``xl list`` (or xentop) print.
 
@@ -513,8 +518,142 @@ def _sxp_child(node: list[SxpValue], key: str) -> list[SxpValue] | None:
     return next((c for c in node if type(c) is list and c and c[0] == key), None)
 
 
+_IMAGE_KINDS = {"hvm": "hvm", "linux": "xen"}
+_DISK_KINDS = frozenset({"vbd", "tap", "tap2"})
+_DEVICE_KINDS = _DISK_KINDS | {"vif"}
+
+
+class _Report(Protocol):
+    def __call__(self, reason: str, key: str | None = None, device: int | None = None) -> None: ...
+
+
+@dataclass(slots=True)
+class _DomainFacts:
+    """The raw facts of one ``(domain ...)``, however they were read."""
+
+    values: dict[str, str]  # (key value) children, first of a key wins
+    image_kind: str | None  # head of the first list in (image ...): hvm, linux
+    devices: list[tuple[str, dict[str, str]]]  # (kind, (key value) children) of disks, NICs
+
+
+def _build_domain(facts: _DomainFacts, report: _Report) -> XenDomain | None:
+    values = facts.values
+
+    def integer(key: str) -> int | None:
+        text = values.get(key)
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            report(f"{key} is not a number", key=key)
+            return None
+
+    def decimal(key: str) -> float | None:
+        text = values.get(key)
+        if text is None:
+            return None
+        value = _float(text)
+        if value is None:
+            report(f"{key} is not a number", key=key)
+        return value
+
+    def mib(mib_key: str, kib_key: str) -> int | None:
+        size = integer(mib_key)
+        if size is None:
+            kib = integer(kib_key)  # old xl
+            size = kib // 1024 if kib is not None else None
+        return size if size is not None and size >= 0 else None  # xl prints -1: "default"
+
+    name = values.get("name")
+    raw_uuid = values.get("uuid")
+    uuid = _uuid(raw_uuid) if raw_uuid is not None else None
+    if name is None or uuid is None:
+        missing = "a name" if name is None else "a uuid" if raw_uuid is None else "a valid uuid"
+        report(f"domain without {missing}: left out")
+        return None
+    domid = integer("domid")
+    domid = domid if domid is not None and domid >= 0 else None
+    # xm list shows the online VCPUs; 0 while the domain does not run, when the configured
+    # count tells more. Old xl has max_vcpus only.
+    vcpus = integer("online_vcpus") or integer("vcpus")
+    if vcpus is None:
+        vcpus = integer("max_vcpus")
+    cpu_time = decimal("cpu_time")
+    started_at = decimal("start_time")
+    disks: list[Disk] = []
+    nics: list[Nic] = []
+    for index, (kind, fields) in enumerate(facts.devices):
+        if kind == "vif":
+            model = fields.get("model") or fields.get("type")
+            nics.append(Nic(mac=_mac(fields.get("mac")), network=fields.get("bridge"), model=model))
+            continue
+        disk = _sxp_disk(fields)
+        if disk is None:
+            report("disk without a device name: left out", device=index)
+        else:
+            disks.append(disk)
+    os_type = _IMAGE_KINDS.get(facts.image_kind or "") or {"1": "hvm", "0": "xen"}.get(
+        values.get("hvm", "")  # old xl: (hvm 0|1)
+    )
+    vm = Vm(
+        uuid=uuid,
+        name=name,
+        state=_domain_state(values.get("state"), domid),
+        vcpus=vcpus,
+        memory_mib=mib("memory", "target_memkb"),
+        max_memory_mib=mib("maxmem", "max_memkb"),
+        cpu_time_ns=_ns(cpu_time),
+        started_at=started_at,
+        domain_id=domid,
+        disks=tuple(disks),
+        nics=tuple(nics),
+        os_type=os_type,
+    )
+    return XenDomain(vm=vm, is_dom0=domid == 0 or name == "Domain-0")
+
+
+def _sxp_disk(fields: dict[str, str]) -> Disk | None:
+    dev = fields.get("dev") or fields.get("virtpath")  # xend | old xl
+    if not dev:
+        return None
+    target, device = _disk_target(dev)
+    uname = fields.get("uname") or fields.get("physpath")
+    mode = fields.get("mode")
+    if mode is not None:
+        read_only, shareable = _disk_mode(mode)
+    else:  # old xl: (readwrite 0|1)
+        read_only, shareable = fields.get("readwrite") == "0", False
+    if fields.get("is_cdrom") == "1":
+        device = "cdrom"
+    return Disk(
+        target=target,
+        source=_disk_source(uname) if uname else None,
+        device=device,
+        read_only=read_only,
+        shareable=shareable,
+    )
+
+
+def _duplicates(domains: Sequence[XenDomain]) -> list[tuple[int, str]]:
+    """(index, reason) of each domain whose id or uuid an earlier one already had."""
+    found: list[tuple[int, str]] = []
+    seen_ids: set[int] = set()
+    seen_uuids: set[str] = set()
+    for index, domain in enumerate(domains):
+        vm = domain.vm
+        if vm.domain_id is not None:
+            if vm.domain_id in seen_ids:
+                found.append((index, f"domain id {vm.domain_id} appears twice"))
+            seen_ids.add(vm.domain_id)
+        if vm.uuid in seen_uuids:
+            found.append((index, f"uuid {vm.uuid} appears twice (a local migration?)"))
+        seen_uuids.add(vm.uuid)
+    return found
+
+
 class _SxpDomainReader:
-    """Turns the ``(domain ...)`` lists of xend (and old xl) into XenDomains."""
+    """Turns the ``(domain ...)`` lists of a tree into XenDomains, reporting with lines."""
 
     def __init__(self, source: _SxpText, issues: _Issues) -> None:
         self.source = source
@@ -554,153 +693,212 @@ class _SxpDomainReader:
 
     def domains(self) -> tuple[XenDomain, ...]:
         found: list[XenDomain] = []
-        seen_ids: set[int] = set()
-        seen_uuids: set[str] = set()
+        nodes: list[list[SxpValue]] = []
         for node, outside in self._groups():
             domain = self.domain(node, outside)
-            if domain is None:
-                continue
-            vm = domain.vm
-            if vm.domain_id is not None:
-                if vm.domain_id in seen_ids:
-                    line = self.source.line_of(node)
-                    self.issues.add(line, f"domain id {vm.domain_id} appears twice")
-                seen_ids.add(vm.domain_id)
-            if vm.uuid in seen_uuids:
-                line = self.source.line_of(node)
-                self.issues.add(line, f"uuid {vm.uuid} appears twice (a local migration?)")
-            seen_uuids.add(vm.uuid)
-            found.append(domain)
+            if domain is not None:
+                found.append(domain)
+                nodes.append(node)
+        for index, reason in _duplicates(found):
+            self.issues.add(self.source.line_of(nodes[index]), reason)
         return tuple(found)
-
-    def _bad_number(self, node: list[SxpValue], key: str) -> None:
-        self.issues.add(
-            self.source.line_of(_sxp_child(node, key) or node), f"{key} is not a number"
-        )
-
-    def _int(self, node: list[SxpValue], values: dict[str, str], key: str) -> int | None:
-        text = values.get(key)
-        if text is None:
-            return None
-        number = _int(text)
-        if number is None:
-            self._bad_number(node, key)
-        return number
-
-    def _float(self, node: list[SxpValue], values: dict[str, str], key: str) -> float | None:
-        text = values.get(key)
-        if text is None:
-            return None
-        number = _float(text)
-        if number is None:
-            self._bad_number(node, key)
-        return number
-
-    def _mib(
-        self, node: list[SxpValue], values: dict[str, str], mib_key: str, kib_key: str
-    ) -> int | None:
-        mib = self._int(node, values, mib_key)
-        if mib is None:
-            kib = self._int(node, values, kib_key)  # old xl
-            mib = kib // 1024 if kib is not None else None
-        return mib if mib is not None and mib >= 0 else None  # xl prints -1 for "default"
 
     def domain(
         self, node: list[SxpValue], outside: Sequence[list[SxpValue]] = ()
     ) -> XenDomain | None:
-        values = _sxp_values(node)
-        if str in map(type, node[1:]):  # a look in C first: this is rare
-            stray = next(item for item in node[1:] if isinstance(item, str))
+        image: list[SxpValue] | None = None
+        bodies: list[list[SxpValue]] = []
+        stray: str | None = None
+        for child in (*node[1:], *outside):
+            if isinstance(child, list):
+                if len(child) > 1:
+                    head = child[0]
+                    if head == "device":
+                        body = child[1]
+                        if isinstance(body, list) and body:
+                            kind = body[0]
+                            if isinstance(kind, str) and kind in _DEVICE_KINDS:
+                                bodies.append(body)
+                    elif head == "image" and image is None:
+                        image = child
+            elif stray is None:
+                stray = child
+        if stray is not None:
             start = self.source.line_of(node) or 1
             line = self.issues.find_line(stray, start)
             self.issues.add(line, "text outside a (key value) pair in (domain ...)")
-        name = values.get("name")
-        raw_uuid = values.get("uuid")
-        uuid = _uuid(raw_uuid) if raw_uuid is not None else None
-        if name is None or uuid is None:
-            missing = "a name" if name is None else "a uuid" if raw_uuid is None else "a valid uuid"
-            self.issues.add(self.source.line_of(node), f"domain without {missing}: left out")
-            return None
-        domid = self._int(node, values, "domid")
-        domid = domid if domid is not None and domid >= 0 else None
-        # xm list shows the online VCPUs; 0 while the domain does not run, when the
-        # configured count tells more. Old xl has max_vcpus only.
-        vcpus = self._int(node, values, "online_vcpus") or self._int(node, values, "vcpus")
-        if vcpus is None:
-            vcpus = self._int(node, values, "max_vcpus")
-        cpu_time = self._float(node, values, "cpu_time")
-        disks: list[Disk] = []
-        nics: list[Nic] = []
-        for child in (*node, *outside):
-            if type(child) is list and len(child) > 1 and child[0] == "device":
-                body = child[1]
-                if type(body) is list and body:
-                    self._device(body, disks, nics)
-        vm = Vm(
-            uuid=uuid,
-            name=name,
-            state=_domain_state(values.get("state"), domid),
-            vcpus=vcpus,
-            memory_mib=self._mib(node, values, "memory", "target_memkb"),
-            max_memory_mib=self._mib(node, values, "maxmem", "max_memkb"),
-            cpu_time_ns=_ns(cpu_time),
-            started_at=self._float(node, values, "start_time"),
-            domain_id=domid,
-            disks=tuple(disks),
-            nics=tuple(nics),
-            os_type=self._os_type(node, values),
-        )
-        return XenDomain(vm=vm, is_dom0=domid == 0 or name == "Domain-0")
-
-    @staticmethod
-    def _os_type(node: list[SxpValue], values: dict[str, str]) -> str | None:
-        image = _sxp_child(node, "image")
+        image_kind = None
         if image is not None:
-            kind = next((child for child in image[1:] if type(child) is list and child), None)
-            if kind is not None and kind[0] in ("hvm", "linux"):
-                return "hvm" if kind[0] == "hvm" else "xen"
-        return {"1": "hvm", "0": "xen"}.get(values.get("hvm", ""))  # old xl: (hvm 0|1)
+            first = next((child for child in image[1:] if type(child) is list and child), None)
+            image_kind = first[0] if first is not None and isinstance(first[0], str) else None
+        devices = [(str(body[0]), _sxp_values(body)) for body in bodies]
 
-    def _device(self, body: list[SxpValue], disks: list[Disk], nics: list[Nic]) -> None:
-        kind = body[0]
-        if kind in ("vbd", "tap", "tap2"):
-            disk = self._disk(body, _sxp_values(body))
-            if disk is not None:
-                disks.append(disk)
-        elif kind == "vif":
-            values = _sxp_values(body)
-            model = values.get("model") or values.get("type")
-            nics.append(Nic(mac=_mac(values.get("mac")), network=values.get("bridge"), model=model))
+        def report(reason: str, key: str | None = None, device: int | None = None) -> None:
+            if device is not None:
+                where = bodies[device]
+            elif key is not None:
+                where = _sxp_child(node, key) or node
+            else:
+                where = node
+            self.issues.add(self.source.line_of(where), reason)
 
-    def _disk(self, body: list[SxpValue], values: dict[str, str]) -> Disk | None:
-        dev = values.get("dev") or values.get("virtpath")  # xend | old xl
-        if not dev:
-            self.issues.add(self.source.line_of(body), "disk without a device name: left out")
-            return None
-        target, device = _disk_target(dev)
-        uname = values.get("uname") or values.get("physpath")
-        mode = values.get("mode")
-        if mode is not None:
-            read_only, shareable = _disk_mode(mode)
-        else:  # old xl: (readwrite 0|1)
-            read_only, shareable = values.get("readwrite") == "0", False
-        if values.get("is_cdrom") == "1":
-            device = "cdrom"
-        return Disk(
-            target=target,
-            source=_disk_source(uname) if uname else None,
-            device=device,
-            read_only=read_only,
-            shareable=shareable,
-        )
+        return _build_domain(_DomainFacts(_sxp_values(node), image_kind, devices), report)
+
+
+# The scanner: most outputs are plain xend output, read far faster without building a tree.
+# It reads only what the domains need, and gives up (the tree reader then reads the text and
+# reports, with lines) on anything the tree reader would report or read differently.
+
+_EMPTY = "\x00"  # stands for '' (the empty quoted string xend prints all over) in the scan
+
+
+class _GiveUp(Exception):
+    """The scanner met something it leaves to the tree reader."""
+
+
+def _scan_tokens(text: str) -> list[str]:
+    if _EMPTY in text:
+        raise _GiveUp
+    parts = _split_quoted(text)
+    if len(parts) > 1:
+        pieces: list[str] = []
+        for index, part in enumerate(parts):
+            if index % 2 == 0:
+                pieces.append(part)
+                continue
+            if len(part) < 2 or part[-1] != part[0]:
+                raise _GiveUp
+            value = part[1:-1]
+            if not value:
+                pieces.append(f" {_EMPTY} ")
+            elif "\\" in value or "(" in value or ")" in value or value.split() != [value]:
+                raise _GiveUp  # a value a bare atom cannot stand for
+            else:
+                pieces.append(f" {value} ")
+        text = "".join(pieces)
+    return text.replace("(", " ( ").replace(")", " ) ").split()
+
+
+def _skip(take: Callable[[], str], depth: int) -> None:
+    """Consume the words of ``depth`` open lists, down to their closing ")"."""
+    while depth:
+        word = take()
+        if word == "(":
+            depth += 1
+        elif word == ")":
+            depth -= 1
+
+
+def _scan_fields(take: Callable[[], str]) -> dict[str, str]:
+    """The (key value) children of an open list, up to its ")", as _sxp_values reads them."""
+    fields: dict[str, str] = {}
+    while True:
+        word = take()
+        if word == ")":
+            return fields
+        if word != "(":
+            continue  # an atom among the children: no (key value)
+        key = take()
+        if key == ")":
+            continue
+        if key == "(":  # ((...) ...): no key
+            _skip(take, 2)
+            continue
+        value = take()
+        if value == ")":
+            continue
+        if value == "(":  # (key (...) ...): no value
+            _skip(take, 2)
+            continue
+        if key not in fields:
+            fields[key] = "" if value == _EMPTY else value
+        word = take()
+        if word != ")":
+            _skip(take, 2 if word == "(" else 1)
+
+
+def _scan_domains(text: str) -> list[_DomainFacts]:
+    take = iter(_scan_tokens(text)).__next__
+    found: list[_DomainFacts] = []
+    try:
+        while True:
+            try:
+                word = take()
+            except StopIteration:
+                return found
+            if word != "(" or take() != "domain":
+                raise _GiveUp
+            facts = _DomainFacts({}, None, [])
+            seen_image = False
+            while True:
+                word = take()
+                if word == ")":
+                    break
+                if word != "(":
+                    raise _GiveUp  # an atom outside (key value)
+                key = take()
+                if key in ("(", ")") or (key == "image" and seen_image):
+                    raise _GiveUp
+                word = take()
+                if word == ")":
+                    continue
+                if word == "(":
+                    if key == "device":
+                        kind = take()
+                        if kind in ("(", ")"):
+                            raise _GiveUp
+                        if kind in _DEVICE_KINDS:
+                            facts.devices.append((kind, _scan_fields(take)))
+                            _skip(take, 1)
+                        else:
+                            _skip(take, 2)
+                    elif key == "image":
+                        seen_image = True
+                        kind = take()
+                        if kind in ("(", ")"):
+                            raise _GiveUp
+                        facts.image_kind = kind
+                        _skip(take, 2)
+                    else:
+                        _skip(take, 2)
+                    continue
+                if key == "image":
+                    raise _GiveUp  # (image atom ...): rare, the tree reads it
+                if key not in facts.values:
+                    facts.values[key] = "" if word == _EMPTY else word
+                word = take()
+                if word != ")":
+                    _skip(take, 2 if word == "(" else 1)
+            found.append(facts)
+    except StopIteration:
+        raise _GiveUp from None  # cut short: the tree reader says where
+
+
+def _give_up(reason: str, key: str | None = None, device: int | None = None) -> None:
+    raise _GiveUp
+
+
+def _scan_xen_domains(text: str) -> tuple[XenDomain, ...] | None:
+    """The domains of a clean SXP output, or None for the tree reader to read and report."""
+    try:
+        facts = _scan_domains(text)
+        domains = tuple(d for d in (_build_domain(f, _give_up) for f in facts) if d is not None)
+    except _GiveUp:
+        return None
+    return None if _duplicates(domains) else domains
+
+
+def _read_sxp_domains(text: str, issues: _Issues) -> tuple[XenDomain, ...]:
+    scanned = _scan_xen_domains(text)
+    if scanned is not None:
+        return scanned
+    return _SxpDomainReader(_read_sxp(text, issues), issues).domains()
 
 
 def parse_xm_list_long(text: str, command: str = "xm list -l") -> Parsed[tuple[XenDomain, ...]]:
     """The domains of ``xm list -l`` (xend SXP)."""
     issues = _Issues(command, text)
-    body = _cut_at_error(text, issues)
-    source = _read_sxp(body, issues)
-    domains = _SxpDomainReader(source, issues).domains()
+    domains = _read_sxp_domains(_cut_at_error(text, issues), issues)
     return Parsed(domains, issues.freeze())
 
 
@@ -1036,8 +1234,7 @@ def parse_xl_list_long(text: str, command: str = "xl list -l") -> Parsed[tuple[X
     body = _cut_at_error(text, issues)
     stripped = body.lstrip()
     if stripped.startswith("("):
-        source = _read_sxp(body, issues)
-        return Parsed(_SxpDomainReader(source, issues).domains(), issues.freeze())
+        return Parsed(_read_sxp_domains(body, issues), issues.freeze())
     values: list[object]
     start = len(body) - len(stripped)
     try:
@@ -1400,12 +1597,14 @@ def _cfg_statements(lines: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
 
 
 _CFG_ERRORS = (SyntaxError, ValueError, TypeError, MemoryError, RecursionError)
-# Old configs hold escapes Python warns about ("\d"); the warning is about the file read,
-# not about ovmtui, and would land on the terminal. Compiled under a name of their own they
-# are silenced here once, without warnings.catch_warnings' process-wide, thread-unsafe
-# save and restore.
+# Old configs hold what Python warns about ("\d", "1if"): warnings about the file read, not
+# about ovmtui, that would land on the terminal. Compiled under a name of their own they are
+# silenced by one filter for that name: no warnings.catch_warnings, whose save and restore
+# of the process-wide filters is not thread-safe. The filter is set again before each parse
+# (filterwarnings moves an existing one to the front, it does not add a copy) because test
+# runners and applications reset the filters.
 _CFG_FILENAME = "<vm.cfg>"
-warnings.filterwarnings("ignore", module=re.escape(_CFG_FILENAME))
+_CFG_WARNINGS = re.escape(_CFG_FILENAME)
 
 
 def _read_cfg_statement(
@@ -1445,6 +1644,7 @@ def parse_vm_cfg(text: str, command: str = "vm.cfg") -> Parsed[dict[str, object]
     """The settings of a Python-syntax domain configuration, read, never executed."""
     issues = _Issues(command, text)
     values: dict[str, object] = {}
+    warnings.filterwarnings("ignore", module=_CFG_WARNINGS)
     lines = [line.rstrip("\r") for line in text.split("\n")]
     for start, chunk in _cfg_statements(lines):
         _read_cfg_statement(start, chunk, values, issues)

@@ -503,8 +503,9 @@ class XenSshBackend:
         cfg_by_name: dict[str, str] = {}
         if configs is not None:
             for path, text in _config_files(configs.text):
-                parsed = vm_config(parse_vm_cfg(text, path).value, path)
-                issues.extend(parsed.issues)
+                raw = parse_vm_cfg(text, path)
+                parsed = vm_config(raw.value, path)
+                issues.extend((*raw.issues, *parsed.issues))
                 cfg = parsed.value
                 if cfg.name is None or cfg.uuid is None:
                     continue
