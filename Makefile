@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/estate_refresh.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/idle_cpu.py
+	$(BIN)/python bench/ssh_poll.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
