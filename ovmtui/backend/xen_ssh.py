@@ -35,6 +35,7 @@ import asyncssh
 from ovmtui.backend.base import EventCallback
 from ovmtui.backend.xen_parse import (
     ParseIssue,
+    TableRow,
     XenDomain,
     merge_table_rows,
     parse_info,
@@ -52,13 +53,16 @@ from ovmtui.errors import (
     OvmError,
     VmNotFound,
 )
-from ovmtui.model import Capability, HostKey, HostPoll, Vm, VmAction, VmState
+from ovmtui.model import Capability, HostFacts, HostKey, HostPoll, Vm, VmAction, VmState
 
 Toolstack = Literal["xm", "xl"]
 
 # OpenSSH refuses the 11th concurrent session (MaxSessions 10), and frees a closed one a
 # little late: 8 reopened at once fail now and then, 6 never did here.
 MAX_CHANNELS = 6
+# Every this many polls, a full one (info, long listing, vm.cfg files) even if nothing
+# seems to have changed: disks hot-plugged, free memory, a vm.cfg edited by hand.
+FULL_POLL_EVERY = 12
 CHANNEL_RETRIES = 3
 CONNECT_TIMEOUT_S = 10.0
 POLL_TIMEOUT_S = 20.0
@@ -166,6 +170,7 @@ class XenSshBackend:
         self._channels = asyncio.Semaphore(MAX_CHANNELS)
         self._connections_opened = 0
         self._configs: dict[str, str] = {}  # VM name -> its vm.cfg, as last listed
+        self._known: _Known | None = None
 
     # -- Backend protocol -----------------------------------------------------------------
 
@@ -198,6 +203,27 @@ class XenSshBackend:
 
     async def poll(self) -> HostPoll:
         toolstack = await self._detect_toolstack()
+        known = self._known
+        if known is None or known.quick_polls >= FULL_POLL_EVERY:
+            return await self._full_poll(toolstack)
+        # The short table (a line per domain) says what changes between polls: state,
+        # memory, vCPUs, CPU time. Anything it cannot explain takes a full poll.
+        command = f"{toolstack} list"
+        result = await self._run(command, self._poll_timeout_s, label=command)
+        text = _text(result.stdout)
+        if result.exit_status != 0:
+            raise HostUnreachable(
+                f"{self._host.name}: `{command}` failed: {_toolstack_error(text, result.stderr)}",
+                title="Toolstack failed",
+            )
+        rows = parse_list_table(text, command)
+        vms = _from_rows(known, rows.value)
+        if vms is None or rows.issues:
+            return await self._full_poll(toolstack)
+        self._known = replace(known, quick_polls=known.quick_polls + 1)
+        return HostPoll(known.facts, vms, time.time(), warnings=known.warnings)
+
+    async def _full_poll(self, toolstack: Toolstack) -> HostPoll:
         marker = f"@@ovmtui-{secrets.token_hex(8)}"
         sections = self._poll_sections(toolstack)
         output = await self._run(
@@ -206,7 +232,12 @@ class XenSshBackend:
             label=" + ".join(command for _, command in sections[:2]),
         )
         found = _split_sections(_text(output.stdout), marker, sections)
-        return self._read_poll(toolstack, found)
+        # Tens of kilobytes of S-expressions: parsed off the loop, which keeps answering
+        # keys (the GIL is handed back every few milliseconds).
+        poll, configs = await asyncio.to_thread(self._read_poll, toolstack, found)
+        self._configs = configs
+        self._known = _Known.of(poll)
+        return poll
 
     async def act(self, vm: Vm, action: VmAction) -> None:
         command = self.command_for(vm, action)
@@ -270,6 +301,7 @@ class XenSshBackend:
                 return conn
             self._conn = None
             self._toolstack = None
+            self._known = None  # a new connection starts with a full poll
             self._conn = await self._open()
             return self._conn
 
@@ -452,7 +484,9 @@ class XenSshBackend:
             )
         return sections
 
-    def _read_poll(self, tool: Toolstack, found: dict[str, _Section]) -> HostPoll:
+    def _read_poll(
+        self, tool: Toolstack, found: dict[str, _Section]
+    ) -> tuple[HostPoll, dict[str, str]]:
         issues: list[ParseIssue] = []
         info = found.get("info")
         long = found.get("long")
@@ -481,55 +515,107 @@ class XenSshBackend:
             if rows is not None:
                 issues.extend(rows.issues)
             listed = merge_table_rows(domains.value, rows.value if rows else ())
-        vms = self._vms(listed, found.get("configs"), issues)
-        return HostPoll(
+        vms, configs = _vms(listed, found.get("configs"), issues)
+        poll = HostPoll(
             facts=facts,
             vms=vms,
             taken_at=time.time(),
             warnings=tuple(f"{self._host.name}: {issue}" for issue in issues),
         )
+        return poll, configs
 
-    def _vms(
-        self,
-        listed: Sequence[XenDomain],
-        configs: _Section | None,
-        issues: list[ParseIssue],
-    ) -> tuple[Vm, ...]:
-        by_uuid: dict[str, Vm] = {}
-        for domain in listed:
-            if domain.is_dom0 or not domain.vm.uuid:
+
+def _vms(
+    listed: Sequence[XenDomain], configs: _Section | None, issues: list[ParseIssue]
+) -> tuple[tuple[Vm, ...], dict[str, str]]:
+    """The VMs of a full poll, and which vm.cfg defines each (by name)."""
+    by_uuid: dict[str, Vm] = {}
+    for domain in listed:
+        if domain.is_dom0 or not domain.vm.uuid:
+            continue
+        by_uuid[domain.vm.uuid] = domain.vm
+    cfg_by_name: dict[str, str] = {}
+    if configs is not None:
+        for path, text in _config_files(configs.text):
+            raw = parse_vm_cfg(text, path)
+            parsed = vm_config(raw.value, path)
+            issues.extend((*raw.issues, *parsed.issues))
+            cfg = parsed.value
+            if cfg.name is None or cfg.uuid is None:
                 continue
-            by_uuid[domain.vm.uuid] = domain.vm
-        cfg_by_name: dict[str, str] = {}
-        if configs is not None:
-            for path, text in _config_files(configs.text):
-                raw = parse_vm_cfg(text, path)
-                parsed = vm_config(raw.value, path)
-                issues.extend((*raw.issues, *parsed.issues))
-                cfg = parsed.value
-                if cfg.name is None or cfg.uuid is None:
-                    continue
-                cfg_by_name[cfg.name] = path
-                running = by_uuid.get(cfg.uuid)
-                if running is not None:
-                    by_uuid[cfg.uuid] = replace(running, config_path=path)
-                else:
-                    # Defined by its vm.cfg only: Oracle VM's stopped VMs live like this.
-                    by_uuid[cfg.uuid] = Vm(
-                        uuid=cfg.uuid,
-                        name=cfg.name,
-                        state=VmState.SHUTOFF,
-                        vcpus=cfg.vcpus,
-                        memory_mib=cfg.memory_mib,
-                        max_memory_mib=cfg.max_memory_mib,
-                        disks=cfg.disks,
-                        nics=cfg.nics,
-                        os_type=cfg.os_type,
-                        config_path=path,
-                        persistent=True,
-                    )
-        self._configs = cfg_by_name
-        return tuple(sorted(by_uuid.values(), key=lambda vm: (vm.name, vm.uuid)))
+            cfg_by_name[cfg.name] = path
+            running = by_uuid.get(cfg.uuid)
+            if running is not None:
+                by_uuid[cfg.uuid] = replace(running, config_path=path)
+            else:
+                # Defined by its vm.cfg only: Oracle VM's stopped VMs live like this.
+                by_uuid[cfg.uuid] = Vm(
+                    uuid=cfg.uuid,
+                    name=cfg.name,
+                    state=VmState.SHUTOFF,
+                    vcpus=cfg.vcpus,
+                    memory_mib=cfg.memory_mib,
+                    max_memory_mib=cfg.max_memory_mib,
+                    disks=cfg.disks,
+                    nics=cfg.nics,
+                    os_type=cfg.os_type,
+                    config_path=path,
+                    persistent=True,
+                )
+    vms = tuple(sorted(by_uuid.values(), key=lambda vm: (vm.name, vm.uuid)))
+    return vms, cfg_by_name
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What the last full poll read: the facts that the short table does not carry."""
+
+    facts: HostFacts
+    vms: tuple[Vm, ...]
+    by_row: dict[tuple[str, int | None], Vm]  # (name, domain id) -> Vm
+    warnings: tuple[str, ...]
+    quick_polls: int = 0  # since that full poll
+
+    @classmethod
+    def of(cls, poll: HostPoll) -> _Known:
+        rows = {(vm.name, vm.domain_id): vm for vm in poll.vms}
+        return cls(poll.facts, poll.vms, rows, poll.warnings)
+
+
+def _from_rows(known: _Known, rows: Sequence[TableRow]) -> tuple[Vm, ...] | None:
+    """The VMs of a quick poll, or None when the table shows what only a full poll can read.
+
+    A domain id changes at every start, restore and migration, so a (name, id) pair the
+    last full poll did not see is a VM it knows nothing about; an active VM missing from
+    the table stopped (its vm.cfg, if any, says what it is now).
+    """
+    seen: set[str] = set()
+    vms: list[Vm] = []
+    for row in rows:
+        if row.is_dom0:
+            continue
+        vm = known.by_row.get((row.name, row.domid))
+        if vm is None:
+            return None
+        seen.add(vm.uuid)
+        if row.state is not vm.state or (row.cpu_time_s is not None and row.domid is not None):
+            vm = replace(
+                vm,
+                state=row.state,
+                memory_mib=row.memory_mib if row.memory_mib is not None else vm.memory_mib,
+                vcpus=row.vcpus if row.vcpus is not None else vm.vcpus,
+                cpu_time_ns=round(row.cpu_time_s * 1e9)
+                if row.cpu_time_s is not None
+                else vm.cpu_time_ns,
+            )
+        vms.append(vm)
+    for vm in known.vms:
+        if vm.uuid not in seen:
+            if vm.state.is_active:
+                return None
+            vms.append(vm)  # shut off, defined by its vm.cfg: `xl list` never shows it
+    vms.sort(key=lambda vm: (vm.name, vm.uuid))
+    return tuple(vms)
 
 
 # -- helpers ------------------------------------------------------------------------------

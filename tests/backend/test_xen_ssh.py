@@ -65,12 +65,51 @@ async def test_poll_reads_what_the_host_says(
     assert poll.facts.cpus == info["nr_cpus"]
     assert poll.warnings == ()
     assert backend.toolstack == "xm"  # both installed and xend answers: xm
-    # One command per poll, and the connection is reused.
+    # One command per poll on the same connection; after the first, the short table.
     fake_xen_host.clear_argv_log()
     for _ in range(4):
         await backend.poll()
     assert backend.connections_opened == 1
-    assert fake_xen_host.argv_log() == [["xm", "info"], ["xm", "list", "-l"]] * 4
+    assert fake_xen_host.argv_log() == [["xm", "list"]] * 4
+
+
+async def test_quick_polls_follow_changes_and_full_polls_catch_the_rest(
+    backend: XenSshBackend, fake_xen_host: FakeXenHost
+) -> None:
+    from ovmtui.backend.xen_ssh import FULL_POLL_EVERY
+
+    first = vms_by_name((await backend.poll()).vms)
+    fake_xen_host.clear_argv_log()
+    # Paused behind our back: the table shows it, no full poll needed.
+    fake_xen_host.update(lambda state: _set_state(state, "web01", "--p---"))
+    quick = vms_by_name((await backend.poll()).vms)
+    assert quick["web01"].state is VmState.PAUSED
+    assert quick["web01"].disks == first["web01"].disks  # the long listing's facts kept
+    assert quick["web01"].uuid == first["web01"].uuid
+    assert fake_xen_host.argv_log() == [["xm", "list"]]
+    # A new domain id (destroyed and started again) is something only a full poll reads.
+    fake_xen_host.clear_argv_log()
+    fake_xen_host.update(lambda state: _set_domid(state, "web01", 999))
+    again = vms_by_name((await backend.poll()).vms)
+    assert again["web01"].domain_id == 999
+    assert fake_xen_host.argv_log() == [["xm", "list"], ["xm", "info"], ["xm", "list", "-l"]]
+    # And a full poll comes every FULL_POLL_EVERY polls whatever happens.
+    fake_xen_host.clear_argv_log()
+    for _ in range(FULL_POLL_EVERY + 1):
+        await backend.poll()
+    assert fake_xen_host.argv_log().count(["xm", "list", "-l"]) == 1
+
+
+def _set_state(state: dict[str, Any], name: str, flags: str) -> None:
+    for dom in state["domains"]:
+        if dom["name"] == name:
+            dom["state"] = flags
+
+
+def _set_domid(state: dict[str, Any], name: str, domid: int) -> None:
+    for dom in state["domains"]:
+        if dom["name"] == name:
+            dom["domid"] = domid
 
 
 async def test_toolstack_detected_per_host(fake_xen_estate: Any) -> None:
@@ -247,7 +286,7 @@ async def test_a_failing_toolstack_is_a_readable_error(
     with pytest.raises(HostUnreachable) as failed:
         await backend.poll()
     assert failed.value.title == "Toolstack failed"
-    assert "xm list -l" in failed.value.message and "Hotplug" in failed.value.message
+    assert "`xm list" in failed.value.message and "Hotplug" in failed.value.message
 
 
 async def test_start_from_vm_cfg_in_shared_storage(fake_xen_servers: Any, tmp_path: Path) -> None:
