@@ -29,6 +29,7 @@ from ovmtui.model import (
     PlacedVm,
     Vm,
 )
+from ovmtui.services.garbage import GarbagePolicy
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class EstatePoller:
         publish_delay_s: float = 0.05,
         initial: EstateSnapshot | None = None,
         clock: Callable[[], float] = time.time,
+        garbage: GarbagePolicy | None = None,
     ) -> None:
         self._hosts = {h.backend.host: h for h in hosts}
+        self._garbage = garbage if garbage is not None else GarbagePolicy()
         self._order = [h.backend.host for h in hosts]
         self._on_snapshot = on_snapshot
         self.interval_s = interval_s
@@ -363,6 +366,7 @@ class EstatePoller:
             self._last_publish = asyncio.get_running_loop().time()
         if self._on_snapshot is not None:
             self._on_snapshot(snapshot)
+        self._garbage.after_publish()
 
     def _build(self, delta: EstateDelta | None) -> EstateSnapshot:
         self._generation += 1
