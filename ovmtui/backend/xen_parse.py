@@ -1269,6 +1269,11 @@ def parse_xl_list_long(text: str, command: str = "xl list -l") -> Parsed[tuple[X
 
 _FLAGS_TOKEN = re.compile(r"[-rbpscdwS?]{5,6}")
 _WORD = re.compile(r"\S+")
+# Name ID Mem VCPUs State Time(s), all present, six flags: what xm and xl print for a
+# running domain. Names with blanks, blank columns and other layouts are not matched.
+_PLAIN_ROW = re.compile(
+    r"(\S+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+([-rbpscdwS?]{6})[ \t]+(\d+\.\d+)[ \t]*"
+)
 _HEADER_COLUMNS = {
     "name": "name",
     "id": "id",
@@ -1390,6 +1395,7 @@ def parse_list_table(text: str, command: str = "xm list") -> Parsed[tuple[TableR
     issues = _Issues(command, text)
     body = _cut_at_error(text, issues)
     layout = _DEFAULT_LAYOUT  # xl prints no header in some captures; this is its order
+    plain_layout = True
     rows: list[TableRow] = []
     seen: set[int] = set()
     for number, line in enumerate(body.split("\n"), 1):
@@ -1401,8 +1407,20 @@ def parse_list_table(text: str, command: str = "xm list") -> Parsed[tuple[TableR
             if found is None:
                 issues.add(number, "unknown header: read as Name ID Mem VCPUs State Time(s)")
             layout = found or _DEFAULT_LAYOUT
+            plain_layout = layout == _DEFAULT_LAYOUT
             continue
-        row = _table_row(line, number, layout, issues)
+        row: TableRow | None
+        plain = _PLAIN_ROW.fullmatch(line) if plain_layout else None
+        if plain is not None and "-" in plain[5]:  # as the general reader finds flags
+            # The common row, read at once (polls read this table every few seconds on
+            # hundreds of hosts); anything else takes the general reader below.
+            name, domid_text, mem, vcpus, flags, seconds = plain.groups()
+            domid = int(domid_text)
+            row = TableRow(
+                name, domid, int(mem), int(vcpus), _domain_state(flags, domid), float(seconds)
+            )
+        else:
+            row = _table_row(line, number, layout, issues)
         if row is None:
             continue
         if row.domid is not None:

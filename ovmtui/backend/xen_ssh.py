@@ -566,6 +566,33 @@ def _vms(
     return vms, cfg_by_name
 
 
+def _with_row(vm: Vm, row: TableRow) -> Vm:
+    """The VM with what its table row says now.
+
+    Spelled out rather than ``dataclasses.replace`` (8 µs against 3.5 µs a VM: a poll does
+    it for every VM of every host); tests check that no field of Vm is left behind.
+    """
+    if row.state is vm.state and row.cpu_time_s is None:
+        return vm
+    return Vm(
+        uuid=vm.uuid,
+        name=vm.name,
+        state=row.state,
+        vcpus=row.vcpus if row.vcpus is not None else vm.vcpus,
+        memory_mib=row.memory_mib if row.memory_mib is not None else vm.memory_mib,
+        max_memory_mib=vm.max_memory_mib,
+        cpu_time_ns=round(row.cpu_time_s * 1e9) if row.cpu_time_s is not None else vm.cpu_time_ns,
+        cpu_percent=vm.cpu_percent,
+        started_at=vm.started_at,
+        domain_id=vm.domain_id,
+        persistent=vm.persistent,
+        disks=vm.disks,
+        nics=vm.nics,
+        os_type=vm.os_type,
+        config_path=vm.config_path,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Known:
     """What the last full poll read: the facts that the short table does not carry."""
@@ -598,17 +625,7 @@ def _from_rows(known: _Known, rows: Sequence[TableRow]) -> tuple[Vm, ...] | None
         if vm is None:
             return None
         seen.add(vm.uuid)
-        if row.state is not vm.state or (row.cpu_time_s is not None and row.domid is not None):
-            vm = replace(
-                vm,
-                state=row.state,
-                memory_mib=row.memory_mib if row.memory_mib is not None else vm.memory_mib,
-                vcpus=row.vcpus if row.vcpus is not None else vm.vcpus,
-                cpu_time_ns=round(row.cpu_time_s * 1e9)
-                if row.cpu_time_s is not None
-                else vm.cpu_time_ns,
-            )
-        vms.append(vm)
+        vms.append(_with_row(vm, row))
     for vm in known.vms:
         if vm.uuid not in seen:
             if vm.state.is_active:

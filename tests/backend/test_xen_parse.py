@@ -1351,3 +1351,45 @@ def test_fifty_domains_parse_in_a_few_milliseconds() -> None:
     # 3.5-4 ms on the project's 2-CPU VM with other jobs running: the bound only catches a
     # pathological regression (a quadratic path, a regex that backtracks) on a busy machine.
     assert best < 0.025, f"{best * 1000:.1f} ms"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=30),
+    domid=st.integers(0, 70000),
+    mem=st.integers(0, 10**7),
+    vcpus=st.integers(0, 512),
+    flags=st.text(st.sampled_from("-rbpscdwS?"), min_size=6, max_size=6),
+    seconds=st.decimals(0, 10**9, places=1),
+    gap=st.sampled_from([" ", "  ", "\t", "    "]),
+)
+def test_the_fast_row_reader_agrees_with_the_general_one(
+    name: str, domid: int, mem: int, vcpus: int, flags: str, seconds: object, gap: str
+) -> None:
+    """Every row the fast path takes reads exactly as the general reader reads it."""
+    from ovmtui.backend.xen_parse import _DEFAULT_LAYOUT, _PLAIN_ROW, _Issues, _table_row
+
+    line = gap.join([name, str(domid), str(mem), str(vcpus), flags, str(seconds)])
+    header = "Name ID Mem VCPUs State Time(s)\n"
+    fast = parse_list_table(header + line).value
+    if _PLAIN_ROW.fullmatch(line) is None or "-" not in flags:
+        return
+    general = _table_row(line, 2, _DEFAULT_LAYOUT, _Issues("xm list", header + line))
+    assert fast == (general,)
+
+
+def test_fast_row_reader_on_every_recorded_table() -> None:
+    from ovmtui.backend.xen_parse import _DEFAULT_LAYOUT, _PLAIN_ROW, _Issues, _table_row
+
+    taken = 0
+    for folder in ("xm_list", "xl_list"):
+        for path in sorted((DATA / folder).iterdir()):
+            text = load(f"{folder}/{path.name}")
+            for line in text.splitlines():
+                match = _PLAIN_ROW.fullmatch(line)
+                if match and "-" in match[5]:
+                    taken += 1
+                    fast = parse_list_table("Name ID Mem VCPUs State Time(s)\n" + line).value
+                    general = _table_row(line, 2, _DEFAULT_LAYOUT, _Issues("t", line))
+                    assert fast == (general,), line
+    assert taken > 20  # the common shape really is common in real captures
