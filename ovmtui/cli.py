@@ -187,13 +187,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
-def _existing_repository(args: argparse.Namespace) -> Path:
+def _repository_only(args: argparse.Namespace) -> Path:
+    """Where the repository is, for commands that need nothing else of the estate file."""
     # The estate file only matters for where the repository is; a missing one is fine here.
     estate = None
     if not args.demo and args.repository is None:
         with contextlib.suppress(ConfigError):
             estate = resolve_estate(args)
-    repository = resolve_repository(args, estate)
+    return resolve_repository(args, estate)
+
+
+def _existing_repository(args: argparse.Namespace) -> Path:
+    repository = _repository_only(args)
     if not repository.exists():
         raise RepositoryError(f"{repository}: no repository there yet (nothing recorded)")
     return repository
@@ -212,11 +217,7 @@ def _restore(args: argparse.Namespace) -> int:
     from ovmtui.headless import restore
     from ovmtui.services.actions import current_user
 
-    estate = None
-    if not args.demo and args.repository is None:
-        with contextlib.suppress(ConfigError):
-            estate = resolve_estate(args)
-    repository = resolve_repository(args, estate)
+    repository = _repository_only(args)
 
     def confirm(question: str) -> bool:
         print(question)

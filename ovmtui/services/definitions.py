@@ -46,6 +46,7 @@ from ovmtui.errors import (
     OvmError,
     VmNotFound,
 )
+from ovmtui.files import fsync_directory, stamped_files
 from ovmtui.model import Capability, EstateSnapshot, HostKey, HostStatus, Vm
 from ovmtui.services.actions import ActionJournal, current_user
 
@@ -219,11 +220,7 @@ def default_definitions_dir(repository: Path) -> Path:
 
 def list_archives(directory: Path) -> list[Path]:
     """Oldest first (the names sort by time); partial files are never listed."""
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p for p in directory.iterdir() if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX)
-    )
+    return stamped_files(directory, _PREFIX, _SUFFIX)
 
 
 def safe_part(text: str) -> str:
@@ -445,7 +442,7 @@ def _write_archive(
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
         raise
-    _fsync_directory(directory)  # the rename itself survives a power cut
+    fsync_directory(directory)  # the rename itself survives a power cut
     return final, len(members)
 
 
@@ -470,15 +467,6 @@ class _BytesReader:
         chunk = self._view[self._at : end].tobytes()
         self._at = end
         return chunk
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _entry_json(entry: DefinitionEntry) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ovmtui.errors import RepositoryError
+from ovmtui.files import publish, stamped_files
 from ovmtui.store.journal import JournalRecord, verify_chain
 from ovmtui.store.repository import SELECT_RECORD, Repository
 from ovmtui.store.schema import APPLICATION_ID, SCHEMA_VERSION
@@ -58,7 +58,7 @@ async def create_backup(
     try:
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
         await repository.backup_to(partial)
-        await asyncio.to_thread(_publish, partial, final)
+        await asyncio.to_thread(publish, partial, final)
     except (OSError, sqlite3.Error) as exc:
         with contextlib.suppress(OSError):
             await asyncio.to_thread(partial.unlink, missing_ok=True)
@@ -76,24 +76,9 @@ def _prune(directory: Path, keep: int) -> None:
             old.unlink()
 
 
-def _publish(partial: Path, final: Path) -> None:
-    with partial.open("rb") as file:
-        os.fsync(file.fileno())
-    os.replace(partial, final)
-    directory = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)
-
-
 def list_backups(directory: Path) -> list[Path]:
     """Oldest first (the names sort by time)."""
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p for p in directory.iterdir() if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX)
-    )
+    return stamped_files(directory, _PREFIX, _SUFFIX)
 
 
 def backup_time(path: Path) -> float:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ovmtui.errors import RepositoryError
+from ovmtui.files import fsync_directory, fsync_file
 from ovmtui.store.backup import BackupInfo, create_backup, inspect_backup
 from ovmtui.store.repository import Repository
 
@@ -195,7 +196,7 @@ def _stage(candidate: Path, staged: Path) -> None:
             source.close()
         if check != "ok":
             raise RepositoryError(f"{staged}: the copy does not verify ({check})")
-        _fsync(staged)
+        fsync_file(staged)
     except (OSError, sqlite3.Error) as exc:
         raise RepositoryError(
             f"cannot copy {candidate} beside the repository: {exc}; nothing was changed"
@@ -253,19 +254,6 @@ def _swap(staged: Path, repository: Path) -> None:
             # Held across the rename: nobody writes into the old file as it goes.
             db.execute("BEGIN EXCLUSIVE")
         os.replace(staged, repository)
-        _fsync_dir(repository.parent)
+        fsync_directory(repository.parent)
     finally:
         db.close()
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as file:
-        os.fsync(file.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
