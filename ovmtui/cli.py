@@ -11,7 +11,7 @@ import contextlib
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ovmtui import __version__
@@ -21,7 +21,7 @@ from ovmtui.config import (
     default_repository_path,
     load_estate,
 )
-from ovmtui.errors import ConfigError, OvmError, RepositoryError
+from ovmtui.errors import ActionRefused, ConfigError, OvmError, RepositoryError
 
 EXIT_CONFIG = 2
 
@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("file", metavar="FILE", type=Path, help="the backup to restore")
     restore.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    drift = commands.add_parser(
+        "drift", parents=[estate], help="VMs recorded as active that no host reports (exit 1)"
+    )
+    drift.add_argument("--json", action="store_true", help="a JSON list")
+    reconcile = commands.add_parser(
+        "reconcile",
+        parents=[estate],
+        help="forget VMs in drift (all, or the UUIDs given), after a backup; journaled",
+    )
+    reconcile.add_argument("uuids", nargs="*", metavar="UUID", help="default: every one")
+    reconcile.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
     jobs = commands.add_parser(
         "jobs", parents=[estate], help="long-running work (bulk actions, exports) and its state"
     )
@@ -163,6 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "audit":
             return _audit(args)
+        if args.command == "drift":
+            from ovmtui.headless import drift_report
+
+            return asyncio.run(
+                drift_report(_existing_repository(args), sys.stdout, as_json=args.json)
+            )
+        if args.command == "reconcile":
+            return _reconcile(args)
         if args.command == "jobs":
             from ovmtui.headless import jobs_report
 
@@ -213,24 +232,47 @@ def _backups(args: argparse.Namespace) -> int:
     return asyncio.run(list_backups_report(repository, args.dir, sys.stdout, as_json=args.json))
 
 
-def _restore(args: argparse.Namespace) -> int:
-    from ovmtui.headless import restore
-    from ovmtui.services.actions import current_user
-
-    repository = _repository_only(args)
+def _confirmer(args: argparse.Namespace, prompt: str) -> Callable[[str], bool]:
+    """Shows what will change; asks on a terminal unless --yes; refuses elsewhere."""
 
     def confirm(question: str) -> bool:
         print(question)
         if args.yes:
             return True
         if not sys.stdin.isatty():
-            raise RepositoryError("not on a terminal: pass --yes to restore without asking")
+            raise ActionRefused(
+                "not on a terminal: pass --yes to go on without asking", title="Not confirmed"
+            )
         try:
-            answer = input("Restore? Type 'yes' to go on: ")
+            answer = input(f"{prompt} Type 'yes' to go on: ")
         except EOFError:
             return False
         return answer.strip().lower() == "yes"
 
+    return confirm
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from ovmtui.headless import reconcile_report
+    from ovmtui.services.actions import current_user
+
+    return asyncio.run(
+        reconcile_report(
+            _existing_repository(args),
+            args.uuids,
+            sys.stdout,
+            confirm=_confirmer(args, "Reconcile?"),
+            user=current_user(),
+        )
+    )
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from ovmtui.headless import restore
+    from ovmtui.services.actions import current_user
+
+    repository = _repository_only(args)
+    confirm = _confirmer(args, "Restore?")
     return asyncio.run(
         restore(repository, args.file, sys.stdout, confirm=confirm, user=current_user())
     )

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +22,7 @@ from ovmtui.store.backup import (
     list_backups,
 )
 from ovmtui.store.journal import Result
+from ovmtui.store.reconcile import reconcile
 from ovmtui.store.repository import Repository
 from ovmtui.store.restore import describe_plan, plan_restore, record_restore, restore_repository
 
@@ -176,6 +177,57 @@ async def jobs_report(repository: Path, out: TextIO, *, as_json: bool) -> int:
             f"{job.id:>5} {when} {job.state:<11} {job.kind:<20} {job.user or '?':<10} "
             f"{job.detail or ''}\n"
         )
+    return 0
+
+
+async def drift_report(repository: Path, out: TextIO, *, as_json: bool) -> int:
+    """VMs in drift as last recorded; 1 when there are any (a script can act on it)."""
+    async with await Repository.open(repository) as repo:
+        drifted = await repo.drifted()
+    if as_json:
+        json.dump([dataclasses.asdict(vm) for vm in drifted], out, indent=2)
+        out.write("\n")
+    elif not drifted:
+        out.write("no drift: the repository agrees with every host that answered\n")
+    for vm in [] if as_json else drifted:
+        out.write(f"{vm.uuid}  {vm.describe()}\n")
+    return 1 if drifted else 0
+
+
+async def reconcile_report(
+    repository: Path,
+    uuids: Sequence[str],
+    out: TextIO,
+    *,
+    confirm: Callable[[str], bool],
+    user: str,
+) -> int:
+    """Forget the drifted records (all, or those named), after a backup; journaled."""
+    async with await Repository.open(repository) as repo:
+        drifted = await repo.drifted()
+        wanted = set(uuids)
+        unknown = wanted - {vm.uuid for vm in drifted}
+        if unknown:
+            raise ActionRefused(
+                f"not in drift: {', '.join(sorted(unknown))} (see ovmtui drift)",
+                title="Nothing to reconcile",
+            )
+        targets = [vm for vm in drifted if not wanted or vm.uuid in wanted]
+        if not targets:
+            out.write("no drift: nothing to reconcile\n")
+            return 0
+        if not confirm("\n".join(vm.change for vm in targets)):
+            out.write("reconcile cancelled: nothing was changed\n")
+            return 1
+        outcome = await reconcile(
+            repo,
+            [vm.uuid for vm in targets],
+            backup_dir=default_backup_dir(repository),
+            user=user,
+        )
+    out.write(f"the repository was backed up to {outcome.backup}\n")
+    for vm in outcome.forgotten:
+        out.write(f"reconciled: {vm.change}\n")
     return 0
 
 

@@ -192,3 +192,46 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname()
+
+
+def test_drift_and_reconcile_from_the_command_line(tmp_path: Path) -> None:
+    import asyncio
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.sqlite"
+
+    async def prepare() -> None:
+        async with await Repository.open(path) as repo:
+            await repo.save_snapshot(snap(host("h1", vm("a"), vm("c", VmState.SHUTTING_DOWN))))
+        async with await Repository.open(path) as repo:
+            await repo.save_snapshot(snap(host("h1", vm("a"))))
+
+    asyncio.run(prepare())
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ovmtui", *args, "--repository", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    listed = cli("drift", "--json")
+    assert listed.returncode == 1  # there is drift: a script can tell
+    assert [d["name"] for d in json.loads(listed.stdout)] == ["c"]
+    assert "recorded shutting-down on p/h1" in cli("drift").stdout
+    refused = cli("reconcile")  # off a terminal, without --yes
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    unknown = cli("reconcile", "uuid-a", "--yes")  # a is not in drift
+    assert unknown.returncode == 2 and "not in drift: uuid-a" in unknown.stderr
+    done = cli("reconcile", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "backed up to" in done.stdout and "reconciled: forget c" in done.stdout
+    assert cli("drift").returncode == 0
+    assert len(list_backups(tmp_path / "backups")) == 1
+    audit = json.loads(cli("audit", "--json").stdout)
+    assert [(e["vm"], e["operation"], e["command"], e["ok"]) for e in audit] == [
+        ("c", "reconcile", "ovmtui reconcile uuid-c", True)
+    ]
