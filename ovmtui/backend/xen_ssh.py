@@ -128,6 +128,17 @@ class SshTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class _Lister:
+    """The long-lived ``while read; do xm list; done`` channel of one connection."""
+
+    conn: asyncssh.SSHClientConnection
+    toolstack: Toolstack
+    marker: str
+    process: asyncssh.SSHClientProcess[str]
+    lock: asyncio.Lock  # one table at a time on the stream
+
+
+@dataclass(frozen=True, slots=True)
 class _Section:
     name: str
     command: str
@@ -171,6 +182,8 @@ class XenSshBackend:
         self._connections_opened = 0
         self._configs: dict[str, str] = {}  # VM name -> its vm.cfg, as last listed
         self._known: _Known | None = None
+        self._lister: _Lister | None = None
+        self._lister_starting = asyncio.Lock()
 
     # -- Backend protocol -----------------------------------------------------------------
 
@@ -209,11 +222,10 @@ class XenSshBackend:
         # The short table (a line per domain) says what changes between polls: state,
         # memory, vCPUs, CPU time. Anything it cannot explain takes a full poll.
         command = f"{toolstack} list"
-        result = await self._run(command, self._poll_timeout_s, label=command)
-        text = _text(result.stdout)
-        if result.exit_status != 0:
+        text, status = await self._list_table(toolstack)
+        if status != 0:
             raise HostUnreachable(
-                f"{self._host.name}: `{command}` failed: {_toolstack_error(text, result.stderr)}",
+                f"{self._host.name}: `{command}` failed: {_toolstack_error(text, '')}",
                 title="Toolstack failed",
             )
         rows = parse_list_table(text, command)
@@ -222,6 +234,71 @@ class XenSshBackend:
             return await self._full_poll(toolstack)
         self._known = replace(known, quick_polls=known.quick_polls + 1)
         return HostPoll(known.facts, vms, time.time(), warnings=known.warnings)
+
+    async def _list_table(self, toolstack: Toolstack) -> tuple[str, int | None]:
+        """``xm list`` through the host's lister: one long-lived channel running a loop that
+        prints the table each time it is sent a line. A poll is then a few bytes each way
+        instead of a session opened, a command started and the session closed again.
+        """
+        conn = await self._connection()
+        async with self._lister_starting:  # concurrent polls share one lister
+            lister = self._lister
+            if lister is None or lister.conn is not conn or lister.toolstack != toolstack:
+                lister = self._lister = await self._start_lister(conn, toolstack)
+        async with lister.lock:
+            try:
+                lister.process.stdin.write("\n")
+                separator = f"\n{lister.marker} "
+                data = await asyncio.wait_for(
+                    lister.process.stdout.readuntil(separator), self._poll_timeout_s
+                )
+                tail = await asyncio.wait_for(
+                    lister.process.stdout.readline(), self._poll_timeout_s
+                )
+            except TimeoutError:
+                self._drop(conn)
+                raise HostTimeout(
+                    f"{self._host.name}: `{toolstack} list` did not answer within "
+                    f"{self._poll_timeout_s:.0f} s"
+                ) from None
+            except (asyncssh.Error, OSError, asyncio.IncompleteReadError) as exc:
+                self._drop(conn)
+                raise HostUnreachable(f"{self._host.name}: SSH failed: {_describe(exc)}") from None
+        status = tail.strip()
+        return data[: -len(separator)], int(status) if status.isdigit() else None
+
+    async def _start_lister(
+        self, conn: asyncssh.SSHClientConnection, toolstack: Toolstack
+    ) -> _Lister:
+        self._stop_lister()
+        marker = f"@@ovmtui-{secrets.token_hex(8)}"
+        # POSIX sh whatever the login shell is; the status after the marker.
+        loop = (
+            f"while read -r _; do {toolstack} list 2>&1; s=$?; "
+            f"printf '\\n%s %s\\n' {shlex.quote(marker)} \"$s\"; done"
+        )
+        await self._channels.acquire()  # held for the lister's life: one channel
+        try:
+            process = await asyncio.wait_for(
+                conn.create_process(f"exec sh -c {shlex.quote(loop)}"), self._poll_timeout_s
+            )
+        except TimeoutError:
+            self._channels.release()
+            self._drop(conn)
+            raise HostTimeout(
+                f"{self._host.name}: no SSH session within {self._poll_timeout_s:.0f} s"
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            self._channels.release()
+            self._drop(conn)
+            raise HostUnreachable(f"{self._host.name}: SSH failed: {_describe(exc)}") from None
+        return _Lister(conn, toolstack, marker, process, asyncio.Lock())
+
+    def _stop_lister(self) -> None:
+        lister, self._lister = self._lister, None
+        if lister is not None:
+            lister.process.close()
+            self._channels.release()
 
     async def _full_poll(self, toolstack: Toolstack) -> HostPoll:
         marker = f"@@ovmtui-{secrets.token_hex(8)}"
@@ -281,6 +358,7 @@ class XenSshBackend:
         )
 
     async def close(self) -> None:
+        self._stop_lister()
         conn, self._conn = self._conn, None
         jump, self._jump = self._jump, None
         for c in (conn, jump):
@@ -405,6 +483,8 @@ class XenSshBackend:
         if self._conn is conn:
             self._conn = None
             self._toolstack = None
+        if self._lister is not None and self._lister.conn is conn:
+            self._stop_lister()
         conn.abort()
 
     async def _run(

@@ -67,8 +67,11 @@ async def test_poll_reads_what_the_host_says(
     assert backend.toolstack == "xm"  # both installed and xend answers: xm
     # One command per poll on the same connection; after the first, the short table.
     fake_xen_host.clear_argv_log()
-    for _ in range(4):
+    await backend.poll()
+    lister = backend._lister  # the long-lived `while read; do xm list; done` session
+    for _ in range(3):
         await backend.poll()
+    assert lister is not None and backend._lister is lister
     assert backend.connections_opened == 1
     assert fake_xen_host.argv_log() == [["xm", "list"]] * 4
 
