@@ -25,7 +25,7 @@ import re
 import secrets
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -245,25 +245,13 @@ class XenSshBackend:
             lister = self._lister
             if lister is None or lister.conn is not conn or lister.toolstack != toolstack:
                 lister = self._lister = await self._start_lister(conn, toolstack)
-        async with lister.lock:
-            try:
-                lister.process.stdin.write("\n")
-                separator = f"\n{lister.marker} "
-                data = await asyncio.wait_for(
-                    lister.process.stdout.readuntil(separator), self._poll_timeout_s
-                )
-                tail = await asyncio.wait_for(
-                    lister.process.stdout.readline(), self._poll_timeout_s
-                )
-            except TimeoutError:
-                self._drop(conn)
-                raise HostTimeout(
-                    f"{self._host.name}: `{toolstack} list` did not answer within "
-                    f"{self._poll_timeout_s:.0f} s"
-                ) from None
-            except (asyncssh.Error, OSError, asyncio.IncompleteReadError) as exc:
-                self._drop(conn)
-                raise HostUnreachable(f"{self._host.name}: SSH failed: {_describe(exc)}") from None
+        separator = f"\n{lister.marker} "
+        async with lister.lock, self._failing(conn, f"{toolstack} list", self._poll_timeout_s):
+            lister.process.stdin.write("\n")
+            data = await asyncio.wait_for(
+                lister.process.stdout.readuntil(separator), self._poll_timeout_s
+            )
+            tail = await asyncio.wait_for(lister.process.stdout.readline(), self._poll_timeout_s)
         status = tail.strip()
         return data[: -len(separator)], int(status) if status.isdigit() else None
 
@@ -279,19 +267,13 @@ class XenSshBackend:
         )
         await self._channels.acquire()  # held for the lister's life: one channel
         try:
-            process = await asyncio.wait_for(
-                conn.create_process(f"exec sh -c {shlex.quote(loop)}"), self._poll_timeout_s
-            )
-        except TimeoutError:
+            async with self._failing(conn, f"{toolstack} list", self._poll_timeout_s):
+                process = await asyncio.wait_for(
+                    conn.create_process(f"exec sh -c {shlex.quote(loop)}"), self._poll_timeout_s
+                )
+        except BaseException:
             self._channels.release()
-            self._drop(conn)
-            raise HostTimeout(
-                f"{self._host.name}: no SSH session within {self._poll_timeout_s:.0f} s"
-            ) from None
-        except (asyncssh.Error, OSError) as exc:
-            self._channels.release()
-            self._drop(conn)
-            raise HostUnreachable(f"{self._host.name}: SSH failed: {_describe(exc)}") from None
+            raise
         return _Lister(conn, toolstack, marker, process, asyncio.Lock())
 
     def _stop_lister(self) -> None:
@@ -491,23 +473,32 @@ class XenSshBackend:
         self, command: str, timeout_s: float, *, label: str
     ) -> asyncssh.SSHCompletedProcess:
         conn = await self._connection()
+        async with self._channels, self._failing(conn, label, timeout_s):
+            return await asyncio.wait_for(self._run_on(conn, command), timeout_s)
+
+    @contextlib.asynccontextmanager
+    async def _failing(
+        self, conn: asyncssh.SSHClientConnection, label: str, timeout_s: float
+    ) -> AsyncIterator[None]:
+        """SSH failures and timeouts on ``conn`` as OvmErrors, the connection dropped.
+
+        A command, or the whole host, that stopped answering: if the host is alive the next
+        poll reconnects at once, else it is marked down.
+        """
         started = time.monotonic()
-        async with self._channels:
-            try:
-                return await asyncio.wait_for(self._run_on(conn, command), timeout_s)
-            except TimeoutError:
-                # The command, or the whole host, stopped answering. Drop the connection: if
-                # the host is alive the next poll reconnects at once, else it is marked down.
-                self._drop(conn)
-                raise HostTimeout(
-                    f"{self._host.name}: `{label}` did not answer within {timeout_s:.0f} s"
-                ) from None
-            except (asyncssh.Error, OSError) as exc:
-                self._drop(conn)
-                waited = time.monotonic() - started
-                raise HostUnreachable(
-                    f"{self._host.name}: SSH failed after {waited:.1f} s: {_describe(exc)}"
-                ) from None
+        try:
+            yield
+        except TimeoutError:
+            self._drop(conn)
+            raise HostTimeout(
+                f"{self._host.name}: `{label}` did not answer within {timeout_s:.0f} s"
+            ) from None
+        except (asyncssh.Error, OSError, asyncio.IncompleteReadError) as exc:
+            self._drop(conn)
+            waited = time.monotonic() - started
+            raise HostUnreachable(
+                f"{self._host.name}: SSH failed after {waited:.1f} s: {_describe(exc)}"
+            ) from None
 
     @staticmethod
     async def _run_on(
