@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class VmState(enum.StrEnum):
@@ -227,9 +228,12 @@ class HostKey:
         return f"{self.pool}/{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
-class PlacedVm:
-    """A VM together with where it runs: the row of every VM table."""
+class PlacedVm(NamedTuple):
+    """A VM together with where it runs: the row of every VM table.
+
+    A named tuple rather than a frozen dataclass: as immutable, and built in less than
+    half the time, which matters when a snapshot of 10,000 VMs is placed at once.
+    """
 
     pool: str
     host: str

@@ -348,6 +348,8 @@ class VmRows:
         # as it would in a delta.
         latest = {vm.vm.uuid: vm for vm in vms}
         rows = self._rows
+        if not rows:
+            return self._load(latest)
         changed = [
             vm for uuid, vm in latest.items() if (row := rows.get(uuid)) is None or row.placed != vm
         ]
@@ -357,7 +359,10 @@ class VmRows:
     def apply(self, changed: Iterable[PlacedVm], removed: Iterable[str]) -> Applied:
         """Apply new or different VMs and departures, in O(changes) for small changes."""
         if not self._rows:
-            return self._load(changed, removed)
+            latest = {vm.vm.uuid: vm for vm in changed}
+            for uuid in removed:
+                latest.pop(uuid, None)
+            return self._load(latest)
         rows, column, reverse = self._rows, self._column, self._reverse
         filtering = self._filtering()
         updated: set[str] = set()
@@ -409,13 +414,10 @@ class VmRows:
             marks_dropped=len(self._marks) != marks_before,
         )
 
-    def _load(self, vms: Iterable[PlacedVm], removed: Iterable[str]) -> Applied:
+    def _load(self, latest: dict[str, PlacedVm]) -> Applied:
         # The first snapshot of a session: the general path's per-row bookkeeping (old
         # key, moves, membership) is pure overhead when nothing came before.
         column, reverse = self._column, self._reverse
-        latest = {vm.vm.uuid: vm for vm in vms}
-        for uuid in removed:
-            latest.pop(uuid, None)
         self._rows = rows = {
             uuid: _Row(vm, sort_key(vm, column, reverse)) for uuid, vm in latest.items()
         }

@@ -1,22 +1,34 @@
-"""The pool → host tree. Selecting a node scopes the VM table to that pool or host."""
+"""The pool → host tree, drawn with the Line API. Moving the cursor scopes the VM table.
+
+Textual's own Tree re-lays out the screen for every node added, measures itself while
+painting and builds each line on every paint. Here the lines are a flat list rebuilt only
+when pools or hosts come or go; a poll that changes counts or reachability repaints just
+the lines whose text changed, and each line's strip is built once per label (and per
+theme, focus or width), so painting is a list lookup.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Final
 
-from rich.text import Text
-from textual.binding import Binding
+from rich.cells import cell_len, get_character_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
 from textual.message import Message
-from textual.widgets import Tree
-from textual.widgets.tree import TreeNode
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from ovmtui.model import EstateSnapshot, HostKey, HostRole, HostStatus
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a tree node stands for: the estate, a pool or one host."""
+    """What a tree line stands for: the estate, a pool or one host."""
 
     pool: str | None = None
     host: str | None = None
@@ -28,91 +40,497 @@ class Scope:
         return HostKey(self.pool, self.host)
 
 
-_ROLE_TAGS = {HostRole.MASTER: "M", HostRole.UTILITY: "U", HostRole.VM: "V"}
+_ROLE_TAGS: Final = {HostRole.MASTER: "M", HostRole.UTILITY: "U", HostRole.VM: "V"}
+
+# Component classes; "" is the widget's own style.
+_PLAIN: Final = ""
+_GUIDES: Final = "estate-tree--guides"
+_CURSOR: Final = "estate-tree--cursor"
+_POOL: Final = "estate-tree--pool"
+_DETAIL: Final = "estate-tree--detail"
+_UP: Final = "estate-tree--up"
+_UNKNOWN: Final = "estate-tree--unknown"
+_DOWN: Final = "estate-tree--down"
+_STYLED: Final = (_PLAIN, _GUIDES, _CURSOR, _POOL, _DETAIL, _UP, _UNKNOWN, _DOWN)
+
+_EXPANDED: Final = "▼ "
+_COLLAPSED: Final = "▶ "
+# A name cut shorter than this says nothing: cut the end of the line instead.
+_MIN_NAME_CELLS: Final = 4
+
+Part = tuple[str, str]  # text, component class
 
 
-class EstateTree(Tree[Scope]):
+def _cells(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def _cut(text: str, cells: int) -> str:
+    """The head of `text` that fits `cells`; a wide character that would straddle the
+    edge is left out (Rich's set_cell_size would put a space in its place)."""
+    if text.isascii():
+        return text[:cells]
+    used = 0
+    for end, char in enumerate(text):
+        used += get_character_cell_size(char)
+        if used > cells:
+            return text[:end]
+    return text
+
+
+def fit(parts: Sequence[Part], shrink: int, room: int) -> list[Part]:
+    """`parts` within `room` cells, "…" marking a cut.
+
+    The part at `shrink` (the name) gives way first, so that counts and states stay in
+    sight; when it cannot give enough, the line is cut at its end.
+    """
+    widths = [_cells(text) for text, _ in parts]
+    over = sum(widths) - room
+    if over <= 0:
+        return list(parts)
+    if room <= 0:
+        return []
+    name, style = parts[shrink]
+    keep = widths[shrink] - over - 1
+    if keep >= _MIN_NAME_CELLS - 1:
+        fitted = list(parts)
+        fitted[shrink] = (_cut(name, keep) + "…", style)
+        return fitted
+    fitted, left = [], room - 1
+    for (text, style), width in zip(parts, widths, strict=True):
+        if width > left:
+            if left:
+                fitted.append((_cut(text, left), style))
+            fitted.append(("…", style))
+            break
+        fitted.append((text, style))
+        left -= width
+    return fitted
+
+
+class _Line:
+    """The estate, a pool or a host: its label, place and painted strips."""
+
+    __slots__ = (
+        "cursor_strip",
+        "epoch",
+        "expanded",
+        "guides",
+        "icon",
+        "index",
+        "parts",
+        "scope",
+        "shrink",
+        "signature",
+        "strip",
+    )
+
+    def __init__(self, scope: Scope, parts: tuple[Part, ...], shrink: int) -> None:
+        self.scope = scope
+        self.parts = parts
+        self.shrink = shrink
+        self.signature: object = None
+        self.guides = ""
+        self.icon = ""
+        self.expanded = True
+        self.index = -1  # -1: not shown (its pool is collapsed, or it has gone)
+        self.strip: Strip | None = None
+        self.cursor_strip: Strip | None = None
+        self.epoch = -1
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _ in self.parts)
+
+    def relabel(self, parts: tuple[Part, ...]) -> None:
+        self.parts = parts
+        self.strip = self.cursor_strip = None
+
+    def place(self, index: int, guides: str, icon: str) -> None:
+        self.index = index
+        if (guides, icon) != (self.guides, self.icon):
+            self.guides, self.icon = guides, icon
+            self.strip = self.cursor_strip = None
+
+
+class EstateTree(ScrollView, can_focus=True):
     """Pools and their hosts, with reachability and VM counts, updated in place."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor_up", "Up", show=False, id="tree-cursor-up"),
+        Binding("down", "cursor_down", "Down", show=False, id="tree-cursor-down"),
+        Binding("pageup", "cursor_page_up", "Page up", show=False, id="tree-cursor-page-up"),
+        Binding(
+            "pagedown", "cursor_page_down", "Page down", show=False, id="tree-cursor-page-down"
+        ),
+        Binding("home", "cursor_home", "First", show=False, id="tree-cursor-home"),
+        Binding("end", "cursor_end", "Last", show=False, id="tree-cursor-end"),
+        Binding("left", "collapse", "Collapse", show=False, id="tree-collapse"),
+        Binding("right", "expand", "Expand", show=False, id="tree-expand"),
         Binding("enter", "select_cursor", "Show", show=False, id="tree-select"),
     ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {name for name in _STYLED if name}
+
+    DEFAULT_CSS = """
+    EstateTree {
+        background: $surface;
+        color: $foreground;
+        overflow-x: hidden;
+        & > .estate-tree--guides { color: $surface-lighten-2; }
+        & > .estate-tree--cursor {
+            background: $block-cursor-blurred-background;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .estate-tree--pool { text-style: bold; }
+        & > .estate-tree--detail { text-style: dim; }
+        & > .estate-tree--up { color: $success; }
+        & > .estate-tree--unknown { color: $warning; }
+        & > .estate-tree--down { color: $error; text-style: bold; }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .estate-tree--guides { color: $surface-lighten-3; }
+            & > .estate-tree--cursor {
+                color: $block-cursor-foreground;
+                background: $block-cursor-background;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        &:light > .estate-tree--guides { color: $surface-darken-1; }
+    }
+    EstateTree:ansi {
+        color: ansi_default;
+        & > .estate-tree--guides { color: $ansi-background; }
+        &:nocolor > .estate-tree--cursor { text-style: reverse; }
+    }
+    """
 
     class ScopeChanged(Message):
         def __init__(self, scope: Scope) -> None:
             super().__init__()
             self.scope = scope
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("Estate", data=Scope(), id=id)
-        self.guide_depth = 2
-        self.show_root = True
-        self._pools: dict[str, TreeNode[Scope]] = {}
-        self._hosts: dict[HostKey, TreeNode[Scope]] = {}
-        self._signatures: dict[HostKey, tuple[bool | None, bool, int]] = {}
-        self._pool_counts: dict[str, tuple[int, int, int]] = {}
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._root = _Line(Scope(), (("Estate", _PLAIN),), 0)
+        self._root.place(0, "", _EXPANDED)
+        self._lines: list[_Line] = [self._root]
+        self._pools: dict[str, _Line] = {}
+        # Keyed by (pool, name), not HostKey: a plain tuple is several times cheaper to
+        # build and hash, and show_estate does both for every host of every snapshot.
+        self._hosts: dict[tuple[str, str], _Line] = {}
+        self._order: list[_Line] = []  # host lines in snapshot order
+        self._cursor = self._root
+        # Painting: styles by component class, and the width lines are cut to. A change
+        # to either starts a new epoch, which retires every cached strip at once.
+        self._palette: dict[str, Style] | None = None
+        self._width = 0
+        self._epoch = 0
+        self._blank = Strip.blank(0)
+
+    # -- reading
+
+    @property
+    def cursor_scope(self) -> Scope:
+        return self._cursor.scope
+
+    @property
+    def cursor_index(self) -> int:
+        return self._cursor.index
+
+    def labels(self) -> list[str]:
+        """Each shown line's label in order, the "Estate" root first.
+
+        Whole labels, as they would read without truncation, and without the guides and
+        ▼/▶ icons; hosts of a collapsed pool are not shown, so they are not listed.
+        """
+        return [line.text for line in self._lines]
+
+    # -- feeding
 
     def show_estate(self, snapshot: EstateSnapshot) -> None:
-        """Update labels in place; only the nodes whose text changed are touched."""
-        theme = self.app.theme_variables
-        pool_counts: dict[str, tuple[int, int, int]] = {}
-        added = False
+        """Relabel in place, repainting only the lines whose text changed.
+
+        O(hosts): a host is looked at through its status and VM count, never its VMs.
+        """
+        prior = self._order
+        structural = len(prior) != len(snapshot.hosts)
+        order: list[_Line] = []
+        counts: dict[str, list[int]] = {}
+        changed: list[_Line] = []
         for host in snapshot.hosts:
-            up, total, vms = pool_counts.get(host.pool, (0, 0, 0))
-            pool_counts[host.pool] = (up + (host.reachable is True), total + 1, vms + len(host.vms))
-            pool_node = self._pools.get(host.pool)
-            if pool_node is None:
-                pool_node = self.root.add(host.pool, data=Scope(host.pool), expand=True)
-                self._pools[host.pool] = pool_node
-                added = True
-            signature = (host.reachable, host.stale, len(host.vms))
-            node = self._hosts.get(host.key)
-            if node is None:
-                node = pool_node.add_leaf(
-                    _host_label(host, theme), data=Scope(host.pool, host.name)
-                )
-                self._hosts[host.key] = node
-                added = True
-            elif self._signatures.get(host.key) != signature:
-                node.set_label(_host_label(host, theme))
-            self._signatures[host.key] = signature
-        for pool, counts in pool_counts.items():
-            if self._pool_counts.get(pool) != counts:
-                self._pool_counts[pool] = counts
-                up, total, vms = counts
-                self._pools[pool].set_label(
-                    Text.assemble((pool, "bold"), (f"  {up}/{total} up · {vms} VMs", "dim"))
-                )
-        if added:
-            self.root.expand()
+            pool_counts = counts.get(host.pool)
+            if pool_counts is None:
+                pool_counts = counts[host.pool] = [0, 0, 0]
+            pool_counts[0] += host.reachable is True
+            pool_counts[1] += 1
+            pool_counts[2] += len(host.vms)
+            key = (host.pool, host.name)
+            line = self._hosts.get(key)
+            if line is None:
+                line = self._hosts[key] = _Line(Scope(host.pool, host.name), (), 1)
+                structural = True
+            elif not structural and prior[len(order)] is not line:
+                structural = True  # same hosts, another order
+            order.append(line)
+            signature = (host.reachable, host.stale, len(host.vms), host.roles)
+            if line.signature != signature:
+                line.signature = signature
+                line.relabel(_host_parts(host))
+                changed.append(line)
+        for pool, (up, total, vms) in counts.items():
+            line = self._pools.get(pool)
+            if line is None:
+                line = self._pools[pool] = _Line(Scope(pool), (), 0)
+            if line.signature != (up, total, vms):
+                line.signature = (up, total, vms)
+                line.relabel(((pool, _POOL), (f"  {up}/{total} up · {vms} VMs", _DETAIL)))
+                changed.append(line)
+        if structural:
+            self._order = order
+            self._forget_gone(order, counts)
+            self._relayout()
+        else:
+            self._refresh_lines(line.index for line in changed)
+
+    def _forget_gone(self, order: list[_Line], pools: Iterable[str]) -> None:
+        shown = set(order)
+        for key in [key for key, line in self._hosts.items() if line not in shown]:
+            self._hosts.pop(key).index = -1
+        kept = set(pools)
+        for pool in [pool for pool in self._pools if pool not in kept]:
+            self._pools.pop(pool).index = -1
+
+    def _relayout(self) -> None:
+        """Rebuild the shown lines after pools or hosts came, went or were folded."""
+        for line in self._lines:
+            line.index = -1
+        by_pool: dict[str, list[_Line]] = {}
+        for host_line in self._order:
+            by_pool.setdefault(host_line.scope.pool or "", []).append(host_line)
+        lines = [self._root]
+        self._root.index = 0
+        last_pool = len(by_pool) - 1
+        for p, (pool, hosts) in enumerate(by_pool.items()):
+            pool_line = self._pools[pool]
+            pool_line.place(len(lines), "└ " if p == last_pool else "├ ", _icon(pool_line.expanded))
+            lines.append(pool_line)
+            if not pool_line.expanded:
+                continue
+            stem = "  " if p == last_pool else "│ "
+            for h, host_line in enumerate(hosts):
+                branch = "└ " if h == len(hosts) - 1 else "├ "
+                host_line.place(len(lines), stem + branch, "")
+                lines.append(host_line)
+        self._lines = lines
+        self._sync_virtual_size()
+        self._relocate_cursor()
+        self.refresh()
+
+    def _relocate_cursor(self) -> None:
+        # A cursor whose line is still shown follows it, wherever it now is; one whose
+        # host went (or was folded away) falls back to the pool, else to the root.
+        cursor = self._cursor
+        if cursor.index >= 0:
+            return
+        pool = self._pools.get(cursor.scope.pool or "")
+        self._cursor = pool if pool is not None and pool.index >= 0 else self._root
+        self.post_message(self.ScopeChanged(self._cursor.scope))
+
+    def _sync_virtual_size(self) -> None:
+        # Width 0: lines are cut to the viewport, there is nothing to scroll sideways.
+        size = Size(0, len(self._lines))
+        if size != self.virtual_size:
+            self.virtual_size = size
+
+    # -- cursor
 
     def select_host(self, key: HostKey) -> bool:
-        node = self._hosts.get(key)
-        if node is None:
+        """Put the cursor on host `key`, in view, and scope the VM table to it."""
+        line = self._hosts.get((key.pool, key.name))
+        if line is None:
             return False
-        self.move_cursor(node)
-        self.scroll_to_node(node)
-        self.post_message(self.ScopeChanged(Scope(key.pool, key.name)))
+        if line.index < 0:
+            self._set_expanded(self._pools[key.pool], True)
+        self._move_cursor(line.index, always_post=True)
         return True
 
-    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[Scope]) -> None:
+    def _move_cursor(self, index: int, *, always_post: bool = False) -> None:
+        index = min(max(index, 0), len(self._lines) - 1)
+        old, new = self._cursor, self._lines[index]
+        self._cursor = new
+        self._refresh_lines((old.index, new.index))
+        self._scroll_to_cursor()
+        if always_post or new is not old:
+            self.post_message(self.ScopeChanged(new.scope))
+
+    def _page_rows(self) -> int:
+        return max(1, self.scrollable_content_region.height)
+
+    def _scroll_to_cursor(self) -> None:
+        # force: right after new lines the scrollbars are not laid out yet, and Textual
+        # ignores a scroll it believes has nowhere to go.
+        index, top, rows = self._cursor.index, self.scroll_offset.y, self._page_rows()
+        if index < top:
+            self.scroll_to(y=index, animate=False, force=True)
+        elif index >= top + rows:
+            self.scroll_to(y=index - rows + 1, animate=False, force=True)
+
+    def _set_expanded(self, pool: _Line, expanded: bool) -> None:
+        if pool.expanded != expanded:
+            pool.expanded = expanded
+            self._relayout()
+
+    # -- painting
+
+    def _refresh_lines(self, indexes: Iterable[int]) -> None:
+        top, rows, width = self.scroll_offset.y, self._page_rows(), self.size.width
+        regions = [
+            Region(0, index - top, width, 1) for index in indexes if top <= index < top + rows
+        ]
+        if regions:
+            self.refresh(*regions)
+
+    def _prepare_paint(self) -> None:
+        palette = {
+            name: self.get_visual_style(*(name,) if name else ()).rich_style for name in _STYLED
+        }
+        width = self.scrollable_content_region.width
+        if palette != self._palette or width != self._width:
+            self._palette, self._width = palette, width
+            self._epoch += 1
+            self._blank = Strip.blank(width, palette[_PLAIN])
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Theme, focus or size may have changed since the last paint.
+        self._prepare_paint()
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        if self._palette is None:
+            self._prepare_paint()
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        if index >= len(self._lines):
+            return self._blank
+        line = self._lines[index]
+        if line.epoch != self._epoch:
+            line.epoch, line.strip, line.cursor_strip = self._epoch, None, None
+        if line is self._cursor:
+            strip = line.cursor_strip or self._paint(line, cursor=True)
+        else:
+            strip = line.strip or self._paint(line, cursor=False)
+        return strip.crop(scroll_x, scroll_x + self._width) if scroll_x else strip
+
+    def _paint(self, line: _Line, *, cursor: bool) -> Strip:
+        palette, width = self._palette, self._width
+        assert palette is not None
+        base = palette[_PLAIN]
+        segments = []
+        if line.guides:
+            segments.append(Segment(line.guides, palette[_GUIDES]))
+        if line.icon:
+            segments.append(Segment(line.icon, base))
+        room = width - _cells(line.guides) - _cells(line.icon)
+        used = width - room
+        # The cursor is the label's alone, as in Textual's Tree; its colours win.
+        highlight = palette[_CURSOR] if cursor else None
+        for text, name in fit(line.parts, line.shrink, room):
+            style = palette[name] if highlight is None else palette[name] + highlight
+            segments.append(Segment(text, style))
+            used += _cells(text)
+        if used < width:
+            segments.append(Segment(" " * (width - used), base))
+        strip = Strip(segments, width) if used <= width else Strip(segments).crop(0, width)
+        if cursor:
+            line.cursor_strip = strip
+        else:
+            line.strip = strip
+        return strip
+
+    # -- keys and mouse
+
+    def action_cursor_up(self) -> None:
+        self._move_cursor(self._cursor.index - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move_cursor(self._cursor.index + 1)
+
+    def action_cursor_page_up(self) -> None:
+        self._move_cursor(self._cursor.index - self._page_rows())
+
+    def action_cursor_page_down(self) -> None:
+        self._move_cursor(self._cursor.index + self._page_rows())
+
+    def action_cursor_home(self) -> None:
+        self._move_cursor(0)
+
+    def action_cursor_end(self) -> None:
+        self._move_cursor(len(self._lines) - 1)
+
+    def action_select_cursor(self) -> None:
+        self.post_message(self.ScopeChanged(self._cursor.scope))
+
+    def action_collapse(self) -> None:
+        cursor = self._cursor
+        scope = cursor.scope
+        if scope.host is not None:
+            self._move_cursor(self._pools[scope.pool or ""].index)
+        elif scope.pool is not None and cursor.expanded:
+            self._set_expanded(cursor, False)
+        elif scope.pool is not None:
+            self._move_cursor(0)
+
+    def action_expand(self) -> None:
+        cursor = self._cursor
+        if cursor.scope.pool is None or cursor.scope.host is not None:
+            return
+        if cursor.expanded:
+            self._move_cursor(cursor.index + 1)  # into the pool, as file trees do
+        else:
+            self._set_expanded(cursor, True)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
         event.stop()
-        if event.node.data is not None:
-            self.post_message(self.ScopeChanged(event.node.data))
+        index = self.scroll_offset.y + offset.y
+        if index >= len(self._lines):
+            return
+        line = self._lines[index]
+        # The cursor first: folding the pool it is in would otherwise move it twice.
+        self._move_cursor(index, always_post=True)
+        icon_at, x = _cells(line.guides), offset.x + self.scroll_offset.x
+        is_pool = line.scope.host is None and line.scope.pool is not None
+        if is_pool and icon_at <= x < icon_at + _cells(line.icon):
+            self._set_expanded(line, not line.expanded)
+
+    def on_mount(self) -> None:
+        self._sync_virtual_size()
 
 
-def _host_label(host: HostStatus, theme: Mapping[str, str]) -> Text:
-    # Tree labels are Rich Text, which knows no theme variables: resolve them here so the
-    # colours still follow the theme.
+def _icon(expanded: bool) -> str:
+    return _EXPANDED if expanded else _COLLAPSED
+
+
+def _host_parts(host: HostStatus) -> tuple[Part, ...]:
     if host.reachable is False:
-        glyph, style = "✖", f"bold {theme.get('error', 'red')}"
+        glyph, state = "✖", _DOWN
     elif host.stale or host.reachable is None:
-        glyph, style = "◌", theme.get("warning", "yellow")
+        glyph, state = "◌", _UNKNOWN
     else:
-        glyph, style = "●", theme.get("success", "green")
+        glyph, state = "●", _UP
+    parts: list[Part] = [(glyph + " ", state), (host.name, _PLAIN)]
     roles = "".join(_ROLE_TAGS[r] for r in host.roles)
-    parts: list[tuple[str, str]] = [(glyph + " ", style), (host.name, "")]
     if roles:
-        parts.append((f" [{roles}]", "dim"))
-    parts.append((f" {len(host.vms)}", "dim"))
-    return Text.assemble(*parts)
+        parts.append((f" [{roles}]", _DETAIL))
+    parts.append((f" {len(host.vms)}", _DETAIL))
+    return tuple(parts)

@@ -65,6 +65,12 @@ def _cells_in(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
+def _widest(texts: list[str]) -> int:
+    if "".join(texts).isascii():  # nearly always: one check instead of one per text
+        return max(map(len, texts), default=0)
+    return max(map(_cells_in, texts), default=0)
+
+
 def _cell(text: str, width: int, right: bool) -> str:
     if text.isascii():
         if len(text) > width:
@@ -341,8 +347,7 @@ class VmTable(ScrollView, can_focus=True):
     def _grow_widths(self, changed: Sequence[PlacedVm]) -> bool:
         # Grow-only and fed by changed rows alone: no refresh ever scans the estate.
         widths = self._widths
-        name = max((_cells_in(p.vm.name) for p in changed), default=0)
-        host = max((_cells_in(p.host) for p in changed), default=0)
+        name, host = _widest([p.vm.name for p in changed]), _widest([p.host for p in changed])
         grown = False
         wanted_widths: tuple[tuple[SortColumn, int], ...] = (("name", name), ("host", host))
         for column, wanted in wanted_widths:

@@ -43,8 +43,7 @@ def shown_state(app: OvmApp, name: str) -> str | None:
 
 
 def tree_labels(app: OvmApp) -> list[str]:
-    tree = dashboard(app).estate_tree
-    return [str(node.label) for pool in tree.root.children for node in [pool, *pool.children]]
+    return dashboard(app).estate_tree.labels()[1:]  # pools and hosts, without the root
 
 
 def host_status(app: OvmApp, name: str) -> HostStatus:
