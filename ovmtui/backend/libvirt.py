@@ -28,7 +28,7 @@ import dataclasses
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -589,23 +589,31 @@ class LibvirtBackend:
         unreadable: set[str] = set()
         rebuilt = False
         with _python_turn:
+            named: list[tuple[Any, dict[str, Any], bytes, str]] = []
+            missing: list[tuple[Any, str]] = []
             for dom, stats in records:
                 # UUID() costs half of UUIDString(); a known domain's string is on its Vm.
                 raw_uuid: bytes = dom.UUID()
                 entry = previous.get(raw_uuid)
                 uuid: str = entry[1].uuid if entry is not None else dom.UUIDString()
+                named.append((dom, stats, raw_uuid, uuid))
+                if uuid not in cache:
+                    missing.append((dom, uuid))
+            definitions: dict[str, tuple[str, bool]] = {}
+            if missing:
+                # All of them in one go outside the turn: handing the turn back and forth
+                # around each call (10,000 times on a cold start) made the workers and the
+                # loop fight over the GIL at every handoff.
+                with _outside_turn():
+                    definitions = _read_definitions(missing)
+            for dom, stats, raw_uuid, uuid in named:
+                entry = previous.get(raw_uuid)
                 static = cache.get(uuid)
                 if static is None:
-                    with _outside_turn():  # calls to the host
-                        try:
-                            xml_text = str(dom.XMLDesc(0))
-                            persistent = bool(dom.isPersistent())
-                        except libvirt.libvirtError as exc:
-                            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-                                continue  # undefined between the listing and now
-                            if _is_connection_error(exc):
-                                raise
-                            xml_text = ""  # one odd domain must not blind the whole host
+                    definition = definitions.get(uuid)
+                    if definition is None:
+                        continue  # undefined between the listing and now
+                    xml_text, persistent = definition
                     try:
                         static = parse_domain_xml(xml_text)
                     except ParseError:
@@ -629,7 +637,7 @@ class LibvirtBackend:
             if rebuilt or len(built) != len(previous):
                 # Otherwise every VM is the one of the last poll: so is their order.
                 session.vms = tuple(sorted((entry[1] for entry in built.values()), key=_vm_order))
-            del records  # the domain handles are freed here too, in the turn
+            del records, named, missing  # the domain handles are freed here too, in the turn
         return _RawPoll(session.vms, frozenset(present), fetched, frozenset(unreadable), free)
 
     # ---------------------------------------------------------------- actions
@@ -741,6 +749,25 @@ def _domain_records(session: _Session) -> list[tuple[Any, dict[str, Any]]]:
             raise
         records.append((dom, {"state.state": state}))
     return records
+
+
+def _read_definitions(domains: Sequence[tuple[Any, str]]) -> dict[str, tuple[str, bool]]:
+    """(XML, persistent) of each (domain, uuid), by UUID; calls to the host.
+
+    A domain undefined since the listing is left out; one whose XML cannot be read gets
+    "" (it is then shown without its definition's facts, not hidden).
+    """
+    definitions: dict[str, tuple[str, bool]] = {}
+    for dom, uuid in domains:
+        try:
+            definitions[uuid] = (str(dom.XMLDesc(0)), bool(dom.isPersistent()))
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            if _is_connection_error(exc):
+                raise
+            definitions[uuid] = ("", False)
+    return definitions
 
 
 def _free_memory_bytes(session: _Session) -> int | None:

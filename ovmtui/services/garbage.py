@@ -9,6 +9,12 @@ objects are still freed by reference counting; only cyclic garbage that reached 
 generation before a freeze would stay, so every ``RELEASE_EVERY_S`` everything is unfrozen
 and collected once: one full pause per half hour instead of one every few seconds.
 
+The first round is different: it builds the whole estate, so nothing it allocates is
+garbage yet, and every automatic collection during it walks the growing estate again (a
+cold poll of 10,000 VMs paid 20-45 ms pauses for that, and a young collection after it
+100 ms). Automatic collection is therefore off from the first poll until the first
+snapshot is out, and that snapshot is frozen without a collection.
+
 Measured with 100 test-driver hosts x 100 VMs polled every second for a minute: the frozen
 set stayed at ~113,000 objects (no growth), resident memory flat, and the longest stall went
 from 75 ms (a full collection) to 18-29 ms.
@@ -30,9 +36,31 @@ class GarbagePolicy:
         self._clock = clock
         self._enabled = enabled
         self._released_at = clock()
+        self._cold = False  # in the first round: automatic collection is off
+        self._started = False
+
+    def before_first_poll(self) -> None:
+        if not self._enabled or self._started:
+            return
+        self._started = True
+        self._cold = gc.isenabled()  # someone else's choice to disable it is left alone
+        if self._cold:
+            gc.freeze()  # what start-up made stays out of the first round's way too
+            gc.disable()
+
+    def stop(self) -> None:
+        """Leaves the collector as it found it, whether or not a snapshot came out."""
+        if self._cold:
+            self._cold = False
+            gc.enable()
 
     def after_publish(self) -> None:
         if not self._enabled:
+            return
+        if self._cold:
+            self._cold = False
+            gc.freeze()
+            gc.enable()
             return
         now = self._clock()
         if now - self._released_at >= RELEASE_EVERY_S:

@@ -103,6 +103,7 @@ class EstatePoller:
 
     async def run(self) -> None:
         """Poll every host forever (until cancelled)."""
+        self._garbage.before_first_poll()
         self._awaiting = set(self._order)
         self._hold_until = asyncio.get_running_loop().time() + FIRST_ROUND_WAIT_S
         for index, key in enumerate(self._order):
@@ -120,6 +121,7 @@ class EstatePoller:
 
     async def poll_once(self) -> EstateSnapshot:
         """Poll every host once, concurrently; for headless commands."""
+        self._garbage.before_first_poll()
         await asyncio.gather(*(self._poll_host(key) for key in self._order))
         if self._publish_task is not None:
             self._publish_task.cancel()
@@ -136,6 +138,7 @@ class EstatePoller:
                 event.set()
 
     async def close(self) -> None:
+        self._garbage.stop()
         for host in self._hosts.values():
             host.backend.set_event_callback(None)
             await host.backend.close()

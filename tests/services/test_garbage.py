@@ -44,3 +44,51 @@ def test_disabled_policy_does_nothing() -> None:
     gc.unfreeze()
     GarbagePolicy(enabled=False).after_publish()
     assert gc.get_freeze_count() == 0
+
+
+def test_first_round_runs_without_automatic_collection() -> None:
+    assert gc.isenabled()
+    policy = GarbagePolicy()
+    try:
+        policy.before_first_poll()
+        assert not gc.isenabled()
+        assert gc.get_freeze_count() > 0  # start-up's objects are out of the way too
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        cycle = weakref.ref(a)
+        del a, b
+        # The first snapshot is frozen as it is: no collection walks the new estate...
+        policy.after_publish()
+        assert gc.isenabled()
+        assert cycle() is not None
+        # ...and the round's cyclic garbage goes at the release, like any frozen cycle.
+        policy.before_first_poll()  # once per policy
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_stopping_before_any_snapshot_restores_the_collector() -> None:
+    policy = GarbagePolicy()
+    try:
+        policy.before_first_poll()
+        policy.stop()
+        assert gc.isenabled()
+        policy.after_publish()  # a late snapshot does not turn it off again
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_a_collector_disabled_by_someone_else_stays_disabled() -> None:
+    gc.disable()
+    policy = GarbagePolicy()
+    try:
+        policy.before_first_poll()
+        policy.after_publish()
+        assert not gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
