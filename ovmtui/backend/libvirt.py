@@ -589,27 +589,21 @@ class LibvirtBackend:
         unreadable: set[str] = set()
         rebuilt = False
         with _python_turn:
-            named: list[tuple[Any, dict[str, Any], bytes, str]] = []
-            missing: list[tuple[Any, str]] = []
-            for dom, stats in records:
+            definitions: dict[str, tuple[str, bool]] | None = None
+            for index, (dom, stats) in enumerate(records):
                 # UUID() costs half of UUIDString(); a known domain's string is on its Vm.
                 raw_uuid: bytes = dom.UUID()
                 entry = previous.get(raw_uuid)
                 uuid: str = entry[1].uuid if entry is not None else dom.UUIDString()
-                named.append((dom, stats, raw_uuid, uuid))
-                if uuid not in cache:
-                    missing.append((dom, uuid))
-            definitions: dict[str, tuple[str, bool]] = {}
-            if missing:
-                # All of them in one go outside the turn: handing the turn back and forth
-                # around each call (10,000 times on a cold start) made the workers and the
-                # loop fight over the GIL at every handoff.
-                with _outside_turn():
-                    definitions = _read_definitions(missing)
-            for dom, stats, raw_uuid, uuid in named:
-                entry = previous.get(raw_uuid)
                 static = cache.get(uuid)
                 if static is None:
+                    if definitions is None:
+                        # This and every later missing definition in one go outside the
+                        # turn: handing the turn back and forth around each call (10,000
+                        # times on a cold start) made the workers and the loop fight
+                        # over the GIL at every handoff.
+                        with _outside_turn():
+                            definitions = _read_definitions(records[index:], previous, cache)
                     definition = definitions.get(uuid)
                     if definition is None:
                         continue  # undefined between the listing and now
@@ -637,7 +631,7 @@ class LibvirtBackend:
             if rebuilt or len(built) != len(previous):
                 # Otherwise every VM is the one of the last poll: so is their order.
                 session.vms = tuple(sorted((entry[1] for entry in built.values()), key=_vm_order))
-            del records, named, missing  # the domain handles are freed here too, in the turn
+            del records  # the domain handles are freed here too, in the turn
         return _RawPoll(session.vms, frozenset(present), fetched, frozenset(unreadable), free)
 
     # ---------------------------------------------------------------- actions
@@ -751,14 +745,22 @@ def _domain_records(session: _Session) -> list[tuple[Any, dict[str, Any]]]:
     return records
 
 
-def _read_definitions(domains: Sequence[tuple[Any, str]]) -> dict[str, tuple[str, bool]]:
-    """(XML, persistent) of each (domain, uuid), by UUID; calls to the host.
+def _read_definitions(
+    records: Sequence[tuple[Any, dict[str, Any]]],
+    previous: Mapping[bytes, tuple[tuple[object, ...], Vm]],
+    cache: Mapping[str, DomainStatic],
+) -> dict[str, tuple[str, bool]]:
+    """(XML, persistent) of each listed domain whose definition is not cached, by UUID.
 
-    A domain undefined since the listing is left out; one whose XML cannot be read gets
-    "" (it is then shown without its definition's facts, not hidden).
+    Calls to the host. A domain undefined since the listing is left out; one whose XML
+    cannot be read gets "" (it is then shown without its definition's facts, not hidden).
     """
     definitions: dict[str, tuple[str, bool]] = {}
-    for dom, uuid in domains:
+    for dom, _stats in records:
+        entry = previous.get(dom.UUID())
+        uuid: str = entry[1].uuid if entry is not None else dom.UUIDString()
+        if uuid in cache:
+            continue
         try:
             definitions[uuid] = (str(dom.XMLDesc(0)), bool(dom.isPersistent()))
         except libvirt.libvirtError as exc:
