@@ -12,10 +12,7 @@ asyncio loop up for tens of milliseconds per new connection. Calls submitted mea
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import os
 import queue
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -87,7 +84,6 @@ class DaemonWorker(concurrent.futures.Executor):
                 job[0].set_exception(exc)
 
     def _run(self) -> None:
-        _yield_cpu_to_the_loop()
         while True:
             job = self._jobs.get()
             if job is None:
@@ -101,21 +97,6 @@ class DaemonWorker(concurrent.futures.Executor):
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-
-
-# Niceness of worker threads. A host call can be CPU-bound in the client library (opening
-# a test-driver node file parses it: ~70 ms of C each); a dozen such threads on two cores
-# kept the event loop off the CPU for 140 ms. Linux schedules threads by their own nice
-# value, so the loop (nice 0) now wins the CPU whenever it has something to do.
-WORKER_NICENESS = 10
-
-
-def _yield_cpu_to_the_loop() -> None:
-    if sys.platform != "linux":  # elsewhere the priority is the whole process's
-        return
-    with contextlib.suppress(OSError):  # a sandbox may forbid it: then it only costs speed
-        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), current + WORKER_NICENESS)
 
 
 _launch_lock = threading.Lock()

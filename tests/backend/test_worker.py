@@ -84,18 +84,3 @@ def test_a_thread_that_cannot_start_fails_the_calls(monkeypatch: pytest.MonkeyPa
     with pytest.raises(RuntimeError):
         worker.submit(lambda: None)
     worker.shutdown(wait=True)
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
-def test_worker_threads_yield_the_cpu_to_the_event_loop() -> None:
-    import os
-
-    from ovmtui.backend._worker import WORKER_NICENESS
-
-    worker = DaemonWorker("t")
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    theirs = worker.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-    assert theirs.result(5) == min(19, mine + WORKER_NICENESS)
-    # The caller's thread (the event loop's, in the app) keeps its priority.
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
-    worker.shutdown()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 
 from ovmtui.model import EstateSnapshot, HostKey, VmState
@@ -184,3 +185,28 @@ async def test_initial_snapshot_is_shown_stale_until_host_answers() -> None:
     assert after.hosts[0].reachable is False
     assert after.hosts[0].stale is True
     assert [v.name for v in after.hosts[0].vms] == ["web01"]
+
+
+async def test_more_hung_hosts_than_poll_slots_never_delay_the_others() -> None:
+    # A rack going dark: more silent hosts than concurrent polls. Their polls wait on the
+    # network, not on our CPU, so they must not keep the slots from the hosts that answer.
+    hung = []
+    for i in range(6):
+        host = FakeBackend("p", f"dark{i:02}", [vm(f"lost{i:02}")])
+        host.hang.clear()
+        hung.append(host)
+    alive = FakeBackend("p", "alive", [vm("web01")])
+    poller, seen = make(*hung, alive, interval_s=60, max_concurrency=2)
+    task = asyncio.create_task(poller.run())
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            host = seen[-1].host(HostKey("p", "alive")) if seen else None
+            if host is not None and host.reachable:
+                break
+        assert host is not None and host.reachable, "the answering host waited for the dark ones"
+        assert [v.name for v in host.vms] == ["web01"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
