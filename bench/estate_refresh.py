@@ -41,7 +41,7 @@ from _common import (
     write_estate,
 )
 
-from ovmtui.app import OvmApp
+from ovmtui.app import OvmApp, tune_process_for_ui
 from ovmtui.config import EstateConfig
 from ovmtui.messages import EstateUpdated
 from ovmtui.model import EstateSnapshot, VmAction, VmState
@@ -390,4 +390,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_process_for_ui()  # as `ovmtui` does before it starts the TUI
     asyncio.run(main())

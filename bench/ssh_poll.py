@@ -17,9 +17,11 @@ intervals (the first round polls every host at once, bounded); the whole run is 
 with an idle-loop floor and, for contrast, one round with no bound at all.
 
 The hosts are `tests/sshfake` (13 sshd processes, one port per host, fake `xm` answering
-reads by `cat` of pre-rendered outputs). sshd, its sessions and this client share this
-machine's CPUs, so every figure is paired with a baseline measured in the same run, rounds
-interleaved, and the load average is printed: on a busy machine read the ratios.
+reads by `cat` of pre-rendered outputs). Real hosts do not share ovmtui's CPUs, so with two
+CPUs or more the servers (and every session they fork) run on the last CPU and this client
+on the others; `--shared-cpus` lets them share, as the first version of this script did.
+Every figure is paired with a baseline measured in the same run, rounds interleaved, and
+the load average is printed: on a busy machine read the ratios.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import gc
 import inspect
 import os
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -36,6 +39,7 @@ from typing import Any
 import asyncssh
 from _common import header, median, ms, row, title, verdict
 
+from ovmtui.app import tune_process_for_ui
 from ovmtui.backend import xen_ssh
 from ovmtui.backend.xen_ssh import MAX_CHANNELS, XenSshBackend
 from ovmtui.model import HostKey, HostRole
@@ -59,6 +63,18 @@ BOUND: int = inspect.signature(EstatePoller).parameters["max_concurrency"].defau
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def separate_cpus(server: SshdServer) -> str:
+    """Put the servers on the last CPU and this process on the others, where possible."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if "--shared-cpus" in sys.argv or len(cpus) < 2:
+        return f"shared: servers and client on {len(cpus)} CPU(s)"
+    servers, client = {cpus[-1]}, set(cpus[:-1])
+    for pid in server.sshd_pids:  # their sessions inherit it
+        os.sched_setaffinity(pid, servers)
+    os.sched_setaffinity(0, client)  # before asyncio starts any thread: they inherit it
+    return f"servers on CPU {cpus[-1]}, client on CPU {', '.join(map(str, sorted(client)))}"
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -558,11 +574,13 @@ async def main(server: SshdServer, started_in: float) -> None:
 
 
 if __name__ == "__main__":
+    tune_process_for_ui()  # as `ovmtui` does before it starts the TUI
     header("ssh_poll", REPS, f"rounds (connects: {CONNECT_REPS} of each side, alternating)")
     print(f"  load average at start: {load()}")
     began = time.perf_counter()
     with SshdServer.start(
         hosts=HOSTS, domains_per_host=DOMAINS, toolstack="xm", ports_per_sshd=PORTS_PER_SSHD
     ) as sshd:
+        print(f"  CPUs: {separate_cpus(sshd)}")
         asyncio.run(main(sshd, time.perf_counter() - began))
     print(f"  total {time.perf_counter() - began:.0f} s")

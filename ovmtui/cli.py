@@ -343,11 +343,12 @@ def _import_definition(estate: EstateConfig, repository: Path, args: argparse.Na
 
 
 def _run_tui(estate: EstateConfig, repository: Path, *, interval_s: float, read_only: bool) -> int:
-    from ovmtui.app import OvmApp
+    from ovmtui.app import OvmApp, tune_process_for_ui
     from ovmtui.headless import check_repository
 
     # A repository that cannot be used is said here, before any screen is drawn.
     asyncio.run(check_repository(repository))
+    tune_process_for_ui()
     app = OvmApp(estate, interval_s=interval_s, read_only=read_only, repository=repository)
     app.run()
     return app.return_code or 0

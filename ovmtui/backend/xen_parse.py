@@ -1274,6 +1274,10 @@ _WORD = re.compile(r"\S+")
 _PLAIN_ROW = re.compile(
     r"(\S+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+([-rbpscdwS?]{6})[ \t]+(\d+\.\d+)[ \t]*"
 )
+# The same without the ID: a domain xend manages but that is not running.
+_PLAIN_INACTIVE_ROW = re.compile(
+    r"(\S+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+([-rbpscdwS?]{6})[ \t]+(\d+\.\d+)[ \t]*"
+)
 _HEADER_COLUMNS = {
     "name": "name",
     "id": "id",
@@ -1409,17 +1413,25 @@ def parse_list_table(text: str, command: str = "xm list") -> Parsed[tuple[TableR
             layout = found or _DEFAULT_LAYOUT
             plain_layout = layout == _DEFAULT_LAYOUT
             continue
-        row: TableRow | None
-        plain = _PLAIN_ROW.fullmatch(line) if plain_layout else None
-        if plain is not None and "-" in plain[5]:  # as the general reader finds flags
-            # The common row, read at once (polls read this table every few seconds on
-            # hundreds of hosts); anything else takes the general reader below.
-            name, domid_text, mem, vcpus, flags, seconds = plain.groups()
-            domid = int(domid_text)
-            row = TableRow(
-                name, domid, int(mem), int(vcpus), _domain_state(flags, domid), float(seconds)
-            )
-        else:
+        row: TableRow | None = None
+        # The common rows, read at once (polls read this table every few seconds on
+        # hundreds of hosts); anything else takes the general reader below. "-" in the
+        # flags: as the general reader recognises them.
+        if plain_layout:
+            plain = _PLAIN_ROW.fullmatch(line)
+            if plain is not None and "-" in plain[5]:
+                name, domid_text, mem, vcpus, flags, seconds = plain.groups()
+                domid = int(domid_text)
+                row = TableRow(
+                    name, domid, int(mem), int(vcpus), _domain_state(flags, domid), float(seconds)
+                )
+            elif plain is None:
+                plain = _PLAIN_INACTIVE_ROW.fullmatch(line)
+                if plain is not None and "-" in plain[4]:
+                    name, mem, vcpus, flags, seconds = plain.groups()
+                    state = _domain_state(flags, None)
+                    row = TableRow(name, None, int(mem), int(vcpus), state, float(seconds))
+        if row is None:
             row = _table_row(line, number, layout, issues)
         if row is None:
             continue

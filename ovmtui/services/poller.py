@@ -79,7 +79,9 @@ class EstatePoller:
         self._failures: dict[HostKey, int] = {}
         self._wake: dict[HostKey, asyncio.Event] = {}
         self._where: dict[str, HostKey] = {}  # uuid -> host, to tell a migration from a loss
-        self._pending_changed: set[str] = set()
+        # Changes since the last snapshot, placed as they were recorded: publishing then
+        # costs a copy, not a lookup per VM (it ran 3-6 ms at once at 1,000 changes).
+        self._pending_changed: dict[str, PlacedVm] = {}
         self._pending_removed: set[str] = set()
         self._pending_hosts: set[HostKey] = set()
         self._publish_task: asyncio.Task[None] | None = None
@@ -299,15 +301,20 @@ class EstatePoller:
         self._failures.pop(key, None)
         self._status[key] = status
         old_by_uuid = {vm.uuid: vm for vm in old.vms}
+        changed, removed, where = self._pending_changed, self._pending_removed, self._where
+        pool, name = key.pool, key.name
         for vm in vms:
-            old_vm = old_by_uuid.pop(vm.uuid, None)
-            if (old_vm is not vm and old_vm != vm) or self._where.get(vm.uuid) is not key:
-                self._pending_changed.add(vm.uuid)
-            self._where[vm.uuid] = key
+            uuid = vm.uuid
+            old_vm = old_by_uuid.pop(uuid, None)
+            if (old_vm is not vm and old_vm != vm) or where.get(uuid) is not key:
+                changed[uuid] = PlacedVm(pool, name, vm)
+                removed.discard(uuid)  # gone from one host, now on this one: it moved
+            where[uuid] = key
         for uuid in old_by_uuid:
-            if self._where.get(uuid) == key:
-                del self._where[uuid]
-                self._pending_removed.add(uuid)
+            if where.get(uuid) == key:
+                del where[uuid]
+                changed.pop(uuid, None)
+                removed.add(uuid)
         if status != old:
             self._pending_hosts.add(key)
         self._schedule_publish()
@@ -354,8 +361,7 @@ class EstatePoller:
         pending = self._pending_changed or self._pending_removed or self._pending_hosts
         if not pending and self._generation > 0:
             return
-        touched = self._pending_changed | self._pending_removed
-        if 2 * len(touched) > len(self._where):
+        if 2 * (len(self._pending_changed) + len(self._pending_removed)) > len(self._where):
             # Most of the estate changed (the first poll, a reconnect of everything): a
             # delta would cost more to build and to apply than reading the snapshot whole.
             self._pending_changed.clear()
@@ -363,25 +369,10 @@ class EstatePoller:
             self._pending_hosts.clear()
             self._emit(self._build(None))
             return
-        changed: list[PlacedVm] = []
-        removed: list[str] = []
-        by_host: dict[HostKey, dict[str, Vm]] = {}
-        # A UUID that left one host and is now on another moved: that is a change.
-        for uuid in touched:
-            where = self._where.get(uuid)
-            if where is None:
-                removed.append(uuid)
-                continue
-            vms = by_host.get(where)
-            if vms is None:
-                vms = by_host[where] = {vm.uuid: vm for vm in self._status[where].vms}
-            vm = vms.get(uuid)
-            if vm is not None:
-                changed.append(PlacedVm(where.pool, where.name, vm))
         delta = EstateDelta(
             since=self._generation,
-            changed=tuple(changed),
-            removed=tuple(removed),
+            changed=tuple(self._pending_changed.values()),
+            removed=tuple(self._pending_removed),
             hosts=tuple(sorted(self._pending_hosts)),
         )
         self._pending_changed.clear()
@@ -434,9 +425,34 @@ def _derive(
         if percent is None:
             percent = vm.cpu_percent  # the host may measure it itself (xentop)
         if started_at != vm.started_at or percent != vm.cpu_percent:
-            vm = dataclasses.replace(vm, started_at=started_at, cpu_percent=percent)
+            vm = _with_usage(vm, started_at, percent)
         derived.append(vm)
     return tuple(derived)
+
+
+def _with_usage(vm: Vm, started_at: float | None, cpu_percent: float | None) -> Vm:
+    """``dataclasses.replace(vm, started_at=…, cpu_percent=…)``, spelled out.
+
+    5.7 µs against 8 here, and the poller does it for nearly every running VM of every
+    poll, on the event loop; a test checks that no field of Vm is left behind.
+    """
+    return Vm(
+        uuid=vm.uuid,
+        name=vm.name,
+        state=vm.state,
+        vcpus=vm.vcpus,
+        memory_mib=vm.memory_mib,
+        max_memory_mib=vm.max_memory_mib,
+        cpu_time_ns=vm.cpu_time_ns,
+        cpu_percent=cpu_percent,
+        started_at=started_at,
+        domain_id=vm.domain_id,
+        persistent=vm.persistent,
+        disks=vm.disks,
+        nics=vm.nics,
+        os_type=vm.os_type,
+        config_path=vm.config_path,
+    )
 
 
 def _cpu_percent(old: Vm, new: Vm, old_at: float | None, new_at: float) -> float | None:

@@ -77,10 +77,21 @@ async def test_poll_reads_what_the_host_says(
 
 
 async def test_quick_polls_follow_changes_and_full_polls_catch_the_rest(
-    backend: XenSshBackend, fake_xen_host: FakeXenHost
+    fake_xen_host: FakeXenHost,
 ) -> None:
-    from ovmtui.backend.xen_ssh import FULL_POLL_EVERY
+    from ovmtui.backend.xen_ssh import FULL_POLL_AFTER_S
 
+    now = [1000.0]
+    backend = backend_for(fake_xen_host, poll_timeout_s=5.0, clock=lambda: now[0])
+    try:
+        await _quick_and_full_polls(backend, fake_xen_host, now, FULL_POLL_AFTER_S)
+    finally:
+        await backend.close()
+
+
+async def _quick_and_full_polls(
+    backend: XenSshBackend, fake_xen_host: FakeXenHost, now: list[float], full_after_s: float
+) -> None:
     first = vms_by_name((await backend.poll()).vms)
     fake_xen_host.clear_argv_log()
     # Paused behind our back: the table shows it, no full poll needed.
@@ -96,11 +107,14 @@ async def test_quick_polls_follow_changes_and_full_polls_catch_the_rest(
     again = vms_by_name((await backend.poll()).vms)
     assert again["web01"].domain_id == 999
     assert fake_xen_host.argv_log() == [["xm", "list"], ["xm", "info"], ["xm", "list", "-l"]]
-    # And a full poll comes every FULL_POLL_EVERY polls whatever happens.
+    # And a full poll comes every FULL_POLL_AFTER_S whatever happens, however often the
+    # host is polled.
     fake_xen_host.clear_argv_log()
-    for _ in range(FULL_POLL_EVERY + 1):
+    for _ in range(20):
+        now[0] += full_after_s / 10 - 0.01
         await backend.poll()
     assert fake_xen_host.argv_log().count(["xm", "list", "-l"]) == 1
+    assert fake_xen_host.argv_log().count(["xm", "list"]) == 19
 
 
 def _set_state(state: dict[str, Any], name: str, flags: str) -> None:
@@ -390,3 +404,25 @@ async def test_key_from_the_ssh_agent(
     finally:
         agent.terminate()
         await agent.wait()
+
+
+async def test_aes_gcm_is_preferred_and_an_old_server_still_connects(
+    fake_xen_host: FakeXenHost, fake_xen_servers: Any
+) -> None:
+    # GCM costs the event loop a sixth of ChaCha20 per packet in asyncssh.
+    backend = backend_for(fake_xen_host)
+    try:
+        await backend.poll()
+        assert backend._conn is not None
+        assert backend._conn.get_extra_info("send_cipher") == "aes128-gcm@openssh.com"
+    finally:
+        await backend.close()
+    # A server from before GCM (OpenSSH < 6.2) negotiates what both sides know.
+    (old,) = fake_xen_servers(["xen09"], sshd_options=["Ciphers aes128-ctr"]).hosts
+    backend = backend_for(old)
+    try:
+        assert len((await backend.poll()).vms) == 6
+        assert backend._conn is not None
+        assert backend._conn.get_extra_info("send_cipher") == "aes128-ctr"
+    finally:
+        await backend.close()

@@ -75,28 +75,10 @@ def test_a_table_row_update_keeps_every_other_field_of_the_vm() -> None:
 
     from ovmtui.backend.xen_parse import TableRow
     from ovmtui.backend.xen_ssh import _with_row
-    from ovmtui.model import Disk, Nic, Vm, VmState
+    from ovmtui.model import VmState
+    from tests.vm_samples import vm_with_every_field
 
-    values = {
-        "uuid": "u",
-        "name": "n",
-        "state": VmState.RUNNING,
-        "vcpus": 2,
-        "memory_mib": 1024,
-        "max_memory_mib": 2048,
-        "cpu_time_ns": 5,
-        "cpu_percent": 12.5,
-        "started_at": 1.5,
-        "domain_id": 7,
-        "persistent": True,
-        "disks": (Disk("xvda", "/OVS/x.img"),),
-        "nics": (Nic("00:16:3e:00:00:01", "xenbr0"),),
-        "os_type": "xen",
-        "config_path": "/OVS/running_pool/n/vm.cfg",
-    }
-    # A field added to Vm must be carried by _with_row too: this list must then grow.
-    assert {f.name for f in dataclasses.fields(Vm)} == set(values)
-    vm = Vm(**values)  # type: ignore[arg-type]
+    vm = vm_with_every_field()
     row = TableRow("n", 7, 512, 4, VmState.PAUSED, 9.0)
     updated = _with_row(vm, row)
     changed = {"state": VmState.PAUSED, "memory_mib": 512, "vcpus": 4, "cpu_time_ns": 9 * 10**9}

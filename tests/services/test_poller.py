@@ -210,3 +210,12 @@ async def test_more_hung_hosts_than_poll_slots_never_delay_the_others() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_usage_update_keeps_every_other_field_of_the_vm() -> None:
+    from ovmtui.services.poller import _with_usage
+    from tests.vm_samples import vm_with_every_field
+
+    vm = vm_with_every_field()
+    expected = dataclasses.replace(vm, started_at=99.0, cpu_percent=None)
+    assert _with_usage(vm, 99.0, None) == expected

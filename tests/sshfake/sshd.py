@@ -243,6 +243,7 @@ class SshdServer:
         *,
         ports_per_sshd: int = 1,
         base_dir: Path | None = None,
+        sshd_options: Sequence[str] = (),
     ) -> None:
         if not 1 <= ports_per_sshd <= MAX_LISTEN_SOCKS:
             raise ValueError(f"ports_per_sshd must be 1..{MAX_LISTEN_SOCKS} (sshd's limit)")
@@ -254,6 +255,7 @@ class SshdServer:
                 raise ValueError(f"host name {name!r}: use letters, digits, '.', '_', '-'")
         self.specs = list(specs)
         self.ports_per_sshd = ports_per_sshd
+        self.sshd_options = list(sshd_options)  # extra sshd_config lines, before any Match
         self.username = getpass.getuser()
         self.root = Path(tempfile.mkdtemp(prefix="sshfake-", dir=base_dir)).resolve()
         self.hosts: list[FakeXenHost] = []
@@ -307,6 +309,7 @@ class SshdServer:
         ports_per_sshd: int = 1,
         base_dir: Path | None = None,
         timeout: float = 10.0,
+        sshd_options: Sequence[str] = (),
     ) -> SshdServer:
         """Start sshd(s) for ``hosts`` (a count, names or :class:`HostSpec`), each host
         with ``generate_domains(domains_per_host, seed=f"{seed}/{name}")`` unless given."""
@@ -320,7 +323,9 @@ class SshdServer:
                 domains = xenstate.generate_domains(domains_per_host, f"{seed}/{spec.name}")
                 spec = dataclasses.replace(spec, domains=domains)
             specs.append(spec)
-        server = cls(specs, ports_per_sshd=ports_per_sshd, base_dir=base_dir)
+        server = cls(
+            specs, ports_per_sshd=ports_per_sshd, base_dir=base_dir, sshd_options=sshd_options
+        )
         try:
             server._start(timeout)
         except BaseException:
@@ -496,6 +501,7 @@ class SshdServer:
             "UseDNS no",
             "X11Forwarding no",
             "Subsystem sftp internal-sftp",
+            *self.sshd_options,
         ]
         for host in sshd.hosts:
             env = {

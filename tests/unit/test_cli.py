@@ -122,3 +122,21 @@ def test_options_before_the_subcommand_are_kept() -> None:
     assert (before.demo, str(before.repository)) == (True, "/r.sqlite")
     assert (after.demo, str(after.repository)) == (True, "/r.sqlite")
     assert parser.parse_args(["inventory"]).demo is False
+
+
+def test_the_tui_shortens_the_gil_switch_interval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Worker threads parse while the event loop waits for the GIL: the TUI asks Python to
+    # hand it over sooner than the default 5 ms (headless commands keep the default).
+    from ovmtui.app import UI_SWITCH_INTERVAL_S, OvmApp
+
+    seen: list[float] = []
+    monkeypatch.setattr(OvmApp, "run", lambda self, *a, **k: seen.append(sys.getswitchinterval()))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    before = sys.getswitchinterval()
+    try:
+        assert main(["--demo"]) == 0
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [pytest.approx(UI_SWITCH_INTERVAL_S)]
