@@ -22,6 +22,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import random
 import re
 import secrets
 import shlex
@@ -82,6 +83,10 @@ _PARSER: Final = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xe
 # costs the client 7 ms of parsing a host (every 12th poll at 2 s intervals made the event
 # loop's p99 stall 5.1 ms instead of 4).
 FULL_POLL_AFTER_S = 60.0
+# Each host's next full poll comes within ±25 % of it, so that the hosts first polled
+# together (every one, at start-up) do not parse their full polls in the same second
+# forever after.
+FULL_POLL_SPREAD = 0.25
 CHANNEL_RETRIES = 3
 CONNECT_TIMEOUT_S = 10.0
 POLL_TIMEOUT_S = 20.0
@@ -185,6 +190,7 @@ class XenSshBackend:
     ) -> None:
         self._host = host
         self._clock = clock
+        self._spread = random.Random(f"{host.pool}/{host.name}")  # the same run to run
         self._address = target
         self._target = SshTarget.parse(target)
         self._jump_target = SshTarget.parse(jump) if jump else None
@@ -238,7 +244,7 @@ class XenSshBackend:
     async def poll(self) -> HostPoll:
         toolstack = await self._detect_toolstack()
         known = self._known
-        if known is None or self._clock() - known.read_at >= FULL_POLL_AFTER_S:
+        if known is None or self._clock() >= known.full_after:
             return await self._full_poll(toolstack)
         # The short table (a line per domain) says what changes between polls: state,
         # memory, vCPUs, CPU time. Anything it cannot explain takes a full poll.
@@ -316,7 +322,8 @@ class XenSshBackend:
         loop = asyncio.get_running_loop()
         poll, configs = await loop.run_in_executor(_PARSER, self._read_poll, toolstack, found)
         self._configs = configs
-        self._known = _Known.of(poll, self._clock())
+        spread = self._spread.uniform(1 - FULL_POLL_SPREAD, 1 + FULL_POLL_SPREAD)
+        self._known = _Known.of(poll, self._clock() + FULL_POLL_AFTER_S * spread)
         return poll
 
     async def act(self, vm: Vm, action: VmAction) -> None:
@@ -694,12 +701,12 @@ class _Known:
     vms: tuple[Vm, ...]
     by_row: dict[tuple[str, int | None], Vm]  # (name, domain id) -> Vm
     warnings: tuple[str, ...]
-    read_at: float  # the backend's clock (monotonic) when that full poll was read
+    full_after: float  # the backend's clock (monotonic) when the next full poll is due
 
     @classmethod
-    def of(cls, poll: HostPoll, read_at: float) -> _Known:
+    def of(cls, poll: HostPoll, full_after: float) -> _Known:
         rows = {(vm.name, vm.domain_id): vm for vm in poll.vms}
-        return cls(poll.facts, poll.vms, rows, poll.warnings, read_at)
+        return cls(poll.facts, poll.vms, rows, poll.warnings, full_after)
 
 
 def _from_rows(known: _Known, rows: Sequence[TableRow]) -> tuple[Vm, ...] | None:

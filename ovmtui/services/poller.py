@@ -207,19 +207,19 @@ class EstatePoller:
         """
         await self._limit.acquire()
         held = True
-        task = asyncio.ensure_future(poll)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=SLOT_HOLD_S)
-            if not done:
+
+        def let_go() -> None:
+            nonlocal held
+            if held:
                 held = False
                 self._limit.release()
-            return await task
+
+        timer = asyncio.get_running_loop().call_later(SLOT_HOLD_S, let_go)
+        try:
+            return await poll
         finally:
-            if held:
-                self._limit.release()
-            if not task.done():  # we were cancelled: so is the poll, and it is waited for
-                task.cancel()
-                await asyncio.wait({task})
+            timer.cancel()
+            let_go()
 
     # -- folding results into the estate --------------------------------------------------
 
