@@ -337,6 +337,8 @@ async def max_stall(work: Coroutine[Any, Any, Any]) -> float:
     worst = 0.0
     try:
         await work
+        # One more wake-up, so that the ticker also measures the step that finished `work`.
+        await asyncio.sleep(0.002)
     finally:
         done = True
         await ticker
