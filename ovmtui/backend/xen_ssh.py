@@ -271,15 +271,15 @@ class XenSshBackend:
             lister = self._lister
             if lister is None or lister.conn is not conn or lister.toolstack != toolstack:
                 lister = self._lister = await self._start_lister(conn, toolstack)
-        separator = f"\n{lister.marker} "
+        # The table, then "\n<marker> <status> <marker>\n": one read to the end marker.
+        # (One read in a timeout block, not wait_for()s: those cost a task each, a poll.)
+        end = f" {lister.marker}\n"
         async with lister.lock, self._failing(conn, f"{toolstack} list", self._poll_timeout_s):
             lister.process.stdin.write("\n")
-            data = await asyncio.wait_for(
-                lister.process.stdout.readuntil(separator), self._poll_timeout_s
-            )
-            tail = await asyncio.wait_for(lister.process.stdout.readline(), self._poll_timeout_s)
-        status = tail.strip()
-        return data[: -len(separator)], int(status) if status.isdigit() else None
+            async with asyncio.timeout(self._poll_timeout_s):
+                data = await lister.process.stdout.readuntil(end)
+        table, _, status = data[: -len(end)].rpartition(f"\n{lister.marker} ")
+        return table, int(status) if status.isdigit() else None
 
     async def _start_lister(
         self, conn: asyncssh.SSHClientConnection, toolstack: Toolstack
@@ -289,7 +289,7 @@ class XenSshBackend:
         # POSIX sh whatever the login shell is; the status after the marker.
         loop = (
             f"while read -r _; do {toolstack} list 2>&1; s=$?; "
-            f"printf '\\n%s %s\\n' {shlex.quote(marker)} \"$s\"; done"
+            f"printf '\\n%s %s %s\\n' {shlex.quote(marker)} \"$s\" {shlex.quote(marker)}; done"
         )
         await self._channels.acquire()  # held for the lister's life: one channel
         try:
