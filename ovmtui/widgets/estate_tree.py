@@ -24,6 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ovmtui.model import EstateSnapshot, HostKey, HostRole, HostStatus
+from ovmtui.widgets._scrolling import keep_in_view
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,13 +376,7 @@ class EstateTree(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height)
 
     def _scroll_to_cursor(self) -> None:
-        # force: right after new lines the scrollbars are not laid out yet, and Textual
-        # ignores a scroll it believes has nowhere to go.
-        index, top, rows = self._cursor.index, self.scroll_offset.y, self._page_rows()
-        if index < top:
-            self.scroll_to(y=index, animate=False, force=True)
-        elif index >= top + rows:
-            self.scroll_to(y=index - rows + 1, animate=False, force=True)
+        keep_in_view(self, self._cursor.index, self._page_rows())
 
     def _set_expanded(self, pool: _Line, expanded: bool) -> None:
         if pool.expanded != expanded:

@@ -24,6 +24,7 @@ from textual.strip import Strip
 
 from ovmtui import format as fmt
 from ovmtui.model import EstateSnapshot, PlacedVm, VmState
+from ovmtui.widgets._scrolling import keep_in_view
 from ovmtui.widgets._vm_rows import (
     SORT_COLUMNS,
     Applied,
@@ -385,13 +386,7 @@ class VmTable(ScrollView, can_focus=True):
             self.refresh(*regions)
 
     def _scroll_to_cursor(self) -> None:
-        # force: right after new rows the scrollbars are not laid out yet, and Textual
-        # ignores a scroll it believes has nowhere to go.
-        index, top, rows = self._cursor_index, self.scroll_offset.y, self._page_rows()
-        if index < top:
-            self.scroll_to(y=index, animate=False, force=True)
-        elif index >= top + rows:
-            self.scroll_to(y=index - rows + 1, animate=False, force=True)
+        keep_in_view(self, self._cursor_index, self._page_rows())
 
     # -- painting
 
