@@ -175,8 +175,10 @@ class EstatePoller:
                 delay = min(MAX_BACKOFF_S, self.interval_s * 2 ** (failures - 1))
                 delay *= random.uniform(0.9, 1.1)  # keep retries of many hosts apart
             if not wake.is_set():
+                # A timeout block, not wait_for(): that would cost a task a poll.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await wake.wait()
             if wake.is_set():
                 # A burst of events (or a bulk action) costs one poll, not one per event.
                 await asyncio.sleep(EVENT_DEBOUNCE_S)
