@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ovmtui.backend.base import Backend
 from ovmtui.errors import OvmError
@@ -186,7 +186,7 @@ class EstatePoller:
     async def _poll_host(self, key: HostKey) -> bool:
         backend = self._hosts[key].backend
         try:
-            result = await self._bounded(backend.poll())
+            result = await self._bounded(backend.poll)
         except OvmError as exc:
             self._record_failure(key, exc.message)
             return False
@@ -199,7 +199,7 @@ class EstatePoller:
         self._record_success(key, result)
         return True
 
-    async def _bounded(self, poll: Coroutine[object, object, HostPoll]) -> HostPoll:
+    async def _bounded(self, poll: Callable[[], Awaitable[HostPoll]]) -> HostPoll:
         """Run `poll` in one of the concurrency slots, for as long as it is quick.
 
         The slots bound the work that competes with the event loop for the GIL. A poll
@@ -218,7 +218,7 @@ class EstatePoller:
 
         timer = asyncio.get_running_loop().call_later(SLOT_HOLD_S, let_go)
         try:
-            return await poll
+            return await poll()
         finally:
             timer.cancel()
             let_go()
