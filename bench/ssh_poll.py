@@ -110,41 +110,25 @@ class GcMeter:
 GC = GcMeter()
 
 
-class PollCounter:
-    """Polls completed by every XenSshBackend of this process (a wrapper, here only)."""
+class CallCounter:
+    """Completed calls of one XenSshBackend coroutine method, by every backend of this
+    process (a wrapper, here only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, method: str) -> None:
         self.count = 0
-        original = XenSshBackend.poll
+        original = getattr(XenSshBackend, method)
         counter = self
 
-        async def poll(backend: XenSshBackend) -> Any:
-            result = await original(backend)
+        async def counted(backend: XenSshBackend, *args: Any) -> Any:
+            result = await original(backend, *args)
             counter.count += 1
             return result
 
-        XenSshBackend.poll = poll  # type: ignore[method-assign]
+        setattr(XenSshBackend, method, counted)
 
 
-POLLS = PollCounter()
-
-
-class FullPollCounter:
-    """Full polls (info, long listing, vm.cfg files) made by every XenSshBackend."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        original = XenSshBackend._full_poll
-        counter = self
-
-        async def full_poll(backend: XenSshBackend, toolstack: Any) -> Any:
-            counter.count += 1
-            return await original(backend, toolstack)
-
-        XenSshBackend._full_poll = full_poll  # type: ignore[method-assign]
-
-
-FULL_POLLS = FullPollCounter()
+POLLS = CallCounter("poll")
+FULL_POLLS = CallCounter("_full_poll")  # info, long listing, vm.cfg files
 
 
 async def bounded(jobs: Sequence[Callable[[], Awaitable[Any]]], bound: int) -> list[Any]:

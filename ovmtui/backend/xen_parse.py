@@ -1397,6 +1397,27 @@ def _table_row(line: str, number: int, layout: _Layout, issues: _Issues) -> Tabl
     )
 
 
+def _plain_row(line: str) -> TableRow | None:
+    """The common rows, read at once (polls read this table every few seconds on hundreds
+    of hosts); None leaves the line to the general reader. "-" in the flags: as the
+    general reader recognises them."""
+    plain = _PLAIN_ROW.fullmatch(line)
+    if plain is not None:
+        name, domid_text, mem, vcpus, flags, seconds = plain.groups()
+        if "-" not in flags:
+            return None
+        domid = int(domid_text)
+        state = _domain_state(flags, domid)
+        return TableRow(name, domid, int(mem), int(vcpus), state, float(seconds))
+    plain = _PLAIN_INACTIVE_ROW.fullmatch(line)
+    if plain is None:
+        return None
+    name, mem, vcpus, flags, seconds = plain.groups()
+    if "-" not in flags:
+        return None
+    return TableRow(name, None, int(mem), int(vcpus), _domain_state(flags, None), float(seconds))
+
+
 def parse_list_table(text: str, command: str = "xm list") -> Parsed[tuple[TableRow, ...]]:
     """The rows of ``xm list`` / ``xl list`` (with or without a header, -v, --claims)."""
     issues = _Issues(command, text)
@@ -1416,24 +1437,7 @@ def parse_list_table(text: str, command: str = "xm list") -> Parsed[tuple[TableR
             layout = found or _DEFAULT_LAYOUT
             plain_layout = layout == _DEFAULT_LAYOUT
             continue
-        row: TableRow | None = None
-        # The common rows, read at once (polls read this table every few seconds on
-        # hundreds of hosts); anything else takes the general reader below. "-" in the
-        # flags: as the general reader recognises them.
-        if plain_layout:
-            plain = _PLAIN_ROW.fullmatch(line)
-            if plain is not None and "-" in plain[5]:
-                name, domid_text, mem, vcpus, flags, seconds = plain.groups()
-                domid = int(domid_text)
-                row = TableRow(
-                    name, domid, int(mem), int(vcpus), _domain_state(flags, domid), float(seconds)
-                )
-            elif plain is None:
-                plain = _PLAIN_INACTIVE_ROW.fullmatch(line)
-                if plain is not None and "-" in plain[4]:
-                    name, mem, vcpus, flags, seconds = plain.groups()
-                    state = _domain_state(flags, None)
-                    row = TableRow(name, None, int(mem), int(vcpus), state, float(seconds))
+        row = _plain_row(line) if plain_layout else None
         if row is None:
             row = _table_row(line, number, layout, issues)
         if row is None:

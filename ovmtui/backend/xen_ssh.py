@@ -73,11 +73,13 @@ _CIPHERS: Final = [
 # OpenSSH refuses the 11th concurrent session (MaxSessions 10), and frees a closed one a
 # little late: 8 reopened at once fail now and then, 6 never did here.
 MAX_CHANNELS = 6
+
 # Full polls are parsed on this one thread, every host's in turn. The parse is Python (it
 # holds the GIL), so more threads would not parse faster; they would only queue with the
 # event loop for the GIL, and each of them makes the loop wait its turn again.
 _PARSER: Final = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xen-parse")
-# A full poll (info, long listing, vm.cfg files) at least this often, even if nothing
+
+# A full poll (info, long listing, vm.cfg files) about this often, even if nothing
 # seems to have changed: disks hot-plugged, free memory, a vm.cfg edited by hand. In time,
 # not in polls: these change no faster because the operator polls faster, and a full poll
 # costs the client 7 ms of parsing a host (every 12th poll at 2 s intervals made the event
@@ -87,6 +89,7 @@ FULL_POLL_AFTER_S = 60.0
 # together (every one, at start-up) do not parse their full polls in the same second
 # forever after.
 FULL_POLL_SPREAD = 0.25
+
 CHANNEL_RETRIES = 3
 CONNECT_TIMEOUT_S = 10.0
 POLL_TIMEOUT_S = 20.0

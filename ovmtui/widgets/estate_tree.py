@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from rich.cells import cell_len, get_character_cell_size
+from rich.cells import get_character_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ovmtui.model import EstateSnapshot, HostKey, HostRole, HostStatus
-from ovmtui.widgets._scrolling import keep_in_view
+from ovmtui.widgets._lines import cells, keep_in_view
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +62,15 @@ _MIN_NAME_CELLS: Final = 4
 Part = tuple[str, str]  # text, component class
 
 
-def _cells(text: str) -> int:
-    return len(text) if text.isascii() else cell_len(text)
-
-
-def _cut(text: str, cells: int) -> str:
-    """The head of `text` that fits `cells`; a wide character that would straddle the
+def _cut(text: str, room: int) -> str:
+    """The head of `text` that fits `room` cells; a wide character that would straddle the
     edge is left out (Rich's set_cell_size would put a space in its place)."""
     if text.isascii():
-        return text[:cells]
+        return text[:room]
     used = 0
     for end, char in enumerate(text):
         used += get_character_cell_size(char)
-        if used > cells:
+        if used > room:
             return text[:end]
     return text
 
@@ -85,7 +81,7 @@ def fit(parts: Sequence[Part], shrink: int, room: int) -> list[Part]:
     The part at `shrink` (the name) gives way first, so that counts and states stay in
     sight; when it cannot give enough, the line is cut at its end.
     """
-    widths = [_cells(text) for text, _ in parts]
+    widths = [cells(text) for text, _ in parts]
     over = sum(widths) - room
     if over <= 0:
         return list(parts)
@@ -433,14 +429,14 @@ class EstateTree(ScrollView, can_focus=True):
             segments.append(Segment(line.guides, palette[_GUIDES]))
         if line.icon:
             segments.append(Segment(line.icon, base))
-        room = width - _cells(line.guides) - _cells(line.icon)
+        room = width - cells(line.guides) - cells(line.icon)
         used = width - room
         # The cursor is the label's alone, as in Textual's Tree; its colours win.
         highlight = palette[_CURSOR] if cursor else None
         for text, name in fit(line.parts, line.shrink, room):
             style = palette[name] if highlight is None else palette[name] + highlight
             segments.append(Segment(text, style))
-            used += _cells(text)
+            used += cells(text)
         if used < width:
             segments.append(Segment(" " * (width - used), base))
         strip = Strip(segments, width) if used <= width else Strip(segments).crop(0, width)
@@ -503,9 +499,9 @@ class EstateTree(ScrollView, can_focus=True):
         line = self._lines[index]
         # The cursor first: folding the pool it is in would otherwise move it twice.
         self._move_cursor(index, always_post=True)
-        icon_at, x = _cells(line.guides), offset.x + self.scroll_offset.x
+        icon_at, x = cells(line.guides), offset.x + self.scroll_offset.x
         is_pool = line.scope.host is None and line.scope.pool is not None
-        if is_pool and icon_at <= x < icon_at + _cells(line.icon):
+        if is_pool and icon_at <= x < icon_at + cells(line.icon):
             self._set_expanded(line, not line.expanded)
 
     def on_mount(self) -> None:

@@ -24,7 +24,7 @@ from textual.strip import Strip
 
 from ovmtui import format as fmt
 from ovmtui.model import EstateSnapshot, PlacedVm, VmState
-from ovmtui.widgets._scrolling import keep_in_view
+from ovmtui.widgets._lines import cells, keep_in_view
 from ovmtui.widgets._vm_rows import (
     SORT_COLUMNS,
     Applied,
@@ -62,14 +62,10 @@ def is_sort_column(name: str) -> TypeGuard[SortColumn]:
     return name in SORT_COLUMNS
 
 
-def _cells_in(text: str) -> int:
-    return len(text) if text.isascii() else cell_len(text)
-
-
 def _widest(texts: list[str]) -> int:
     if "".join(texts).isascii():  # nearly always: one check instead of one per text
         return max(map(len, texts), default=0)
-    return max(map(_cells_in, texts), default=0)
+    return max(map(cells, texts), default=0)
 
 
 def _cell(text: str, width: int, right: bool) -> str:
@@ -78,10 +74,10 @@ def _cell(text: str, width: int, right: bool) -> str:
             text = text[: width - 1] + "…"
         return f" {text.rjust(width)} " if right else f" {text.ljust(width)} "
     # ljust/rjust count characters, not cells: wide characters need cell arithmetic.
-    cells = cell_len(text)
-    if cells > width:
-        text, cells = set_cell_size(text, width - 1) + "…", width
-    pad = " " * (width - cells)
+    used = cell_len(text)
+    if used > width:
+        text, used = set_cell_size(text, width - 1) + "…", width
+    pad = " " * (width - used)
     return f" {pad}{text} " if right else f" {text}{pad} "
 
 

@@ -1,8 +1,14 @@
-"""What the dashboard's Line-API views share about scrolling."""
+"""What the dashboard's Line-API views (the estate tree, the VM table) share."""
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual.scroll_view import ScrollView
+
+
+def cells(text: str) -> int:
+    """Terminal cells `text` takes; the common ASCII case without Rich's per-character walk."""
+    return len(text) if text.isascii() else cell_len(text)
 
 
 def keep_in_view(view: ScrollView, index: int, rows: int) -> None:
