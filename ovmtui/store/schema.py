@@ -169,6 +169,21 @@ def check_file(path: Path) -> None:
 
 async def check_database(db: aiosqlite.Connection, path: Path) -> bool:
     """Refuse a damaged, foreign or newer database; True when it needs no migration."""
+    # One read transaction, so every question below sees the same version of the file:
+    # read one by one, a second process creating the repository could commit in between,
+    # and its tables would be seen without the marker it wrote with them.
+    await db.execute("BEGIN")
+    try:
+        current = await _check_snapshot(db, path)
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
+    return current
+
+
+async def _check_snapshot(db: aiosqlite.Connection, path: Path) -> bool:
     problems = [str(row[0]) for row in await fetch_rows(db, "PRAGMA quick_check")]
     if problems != ["ok"]:
         shown = "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "")
