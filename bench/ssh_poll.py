@@ -17,9 +17,11 @@ intervals (the first round polls every host at once, bounded); the whole run is 
 with an idle-loop floor and, for contrast, one round with no bound at all.
 
 The hosts are `tests/sshfake` (13 sshd processes, one port per host, fake `xm` answering
-reads by `cat` of pre-rendered outputs). Real hosts do not share ovmtui's CPUs, so with two
-CPUs or more the servers (and every session they fork) run on the last CPU and this client
-on the others; `--shared-cpus` lets them share, as the first version of this script did.
+reads by `cat` of pre-rendered outputs; `xm list` cycles through CPU_STEPS renderings in
+which running VMs' CPU time advances, as it does on a live host). Real hosts do not share
+ovmtui's CPUs, so with two CPUs or more the servers (and every session they fork) run on
+the last CPU and this client on the others; `--shared-cpus` lets them share, as the first
+version of this script did.
 Every figure is paired with a baseline measured in the same run, rounds interleaved, and
 the load average is printed: on a busy machine read the ratios.
 """
@@ -57,6 +59,10 @@ INTERVAL_S = 2.0
 RUN_S = 80.0
 WARMUP_S = 2 * INTERVAL_S  # (d): the first round (every host at once) and the spreading
 TICK_S = 0.001
+# Running VMs' CPU time moves from one `xm list` to the next, as on live hosts (two thirds
+# of them, by up to 2 s a poll): a VM whose row never changes would cost a poll less.
+# Enough renderings that a host's cycle does not wrap (CPU time going back) within (d).
+CPU_STEPS = 64
 CHANNEL_LIMIT = 8
 # The poller's own bound on concurrent polls (and so on first connects): the baselines use it.
 BOUND: int = inspect.signature(EstatePoller).parameters["max_concurrency"].default
@@ -585,7 +591,11 @@ if __name__ == "__main__":
     print(f"  load average at start: {load()}")
     began = time.perf_counter()
     with SshdServer.start(
-        hosts=HOSTS, domains_per_host=DOMAINS, toolstack="xm", ports_per_sshd=PORTS_PER_SSHD
+        hosts=HOSTS,
+        domains_per_host=DOMAINS,
+        toolstack="xm",
+        ports_per_sshd=PORTS_PER_SSHD,
+        cpu_steps=CPU_STEPS,
     ) as sshd:
         print(f"  CPUs: {separate_cpus(sshd)}")
         asyncio.run(main(sshd, time.perf_counter() - began))

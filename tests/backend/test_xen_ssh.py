@@ -121,6 +121,46 @@ async def _quick_and_full_polls(
     assert all(7 <= gap <= 13 for gap in gaps), gaps  # 0.75-1.25 x, in tenths
 
 
+async def test_quick_polls_carry_the_cpu_percent_and_reuse_what_did_not_move(
+    fake_xen_servers: Any,
+) -> None:
+    from ovmtui.services.poller import EstatePoller, PolledHost
+    from tests.sshfake.xenstate import _cpu_rate
+
+    host = fake_xen_servers(["xen01"], cpu_steps=8, domains_per_host=12).hosts[0]
+    rates = {d["name"]: _cpu_rate(d) for d in host.domains() if d["name"] != "Domain-0"}
+    backend = backend_for(host, poll_timeout_s=5.0)
+    answers: list[tuple[Vm, ...]] = []
+    poll = backend.poll
+
+    async def recorded() -> Any:
+        result = await poll()
+        answers.append(result.vms)
+        return result
+
+    backend.poll = recorded  # type: ignore[method-assign]
+    poller = EstatePoller([PolledHost(backend)])
+    try:
+        for _ in range(4):  # a full poll, then quick ones
+            snapshot = await poller.poll_once()
+            await asyncio.sleep(0.05)
+    finally:
+        await poller.close()
+    last, before = vms_by_name(answers[-1]), vms_by_name(answers[-2])
+    shown = vms_by_name(snapshot.hosts[0].vms)
+    for name, vm in last.items():
+        # The backend's CPU % is the poller's: it shows the backend's very objects.
+        assert shown[name] is vm, name
+        if not vm.state.is_active:
+            assert vm.cpu_percent is None and vm is before[name], name
+        elif rates[name] >= 0.1:
+            assert vm.cpu_percent is not None and vm.cpu_percent > 0, name
+        elif rates[name] == 0.0:
+            assert vm.cpu_percent == 0.0 and vm is before[name], name  # idle: not rebuilt
+    assert any(rate >= 0.1 for rate in rates.values())
+    assert any(rate == 0.0 and last[name].state.is_active for name, rate in rates.items())
+
+
 def _set_state(state: dict[str, Any], name: str, flags: str) -> None:
     for dom in state["domains"]:
         if dom["name"] == name:

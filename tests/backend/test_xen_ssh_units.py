@@ -80,6 +80,38 @@ def test_a_table_row_update_keeps_every_other_field_of_the_vm() -> None:
 
     vm = vm_with_every_field()
     row = TableRow("n", 7, 512, 4, VmState.PAUSED, 9.0)
-    updated = _with_row(vm, row)
-    changed = {"state": VmState.PAUSED, "memory_mib": 512, "vcpus": 4, "cpu_time_ns": 9 * 10**9}
+    updated = _with_row(vm, row, 10.0)
+    changed = {
+        "state": VmState.PAUSED,
+        "memory_mib": 512,
+        "vcpus": 4,
+        "cpu_time_ns": 9 * 10**9,
+        "cpu_percent": 22.5,  # 9 s of CPU in 10 s on 4 vCPUs
+    }
     assert updated == dataclasses.replace(vm, **changed)  # type: ignore[arg-type]
+
+
+def test_a_table_row_that_moved_nothing_keeps_the_very_vm() -> None:
+    from ovmtui.backend.xen_parse import TableRow
+    from ovmtui.backend.xen_ssh import _with_row
+    from ovmtui.model import Vm, VmState
+
+    idle = Vm("u", "n", VmState.BLOCKED, vcpus=2, memory_mib=512, cpu_time_ns=9 * 10**9)
+    row = TableRow("n", 7, 512, 2, VmState.BLOCKED, 9.0)
+    first = _with_row(idle, row, 2.0)
+    assert first.cpu_percent == 0.0 and first is not idle  # the 0 % is news once
+    assert _with_row(first, row, 2.0) is first
+    # Anything the row says differently is a new VM: state, CPU time, memory, vCPUs.
+    for moved in (
+        row._replace(state=VmState.PAUSED),
+        row._replace(cpu_time_s=9.1),
+        row._replace(memory_mib=1024),
+        row._replace(vcpus=4),
+    ):
+        assert _with_row(first, moved, 2.0) is not first, moved
+    busy = _with_row(first, row._replace(cpu_time_s=10.0), 2.0)
+    assert busy.cpu_percent == 25.0  # 1 s of CPU in 2 s on 2 vCPUs
+    assert _with_row(busy, row._replace(cpu_time_s=10.0), 2.0).cpu_percent == 0.0
+    # Not running: no CPU figure at all, as the poller decides for every backend.
+    off = _with_row(busy, row._replace(state=VmState.SHUTOFF, domid=None), 2.0)
+    assert off.cpu_percent is None

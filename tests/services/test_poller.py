@@ -131,6 +131,19 @@ async def test_cpu_percent_and_observed_start_derived_from_two_polls() -> None:
     assert 0 < found.vm.cpu_percent <= 100
 
 
+async def test_a_vm_that_is_not_running_has_no_cpu_percent() -> None:
+    off = vm("db01", VmState.SHUTOFF, cpu_time_ns=0, domain_id=None)
+    a = FakeBackend("p", "a", [off])
+    poller, _ = make(a)
+    await poller.poll_once()
+    await asyncio.sleep(0.01)
+    snap = await poller.poll_once()
+    found = snap.find_vm(off.uuid)
+    # Not "0.0 %": the same counter read twice says nothing about a VM that cannot run.
+    assert found is not None and found.vm.cpu_percent is None
+    assert found.vm is off  # and nothing was copied to say so
+
+
 async def test_backoff_then_event_wakes_early() -> None:
     a = FakeBackend("p", "a", [vm("web01")])
     a.fail = "down"

@@ -71,6 +71,7 @@ class HostSpec:
     domains: list[dict[str, Any]] | None = None
     info: dict[str, Any] | None = None
     shutdown_delay: float = 0.0
+    cpu_steps: int = 0  # > 0: running domains' CPU time moves (xenstate.render_cpu_steps)
 
 
 @dataclass(eq=False)
@@ -310,6 +311,7 @@ class SshdServer:
         base_dir: Path | None = None,
         timeout: float = 10.0,
         sshd_options: Sequence[str] = (),
+        cpu_steps: int = 0,
     ) -> SshdServer:
         """Start sshd(s) for ``hosts`` (a count, names or :class:`HostSpec`), each host
         with ``generate_domains(domains_per_host, seed=f"{seed}/{name}")`` unless given."""
@@ -318,7 +320,11 @@ class SshdServer:
             hosts = [f"xen{i:0{width}d}" for i in range(1, hosts + 1)]
         specs = []
         for h in hosts:
-            spec = h if isinstance(h, HostSpec) else HostSpec(h, toolstack=toolstack)
+            spec = (
+                h
+                if isinstance(h, HostSpec)
+                else HostSpec(h, toolstack=toolstack, cpu_steps=cpu_steps)
+            )
             if spec.domains is None:
                 domains = xenstate.generate_domains(domains_per_host, f"{seed}/{spec.name}")
                 spec = dataclasses.replace(spec, domains=domains)
@@ -455,6 +461,7 @@ class SshdServer:
             toolstack=spec.toolstack,
             info=spec.info,
             shutdown_delay=spec.shutdown_delay,
+            cpu_steps=spec.cpu_steps,
         )
         (state_dir / xenstate.STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
         return FakeXenHost(spec.name, 0, state_dir, spec.toolstack, self)

@@ -147,6 +147,39 @@ async def test_destroy_changes_the_next_list(fake_xen_host: FakeXenHost) -> None
     ]
 
 
+async def test_cpu_steps_move_running_domains_cpu_time(
+    fake_xen_servers: Callable[..., SshdServer],
+) -> None:
+    server = fake_xen_servers(["xen01"], cpu_steps=3, domains_per_host=12)
+    host = server.hosts[0]
+    state = host.state()
+    rates = {d["name"]: xenstate._cpu_rate(d) for d in state["domains"]}
+    moving = [name for name, rate in rates.items() if rate >= 0.1]
+    still = [d["name"] for d in state["domains"] if rates[d["name"]] == 0.0]
+    assert moving and still  # the generated estate has both kinds
+    async with connect(host) as conn:
+        tables = [(await run(conn, f"{tool} list", check=True)).stdout for tool in ("xm",) * 4]
+        xl = [(await run(conn, "xl list", check=True)).stdout for _ in range(2)]
+        await run(conn, f"xm destroy {moving[0]}", check=True)
+        after = (await run(conn, "xm list", check=True)).stdout
+
+    def cpu(table: str, name: str) -> float:
+        return float(row(table, name)[-1])
+
+    for name in moving:
+        steps = [cpu(table, name) for table in tables]
+        # Rendering 0, 1, 2, then 0 again: a fourth poll wraps to the first.
+        assert steps[0] < steps[1] < steps[2] and steps[3] == steps[0], (name, steps)
+        assert abs(steps[1] - steps[0] - rates[name]) < 0.11
+    for name in still:
+        assert len({cpu(table, name) for table in tables}) == 1
+    if any(name in xl[0] for name in moving):
+        assert xl[0] != xl[1]
+    # A mutation re-renders every step from the new state: the destroyed domain is
+    # shut off (blank ID and State) in whichever rendering comes next.
+    assert len(row(after, moving[0])) == 4
+
+
 async def test_argv_is_logged_exactly_and_never_evaluated(fake_xen_host: FakeXenHost) -> None:
     marker = Path(f"/tmp/pwned-{secrets.token_hex(8)}")
     evil = f"x; touch {marker}"

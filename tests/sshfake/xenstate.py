@@ -47,6 +47,8 @@ FAULT_FILE = "fault"
 # Exists while a domain is in a timed transition (delayed shutdown): the sh fast path
 # then defers to Python, which settles the transition before answering.
 PENDING_FILE = "pending"
+# "<last step shown> <steps>" of a host whose short listings move (state "cpu_steps").
+CPU_STEP_FILE = "cpu_step"
 LOCK_FILE = "lock"
 OUTPUT_FILES = {
     "xm_list.out": "xm list",
@@ -173,8 +175,14 @@ def new_state(
     toolstack: str = "both",
     info: dict[str, Any] | None = None,
     shutdown_delay: float = 0.0,
+    cpu_steps: int = 0,
 ) -> State:
-    """A host's complete state; ``domains`` as built by :func:`make_domain`."""
+    """A host's complete state; ``domains`` as built by :func:`make_domain`.
+
+    ``cpu_steps`` > 0: the short listings (``xm list``, ``xl list``) answered by the fast
+    path cycle through that many renderings in which running domains' CPU time advances,
+    as on a live host (see :func:`render_cpu_steps`).
+    """
     if toolstack not in TOOLSTACKS:
         raise ValueError(f"toolstack must be one of {TOOLSTACKS}, not {toolstack!r}")
     host_info = dict(DEFAULT_INFO)
@@ -194,6 +202,7 @@ def new_state(
         "name": name,
         "toolstack": toolstack,
         "shutdown_delay": float(shutdown_delay),
+        "cpu_steps": int(cpu_steps),
         "next_domid": max(domids, default=0) + 1,
         "info": host_info,
         "dom0": {"memory": dom0_mem, "maxmem": dom0_mem, "vcpus": 4, "cpu_time": 105443.858723},
@@ -328,11 +337,44 @@ def save_state(state_dir: Path, state: State) -> None:
     for file_name, command in OUTPUT_FILES.items():
         tool, _, rest = command.partition(" ")
         _atomic_write(state_dir / file_name, render(tool, rest.split(), state))
+    render_cpu_steps(state_dir, state)
     pending = state_dir / PENDING_FILE
     if any(d.get("shutdown_at") is not None for d in state["domains"]):
         pending.write_text("", encoding="utf-8")
     else:
         pending.unlink(missing_ok=True)
+
+
+def render_cpu_steps(state_dir: Path, state: State) -> None:
+    """The moving short listings of a ``cpu_steps`` host, and their counter (restarted).
+
+    Rendering k advances each running, unpaused domain's CPU time by k times its own rate:
+    none for about a third of them (idle), up to two seconds a step for the rest, as
+    guests on a live host use it between two polls. The counter file holds
+    "<last rendering shown> <count>"; the fakes' fast path advances it.
+    """
+    steps = int(state.get("cpu_steps", 0))
+    counter = state_dir / CPU_STEP_FILE
+    if steps <= 0:
+        counter.unlink(missing_ok=True)
+        return
+    rates = {d["name"]: _cpu_rate(d) for d in state["domains"]}
+    for step in range(steps):
+        moved = dict(state)
+        moved["domains"] = [
+            {**d, "cpu_time": d["cpu_time"] + step * rates[d["name"]]} for d in state["domains"]
+        ]
+        for tool in ("xm", "xl") if state["toolstack"] == "both" else (state["toolstack"],):
+            _atomic_write(state_dir / f"{tool}_list.{step}.out", render(tool, ["list"], moved))
+    _atomic_write(counter, f"{steps - 1} {steps}\n")
+
+
+def _cpu_rate(dom: Domain) -> float:
+    """Seconds of CPU time a domain uses per step: the same in every process."""
+    if not _is_running(dom) or "p" in dom["state"]:
+        return 0.0
+    seed = zlib.crc32(dom["name"].encode())
+    return 0.0 if seed % 3 == 0 else 0.05 + (seed >> 8) % 1950 / 1000
 
 
 def settle(state: State, now: float | None = None) -> bool:
