@@ -1420,6 +1420,34 @@ def _plain_row(line: str) -> TableRow | None:
 
 def parse_list_table(text: str, command: str = "xm list") -> Parsed[tuple[TableRow, ...]]:
     """The rows of ``xm list`` / ``xl list`` (with or without a header, -v, --claims)."""
+    return _read_list_table(text, command, {}, None)
+
+
+class TableReader:
+    """``parse_list_table`` for one host's table, poll after poll: a line printed exactly
+    as in the last table is not read again, its row is the one read then.
+
+    In the usual layout a row depends on its line alone, and the line of a VM that did
+    not move (idle, paused, shut off, Domain-0) is the same from one poll to the next:
+    a third or more of them on a typical host.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, TableRow] = {}
+
+    def read(self, text: str, command: str) -> Parsed[tuple[TableRow, ...]]:
+        rows_by_line: dict[str, TableRow] = {}
+        parsed = _read_list_table(text, command, self._last, rows_by_line)
+        self._last = rows_by_line  # this table's lines only: it never grows
+        return parsed
+
+
+def _read_list_table(
+    text: str,
+    command: str,
+    known: Mapping[str, TableRow],
+    rows_by_line: dict[str, TableRow] | None,
+) -> Parsed[tuple[TableRow, ...]]:
     issues = _Issues(command, text)
     body = _cut_at_error(text, issues)
     layout = _DEFAULT_LAYOUT  # xl prints no header in some captures; this is its order
@@ -1437,8 +1465,21 @@ def parse_list_table(text: str, command: str = "xm list") -> Parsed[tuple[TableR
             layout = found or _DEFAULT_LAYOUT
             plain_layout = layout == _DEFAULT_LAYOUT
             continue
-        row = _plain_row(line) if plain_layout else None
-        if row is None:
+        if plain_layout:
+            row = known.get(line)
+            if row is None:
+                row = _plain_row(line)
+                if row is None:
+                    told = len(issues.items)
+                    row = _table_row(line, number, layout, issues)
+                    remember = len(issues.items) == told  # its line alone says all of it
+                else:
+                    remember = True
+                if row is not None and remember and rows_by_line is not None:
+                    rows_by_line[line] = row
+            elif rows_by_line is not None:
+                rows_by_line[line] = row
+        else:
             row = _table_row(line, number, layout, issues)
         if row is None:
             continue

@@ -38,6 +38,7 @@ from asyncssh.encryption import get_default_encryption_algs
 from ovmtui.backend.base import EventCallback
 from ovmtui.backend.xen_parse import (
     ParseIssue,
+    TableReader,
     TableRow,
     XenDomain,
     merge_table_rows,
@@ -223,6 +224,7 @@ class XenSshBackend:
         self._known: _Known | None = None
         self._lister: _Lister | None = None
         self._lister_starting = asyncio.Lock()
+        self._table_reader = TableReader()
 
     # -- Backend protocol -----------------------------------------------------------------
 
@@ -268,7 +270,7 @@ class XenSshBackend:
                 title="Toolstack failed",
             )
         taken_at = time.time()
-        rows = parse_list_table(text, command)
+        rows = self._table_reader.read(text, command)
         # A turn of the loop between reading the table and folding it in: answers of
         # several hosts that arrive together would otherwise be worked through as one
         # block, and every other task (keys, the screen) waits for all of them. Measured

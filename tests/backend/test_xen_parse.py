@@ -1385,6 +1385,68 @@ def test_the_fast_row_reader_agrees_with_the_general_one(
     assert fast == (general,)
 
 
+def _recorded_table_lines() -> list[str]:
+    lines = []
+    for folder in ("xm_list", "xl_list"):
+        for path in sorted((DATA / folder).iterdir()):
+            lines.extend(load(f"{folder}/{path.name}").splitlines())
+    return sorted(set(lines))
+
+
+# Recorded lines, and rows that read with an issue (which names their line number).
+TABLE_LINES = [
+    *_recorded_table_lines(),
+    "web01 3 1024 2 r----- x.y",
+    "web01 3 1O24 2 r----- 1.0",
+    "web 01 4 1024 2 -b---- 5.0 extra",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.lists(st.sampled_from(TABLE_LINES) | st.text(max_size=60), max_size=12),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_table_reader_reads_every_poll_as_a_fresh_parse(polls: list[list[str]]) -> None:
+    """Lines it remembers from the last poll read exactly as they would be read anew,
+    whatever came before them (another header, junk, the same line twice)."""
+    from ovmtui.backend.xen_parse import TableReader
+
+    reader = TableReader()
+    for lines in polls:
+        text = "\n".join(lines)
+        assert reader.read(text, "xm list") == parse_list_table(text, "xm list")
+
+
+def test_a_table_reader_does_not_read_a_line_again() -> None:
+    from ovmtui.backend import xen_parse
+    from ovmtui.backend.xen_parse import TableReader
+
+    header = "Name                                        ID   Mem VCPUs      State   Time(s)"
+    idle = "web01                                        3  1024     2     -b----     12.5"
+    busy = "db01                                         4  2048     4     r-----    100.0"
+    reader = TableReader()
+    first = reader.read("\n".join([header, idle, busy]), "xm list").value
+    read: list[str] = []
+    plain_row = xen_parse._plain_row
+
+    def counting(line: str) -> xen_parse.TableRow | None:
+        read.append(line)
+        return plain_row(line)
+
+    xen_parse._plain_row = counting  # type: ignore[assignment]
+    try:
+        moved = busy.replace("100.0", "101.5")
+        second = reader.read("\n".join([header, idle, moved]), "xm list").value
+    finally:
+        xen_parse._plain_row = plain_row  # type: ignore[assignment]
+    assert read == [moved]
+    assert second[0] is first[0] and second[1].cpu_time_s == 101.5
+
+
 def test_fast_row_reader_on_every_recorded_table() -> None:
     from ovmtui.backend.xen_parse import _DEFAULT_LAYOUT, _PLAIN_ROW, _Issues, _table_row
 
