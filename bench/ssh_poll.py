@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import os
 import secrets
 import sys
@@ -45,7 +44,7 @@ from ovmtui.app import tune_process_for_ui
 from ovmtui.backend import xen_ssh
 from ovmtui.backend.xen_ssh import MAX_CHANNELS, XenSshBackend
 from ovmtui.model import HostKey, HostRole
-from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.services.poller import EstatePoller, PolledHost, default_concurrency
 from tests.sshfake.sshd import FakeXenHost, SshdServer
 
 HOSTS = 200
@@ -65,7 +64,7 @@ TICK_S = 0.001
 CPU_STEPS = 64
 CHANNEL_LIMIT = 8
 # The poller's own bound on concurrent polls (and so on first connects): the baselines use it.
-BOUND: int = inspect.signature(EstatePoller).parameters["max_concurrency"].default
+BOUND = default_concurrency()
 
 
 def load() -> str:

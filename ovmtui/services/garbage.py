@@ -50,6 +50,9 @@ class GarbagePolicy:
 
     def stop(self) -> None:
         """Leaves the collector as it found it, whether or not a snapshot came out."""
+        # A publish's collection runs a loop turn after it (see EstatePoller._emit): one
+        # still due after the poller stopped must not walk whatever the process holds then.
+        self._enabled = False
         if self._cold:
             self._cold = False
             gc.enable()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +44,22 @@ FIRST_ROUND_WAIT_S = 1.0
 SLOT_HOLD_S = 0.5
 
 
+def default_concurrency() -> int:
+    """How many polls work at once: as many as the CPUs this process may use, 2 to 4.
+
+    More only queue for those CPUs and for the GIL, and the event loop (keys, the screen)
+    queues with them. Measured on a cold start of 100 test-driver hosts x 100 VMs on 2
+    CPUs: with 4 polls at once the loop waited 970 ms for a CPU during the 4.6 s round and
+    stalled up to 17-21 ms; with 2, 300 ms and 9-17 ms, the round 10 % longer. 8 at once
+    stalled it 21-43 ms, 16 twice that.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(2, min(4, cpus))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PolledHost:
     """A backend and what the estate file says about its host."""
@@ -58,7 +75,7 @@ class EstatePoller:
         *,
         on_snapshot: SnapshotCallback | None = None,
         interval_s: float = 5.0,
-        max_concurrency: int = 4,
+        max_concurrency: int | None = None,
         publish_delay_s: float = 0.05,
         initial: EstateSnapshot | None = None,
         clock: Callable[[], float] = time.time,
@@ -70,11 +87,9 @@ class EstatePoller:
         self._pools = tuple(dict.fromkeys(key.pool for key in self._order))
         self._on_snapshot = on_snapshot
         self.interval_s = interval_s
-        # Bounded: more concurrent polls only fight the event loop for the GIL (measured
-        # on a cold start of 100 hosts x 100 VMs: the worst stall was 17-29 ms with 4,
-        # 21-43 ms with 8, twice that with 16). Polls that wait on the network give their
+        # Bounded (see default_concurrency); polls that wait on the network give their
         # slot up (see _bounded), so this bounds work, not waiting.
-        self._limit = asyncio.Semaphore(max_concurrency)
+        self._limit = asyncio.Semaphore(max_concurrency or default_concurrency())
         self._publish_delay_s = publish_delay_s
         self._clock = clock
         self._status: dict[HostKey, HostStatus] = {}

@@ -75,8 +75,12 @@ def test_stopping_before_any_snapshot_restores_the_collector() -> None:
         policy.before_first_poll()
         policy.stop()
         assert gc.isenabled()
-        policy.after_publish()  # a late snapshot does not turn it off again
+        frozen = gc.get_freeze_count()
+        kept = [Node() for _ in range(100)]
+        policy.after_publish()  # a late snapshot does not turn it off again...
         assert gc.isenabled()
+        assert gc.get_freeze_count() == frozen  # ...nor collect or freeze anything
+        del kept
     finally:
         gc.unfreeze()
         gc.enable()
