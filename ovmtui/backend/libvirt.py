@@ -615,14 +615,19 @@ class LibvirtBackend:
                         static = DomainStatic()
                     else:
                         static = fetched[uuid] = dataclasses.replace(static, persistent=persistent)
-                name: str = dom.name()
-                # A shut-off domain has no ID: spare the call.
-                domain_id: int = -1 if stats.get("state.state") == _SHUTOFF else dom.ID()
-                # The stats dict is ours (libvirt builds a new one per call): kept, not copied.
-                key = (name, domain_id, static, stats)
-                if entry is None or entry[0] != key:
-                    entry = (key, vm_from_stats(uuid, name, domain_id, static, stats))
-                    rebuilt = True
+                # Same definition object and same stats as last poll: nothing moved, not
+                # even the CPU time, so name and ID are the ones read then (a restart or a
+                # rename comes with a lifecycle event, which drops the definition from the
+                # cache). Else ask: on a live host a running domain's CPU time always moves.
+                if entry is None or entry[0][2] is not static or entry[0][3] != stats:
+                    name: str = dom.name()
+                    # A shut-off domain has no ID: spare the call.
+                    domain_id: int = -1 if stats.get("state.state") == _SHUTOFF else dom.ID()
+                    # The stats dict is ours (libvirt builds a new one per call): kept.
+                    key = (name, domain_id, static, stats)
+                    if entry is None or entry[0] != key:
+                        entry = (key, vm_from_stats(uuid, name, domain_id, static, stats))
+                        rebuilt = True
                 # An unchanged VM keeps its old entry: only what changed survives the poll,
                 # which spares the garbage collector (its pauses hold every thread up).
                 built[raw_uuid] = entry

@@ -676,3 +676,37 @@ async def test_unchanged_vms_are_the_same_objects(make_backend: MakeBackend) -> 
     third = await backend.poll()
     changed = [vm.name for vm, old in zip(third.vms, second.vms, strict=True) if vm is not old]
     assert changed == ["web01"]
+
+
+async def test_a_restart_or_a_rename_between_polls_is_seen(
+    make_backend: MakeBackend,
+    scratch_domain: Callable[..., tuple[str, str]],
+    libvirt_conn: Any,
+) -> None:
+    """The test driver's counters do not move, so a restarted domain's stats can be what
+    they were: the new ID (and a new name) must still be read."""
+    name, uuid = scratch_domain(start=True)
+    backend = make_backend(DEFAULT_URI)
+    events: asyncio.Queue[str | None] = asyncio.Queue()
+    backend.set_event_callback(events.put_nowait)
+    before = contract.vm_named(await backend.poll(), name)
+    assert contract.vm_named(await backend.poll(), name) is before  # nothing moved
+
+    async def settled(*changes: Callable[[], object]) -> None:
+        for change in changes:
+            change()
+        async with asyncio.timeout(5):
+            while await events.get() != uuid:
+                pass
+        while not events.empty():
+            events.get_nowait()
+
+    dom = libvirt_conn.lookupByUUIDString(uuid)
+    await settled(dom.destroy, dom.create)
+    restarted = contract.vm_named(await backend.poll(), name)
+    assert restarted.domain_id is not None and restarted.domain_id != before.domain_id
+
+    await settled(dom.destroy, lambda: dom.rename(f"{name}-renamed", 0))
+    vms = {vm.uuid: vm for vm in (await backend.poll()).vms}
+    assert vms[uuid].name == f"{name}-renamed"
+    assert vms[uuid].state is VmState.SHUTOFF
