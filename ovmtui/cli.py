@@ -164,8 +164,12 @@ def resolve_repository(args: argparse.Namespace, estate: EstateConfig | None) ->
     if estate is not None and estate.repository is not None:
         return estate.repository
     default = default_repository_path()
-    # The demo's made-up hosts must not mix with a real estate's last-known state.
-    return default.with_name("demo-repository.sqlite") if args.demo else default
+    if args.demo:
+        # The demo's made-up hosts must not mix with a real estate's last-known state.
+        from ovmtui.demo import demo_repository_name
+
+        return default.with_name(demo_repository_name())
+    return default
 
 
 def main(argv: Sequence[str] | None = None) -> int:

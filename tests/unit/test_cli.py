@@ -124,6 +124,40 @@ def test_options_before_the_subcommand_are_kept() -> None:
     assert parser.parse_args(["inventory"]).demo is False
 
 
+async def test_each_copy_of_the_demo_keeps_its_own_repository(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two checkouts (or an old install and a new one) must not share the demo's
+    repository: their hosts' addresses are node-file paths, which differ, and every start
+    of one would report all five hosts of the other as changed."""
+    from ovmtui import demo
+    from ovmtui.cli import build_parser, resolve_repository
+    from ovmtui.store.repository import Repository
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    args = build_parser().parse_args(["--demo"])
+    real = build_parser().parse_args([])
+    here = resolve_repository(args, None)
+    assert here.parent == resolve_repository(real, None).parent
+    assert here != resolve_repository(real, None)
+    assert resolve_repository(args, None) == here  # the same copy: the same file
+
+    repository = await Repository.open(here)
+    try:
+        assert await repository.import_estate(demo.demo_estate()) == []
+        assert await repository.import_estate(demo.demo_estate()) == []
+    finally:
+        await repository.close()
+    monkeypatch.setattr(demo, "_DIR", tmp_path / "another-checkout" / "ovmtui" / "demo")
+    other = resolve_repository(args, None)
+    assert other != here and other.parent == here.parent
+    repository = await Repository.open(other)
+    try:
+        assert await repository.import_estate(demo.demo_estate()) == []
+    finally:
+        await repository.close()
+
+
 def test_the_tui_shortens_the_gil_switch_interval(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
