@@ -163,6 +163,41 @@ class Vm:
     config_path: str | None = None  # Xen: the vm.cfg that `xm create` starts it from
 
 
+def vm_with_readings(
+    vm: Vm,
+    *,
+    state: VmState,
+    vcpus: int | None,
+    memory_mib: int | None,
+    cpu_time_ns: int | None,
+    cpu_percent: float | None,
+    started_at: float | None,
+) -> Vm:
+    """``vm`` with what a poll reads anew, the rest kept.
+
+    Spelled out rather than ``dataclasses.replace`` (3.5 µs against 8): pollers do it for
+    nearly every changed VM of every poll, on the event loop. A test checks that no field
+    of Vm is left behind.
+    """
+    return Vm(
+        uuid=vm.uuid,
+        name=vm.name,
+        state=state,
+        vcpus=vcpus,
+        memory_mib=memory_mib,
+        max_memory_mib=vm.max_memory_mib,
+        cpu_time_ns=cpu_time_ns,
+        cpu_percent=cpu_percent,
+        started_at=started_at,
+        domain_id=vm.domain_id,
+        persistent=vm.persistent,
+        disks=vm.disks,
+        nics=vm.nics,
+        os_type=vm.os_type,
+        config_path=vm.config_path,
+    )
+
+
 def cpu_usage_percent(
     before_ns: int | None, after_ns: int | None, vcpus: int | None, seconds: float
 ) -> float | None:

@@ -26,7 +26,8 @@ EVERY_FIELD: dict[str, object] = {
 
 
 def vm_with_every_field() -> Vm:
-    # A field added to Vm must be carried by the hand-written copies too (the poller's
-    # _with_usage, the Xen backend's _with_row): this dict must then grow.
+    # A field added to Vm must be carried by the hand-written copy too
+    # (model.vm_with_readings, behind the poller's _with_usage and the Xen backend's
+    # _with_row): this dict must then grow.
     assert {f.name for f in dataclasses.fields(Vm)} == set(EVERY_FIELD)
     return Vm(**EVERY_FIELD)  # type: ignore[arg-type]

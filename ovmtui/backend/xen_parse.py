@@ -1420,7 +1420,7 @@ def _plain_row(line: str) -> TableRow | None:
 
 def parse_list_table(text: str, command: str = "xm list") -> Parsed[tuple[TableRow, ...]]:
     """The rows of ``xm list`` / ``xl list`` (with or without a header, -v, --claims)."""
-    return _read_list_table(text, command, {}, None)
+    return _read_list_table(text, command, {}, {})
 
 
 class TableReader:
@@ -1446,8 +1446,10 @@ def _read_list_table(
     text: str,
     command: str,
     known: Mapping[str, TableRow],
-    rows_by_line: dict[str, TableRow] | None,
+    rows_by_line: dict[str, TableRow],
 ) -> Parsed[tuple[TableRow, ...]]:
+    """The rows; a line of the usual layout found in ``known`` is not read again, and each
+    such line that reads without an issue is put in ``rows_by_line``."""
     issues = _Issues(command, text)
     body = _cut_at_error(text, issues)
     layout = _DEFAULT_LAYOUT  # xl prints no header in some captures; this is its order
@@ -1465,22 +1467,15 @@ def _read_list_table(
             layout = found or _DEFAULT_LAYOUT
             plain_layout = layout == _DEFAULT_LAYOUT
             continue
-        if plain_layout:
-            row = known.get(line)
-            if row is None:
-                row = _plain_row(line)
-                if row is None:
-                    told = len(issues.items)
-                    row = _table_row(line, number, layout, issues)
-                    remember = len(issues.items) == told  # its line alone says all of it
-                else:
-                    remember = True
-                if row is not None and remember and rows_by_line is not None:
-                    rows_by_line[line] = row
-            elif rows_by_line is not None:
-                rows_by_line[line] = row
-        else:
+        if not plain_layout:
             row = _table_row(line, number, layout, issues)
+        elif (row := known.get(line)) is not None:
+            rows_by_line[line] = row
+        else:
+            told = len(issues.items)
+            row = _plain_row(line) or _table_row(line, number, layout, issues)
+            if row is not None and len(issues.items) == told:  # its line alone says it all
+                rows_by_line[line] = row
         if row is None:
             continue
         if row.domid is not None:

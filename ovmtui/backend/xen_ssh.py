@@ -66,6 +66,7 @@ from ovmtui.model import (
     VmAction,
     VmState,
     cpu_usage_percent,
+    vm_with_readings,
 )
 
 Toolstack = Literal["xm", "xl"]
@@ -695,9 +696,7 @@ def _with_row(vm: Vm, row: TableRow, seconds: float) -> Vm:
     The very same object when nothing moved: an idle or paused VM then costs the poll
     (and the poller, and the screen) a comparison, not a copy. The CPU % is the one the
     poller would derive from the same two readings (``cpu_usage_percent``), so the
-    poller has nothing left to copy either. Spelled out rather than
-    ``dataclasses.replace`` (8 µs against 3.5 µs a VM); tests check that no field of Vm
-    is left behind.
+    poller has nothing left to copy either.
     """
     state = row.state
     cpu_time_ns = round(row.cpu_time_s * 1e9) if row.cpu_time_s is not None else vm.cpu_time_ns
@@ -714,22 +713,14 @@ def _with_row(vm: Vm, row: TableRow, seconds: float) -> Vm:
         and memory_mib == vm.memory_mib
     ):
         return vm
-    return Vm(
-        uuid=vm.uuid,
-        name=vm.name,
+    return vm_with_readings(
+        vm,
         state=state,
         vcpus=vcpus,
         memory_mib=memory_mib,
-        max_memory_mib=vm.max_memory_mib,
         cpu_time_ns=cpu_time_ns,
         cpu_percent=percent,
         started_at=vm.started_at,
-        domain_id=vm.domain_id,
-        persistent=vm.persistent,
-        disks=vm.disks,
-        nics=vm.nics,
-        os_type=vm.os_type,
-        config_path=vm.config_path,
     )
 
 
