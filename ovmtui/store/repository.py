@@ -90,8 +90,14 @@ SELECT_RECORD = f"SELECT {', '.join(FIELDS)} FROM journal"  # noqa: S608 (consta
 class Repository:
     """An open repository. Create with ``await Repository.open(path)``; ``await close()``."""
 
-    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self, path: Path, db: aiosqlite.Connection, identity: str, *, read_only: bool = False
+    ) -> None:
         self.path = path
+        # Made once when the repository was created; carried by its backups (see schema _V3).
+        self.identity = identity
+        # Opened for reading only: every write raises RepositoryError instead of happening.
+        self.read_only = read_only
         self._db = db
         self._lock = asyncio.Lock()  # one transaction at a time on this connection
         self._saved_generation: int | None = None
@@ -104,8 +110,16 @@ class Repository:
     # -- opening and closing ----------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path) -> Repository:
+    async def open(cls, path: Path, *, read_only: bool = False) -> Repository:
+        """Open (creating or migrating it when needed), or with ``read_only`` only read it.
+
+        A read-only open writes nothing at all, not even SQLite's WAL index when the
+        directory allows it not: it is what read-only commands use, so that they work on a
+        full disk or a file the process may not write.
+        """
         path = Path(path)
+        if read_only:
+            return await cls._open_read_only(path)
         await asyncio.to_thread(check_file, path)
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
@@ -137,6 +151,7 @@ class Repository:
             await db.execute("PRAGMA foreign_keys = ON")
             if not current:
                 await migrate(db, path)
+            identity = await _identity(db)
         except sqlite3.OperationalError as exc:
             await db.close()
             if _is_locked(exc):
@@ -148,7 +163,50 @@ class Repository:
         except BaseException:
             await db.close()
             raise
-        return cls(path, db)
+        return cls(path, db, identity)
+
+    @classmethod
+    async def _open_read_only(cls, path: Path) -> Repository:
+        if not await asyncio.to_thread(path.is_file):
+            raise RepositoryError(f"{path}: no repository there (nothing recorded yet)")
+        await asyncio.to_thread(check_file, path)
+        try:
+            db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise RepositoryError(f"{path}: cannot open it: {describe_error(exc)}") from None
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not await check_database(db, path):
+                raise RepositoryError(
+                    f"{path}: its schema needs an upgrade, which a read-only open cannot "
+                    "write; open it once with write access (any ovmtui command that records)"
+                )
+            identity = await _identity(db)
+        except sqlite3.Error as exc:
+            await db.close()
+            raise RepositoryError(f"{path}: {describe_error(exc)}") from None
+        except BaseException:
+            await db.close()
+            raise
+        return cls(path, db, identity, read_only=True)
+
+    async def archive_key(self) -> bytes:
+        """The secret that signs this repository's definition archives (HMAC-SHA256)."""
+        async with self._lock:
+            value = await fetch_value(self._db, "SELECT value FROM meta WHERE key = 'archive_key'")
+        if value is None:
+            raise RepositoryError(f"{self.path}: the repository has no archive key")
+        return bytes.fromhex(str(value))
+
+    async def adopt_identity(self, other: Repository) -> None:
+        """Take ``other``'s identity and archive key (a restore keeps the place's identity)."""
+        key = (await other.archive_key()).hex()
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("repository_id", other.identity), ("archive_key", key)],
+            )
+        self.identity = other.identity
 
     async def backup_to(self, target: Path) -> None:
         """An online copy with SQLite's backup API: consistent while others keep writing."""
@@ -185,6 +243,10 @@ class Repository:
         """One transaction; IMMEDIATE takes the write lock at once (serialises processes)."""
         if self._closed:
             raise RepositoryError(f"{self.path}: the repository is closed")
+        if self.read_only and mode == "IMMEDIATE":
+            raise RepositoryError(
+                f"{self.path}: opened read-only; nothing can be recorded", title="Read-only"
+            )
         async with self._lock:
             try:
                 await self._db.execute(f"BEGIN {mode}")
@@ -642,6 +704,13 @@ class Repository:
             (JournalRecord.from_row(row) for row in rows),
             None if last_id is None else int(last_id),
         )
+
+
+async def _identity(db: aiosqlite.Connection) -> str:
+    value = await fetch_value(db, "SELECT value FROM meta WHERE key = 'repository_id'")
+    if value is None:
+        raise RepositoryError("the repository has lost its identity (meta.repository_id)")
+    return str(value)
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:

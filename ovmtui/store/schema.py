@@ -129,7 +129,17 @@ _V2: tuple[str, ...] = (
     "ALTER TABLE jobs ADD COLUMN owner TEXT",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3: tuple[str, ...] = (
+    # The repository's identity, made once at creation (or at this migration) and carried by
+    # its backups: so a backup is known as this repository's or another's, and so rotation in
+    # a shared backups/ folder never touches another repository's files. archive_key signs
+    # the definition archives this repository makes (HMAC-SHA256).
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "INSERT INTO meta (key, value) VALUES ('repository_id', lower(hex(randomblob(16))))",
+    "INSERT INTO meta (key, value) VALUES ('archive_key', lower(hex(randomblob(32))))",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -74,7 +74,8 @@ async def test_online_backup_while_another_connection_writes(tmp_path: Path) -> 
     assert info.verified, info.problem
     assert (info.schema_version, info.hosts, info.vms) == (SCHEMA_VERSION, 1, 5)
     assert info.journal_records is not None and 20 <= info.journal_records <= 120
-    assert info.journal_records % 2 == 0  # whole transactions only: started+finished pairs
+    # A consistent snapshot: the chain verifies (an odd count is fine: the copy may fall
+    # between an action's started and finished records, which are two transactions).
 
 
 async def test_keeps_the_newest(tmp_path: Path) -> None:
