@@ -9,8 +9,11 @@ import argparse
 import asyncio
 import contextlib
 import os
+import select
 import shlex
+import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from ovmtui.config import (
 from ovmtui.errors import ActionRefused, ConfigError, OvmError, RepositoryError
 
 EXIT_CONFIG = 2
+EXIT_READER_LEFT = 128 + 13  # what a shell shows for a process killed by SIGPIPE
 
 
 def _estate_options(*, in_subcommand: bool = False) -> argparse.ArgumentParser:
@@ -94,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("file", metavar="FILE", type=Path, help="the backup to restore")
     restore.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    restore.add_argument(
+        "--from-other-repository",
+        action="store_true",
+        help="restore a backup of another repository (or of unknown origin): refused otherwise",
+    )
     drift = commands.add_parser(
         "drift", parents=[estate], help="VMs recorded as active that no host reports (exit 1)"
     )
@@ -172,7 +181,60 @@ def resolve_repository(args: argparse.Namespace, estate: EstateConfig | None) ->
     return default
 
 
+# Libraries whose warnings speak to their own developers, not to an operator: asyncssh
+# touches cryptography's deprecated DSA when it is imported, ten lines on every run with an
+# SSH host. Matched on the module the warning is attributed to, so ovmtui's own still show.
+LIBRARY_WARNINGS = r"(asyncssh|cryptography)(\.|$)"
+
+
+def quiet_library_warnings() -> None:
+    """Hide the libraries' warnings, unless warnings were asked for (-W, PYTHONWARNINGS, -X dev)."""
+    if sys.warnoptions or sys.flags.dev_mode:
+        return
+    warnings.filterwarnings("ignore", module=LIBRARY_WARNINGS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_library_warnings()
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # A reader that left after the last write is only seen here; at exit, Python
+            # would print "Exception ignored ... BrokenPipeError" about it.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # a socket or a pipe of our own broke: a bug to see, not a reader leaving
+        return _reader_left()
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe or socket whose reader has closed it (`ovmtui … | head`)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real file: not a closed pipe
+        return False
+
+
+def _reader_left() -> int:
+    """Exit as git and grep do when their reader leaves: no message, killed by SIGPIPE.
+
+    A shell then sees 141, like every other command of the pipeline, and a script with
+    `set -o pipefail` treats ovmtui as it treats them.
+    """
+    # Whatever runs before the process ends must not meet the closed pipe again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    return EXIT_READER_LEFT  # no SIGPIPE on this system: the status a shell would show
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -278,7 +340,14 @@ def _restore(args: argparse.Namespace) -> int:
     repository = _repository_only(args)
     confirm = _confirmer(args, "Restore?")
     return asyncio.run(
-        restore(repository, args.file, sys.stdout, confirm=confirm, user=current_user())
+        restore(
+            repository,
+            args.file,
+            sys.stdout,
+            confirm=confirm,
+            user=current_user(),
+            from_other_repository=args.from_other_repository,
+        )
     )
 
 
@@ -305,16 +374,7 @@ def _inventory(estate: EstateConfig, repository: Path, *, as_json: bool) -> int:
     from ovmtui.headless import poll_estate_once, print_inventory
 
     snapshot = asyncio.run(poll_estate_once(estate, repository, warn=sys.stderr))
-    try:
-        status = print_inventory(snapshot, sys.stdout, as_json=as_json)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # `ovmtui inventory | head`: the reader left. Say nothing more (no traceback), and
-        # point stdout at /dev/null so the interpreter's final flush does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
-    return status
+    return print_inventory(snapshot, sys.stdout, as_json=as_json)
 
 
 def _export_definitions(estate: EstateConfig, repository: Path, directory: Path | None) -> int:
