@@ -44,14 +44,22 @@ class AppContext(Protocol):
         """The audit journal; raises OvmError when there is no repository."""
         ...
 
+    @property
+    def repository_identity(self) -> str | None:
+        """The open repository's identity (whose backups are its own); None without one."""
+        ...
+
     async def backups(self) -> Sequence[BackupInfo]:
         """Newest first, each inspected (verified or not, and why)."""
         ...
 
     async def back_up_now(self) -> Path: ...
 
-    async def plan_restore(self, backup: Path) -> RestorePlan:
-        """Verifies the backup; raises RepositoryError when it is refused."""
+    async def plan_restore(
+        self, backup: Path, *, from_other_repository: bool = False
+    ) -> RestorePlan:
+        """Verifies the backup; raises RepositoryError when it is refused (ForeignBackup:
+        it is not this repository's, and ``from_other_repository`` was not given)."""
         ...
 
     async def restore(self, plan: RestorePlan) -> RestoreOutcome:

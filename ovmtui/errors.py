@@ -63,3 +63,9 @@ class ArchiveError(OvmError):
     """A definitions archive that cannot be trusted (corrupt, foreign, tampered) or written."""
 
     title = "Unusable definitions archive"
+
+
+class ForeignBackup(RepositoryError):
+    """A restore candidate that is not known as this repository's backup (asked, not done)."""
+
+    title = "Backup of another repository"

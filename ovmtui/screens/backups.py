@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ovmtui.context import AppContext
-from ovmtui.errors import OvmError
+from ovmtui.errors import ForeignBackup, OvmError
 from ovmtui.format import size
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.store.backup import BackupInfo
@@ -41,7 +41,9 @@ class BackupsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("taken", "size", "schema", "hosts", "VMs", "journal", "verified", "file")
+        table.add_columns(
+            "taken", "of", "size", "schema", "hosts", "VMs", "journal", "verified", "file"
+        )
         table.focus()
         self.action_reload()
 
@@ -57,9 +59,11 @@ class BackupsScreen(Screen[None]):
     def _show(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
+        identity = self.context.repository_identity
         for info in self._infos:
             table.add_row(
                 datetime.datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S"),
+                info.whose(identity),
                 size(info.size_bytes),
                 _show(info.schema_version),
                 _show(info.hosts),
@@ -103,6 +107,23 @@ class BackupsScreen(Screen[None]):
             return
         try:
             plan = await self.context.plan_restore(Path(info.path))
+        except ForeignBackup as exc:
+            # Not this repository's: restored only when asked for in so many words.
+            foreign = await self.app.push_screen_wait(
+                ConfirmDialog(
+                    "A backup of another repository",
+                    [f"ovmtui restore {info.path} --from-other-repository"],
+                    warning=f"{exc}\nRestore it all the same?",
+                    confirm_label="It is what I want",
+                )
+            )
+            if not foreign:
+                return
+            try:
+                plan = await self.context.plan_restore(Path(info.path), from_other_repository=True)
+            except OvmError as again:
+                self.notify(str(again), title="Restore refused", severity="error", markup=False)
+                return
         except OvmError as exc:
             self.notify(str(exc), title="Restore refused", severity="error", markup=False)
             return

@@ -9,6 +9,7 @@ script: ``executescript`` would commit the migration transaction halfway).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -159,7 +160,15 @@ def check_file(path: Path) -> None:
         with path.open("rb") as file:
             header = file.read(100)
     except FileNotFoundError:
-        return  # a new repository
+        # A new repository: readable by its owner only, since it holds the key that signs
+        # the definition archives (SQLite gives its -wal and -shm the same mode).
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # another process created it meanwhile
+        except OSError as exc:
+            raise RepositoryError(f"{path}: cannot create it: {exc.strerror or exc}") from None
+        return
     except IsADirectoryError:
         raise RepositoryError(f"{path}: is a directory, not a repository file") from None
     except OSError as exc:

@@ -76,7 +76,7 @@ async def old_and_backup(tmp_path: Path) -> tuple[Path, Path]:
 
 async def test_restore_replaces_and_keeps_the_previous(old_and_backup: tuple[Path, Path]) -> None:
     current, backup = old_and_backup
-    plan = await plan_restore(current, backup)
+    plan = await plan_restore(current, backup, from_other_repository=True)
     assert plan.current is not None and plan.current.hosts == 1
     assert plan.candidate.verified
     steps: list[str] = []
@@ -167,7 +167,7 @@ async def test_refused_while_another_process_holds_it_open(
     old_and_backup: tuple[Path, Path],
 ) -> None:
     current, backup = old_and_backup
-    plan = await plan_restore(current, backup)
+    plan = await plan_restore(current, backup, from_other_repository=True)
     other = await Repository.open(current)  # the TUI of a colleague, say
     try:
         with pytest.raises(RepositoryError, match="in use by another process"):
@@ -191,7 +191,10 @@ async def test_declined_confirmation_changes_nothing(old_and_backup: tuple[Path,
         return False
 
     out = _Out()
-    assert await restore(current, backup, out, confirm=decline, user="u") == 1
+    assert (
+        await restore(current, backup, out, confirm=decline, user="u", from_other_repository=True)
+        == 1
+    )
     assert "cancelled" in out.text
     assert digest(current) == before
     assert "1 hosts, 5 VMs" in questions[0] and str(backup) in questions[0]
@@ -272,7 +275,7 @@ def test_a_restore_killed_at_any_point_leaves_one_whole_repository(tmp_path: Pat
     backup = asyncio.run(prepare())
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "ovmtui", "--repository", str(current), "restore"]
-    argv += [str(backup), "--yes"]
+    argv += [str(backup), "--yes", "--from-other-repository"]
 
     def reset() -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -331,7 +334,7 @@ async def test_a_candidate_changed_after_the_question_is_refused(
     old_and_backup: tuple[Path, Path],
 ) -> None:
     current, backup = old_and_backup
-    plan = await plan_restore(current, backup)
+    plan = await plan_restore(current, backup, from_other_repository=True)
     _foreign(backup.with_name("foreign.sqlite"))
     backup.write_bytes(backup.with_name("foreign.sqlite").read_bytes())  # swapped meanwhile
     with pytest.raises(RepositoryError, match="not an ovmtui repository"):

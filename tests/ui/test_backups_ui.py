@@ -34,7 +34,8 @@ async def test_back_up_then_restore_without_restarting(tmp_path: Path) -> None:
         backups = app.screen.query_one(DataTable)
         await pilot.press("b")
         await wait_until(pilot, lambda: backups.row_count == 1, what="the new backup listed")
-        assert backups.get_row_at(0)[6] == "yes"
+        assert backups.get_row_at(0)[1] == "this repository"
+        assert backups.get_row_at(0)[7] == "yes"
         # After the backup: an action, journaled in the live repository only.
         await pilot.press("escape", "slash", *"kafka01", "enter", "p")
         await wait_until(pilot, lambda: state_of(app, "kafka01") is VmState.PAUSED)
@@ -116,7 +117,7 @@ async def test_restore_from_another_manager_is_reconciled_by_the_next_poll(
             )
             await other.save_snapshot(EstateSnapshot(hosts, generation=1, taken_at=5.0))
             backup = await create_backup(other, tmp_path / "other" / "backups")
-        await app.restore(await app.plan_restore(backup))
+        await app.restore(await app.plan_restore(backup, from_other_repository=True))
         await wait_until(pilot, lambda: [d.name for d in app.drifted] == ["ghost02"])
         assert app.repository is not None
         known = await app.repository.load_snapshot()
