@@ -25,6 +25,7 @@ from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.screens.drift import DriftScreen
 from ovmtui.services.actions import ActionResult, ActionService, current_user, summarize
 from ovmtui.services.definitions import (
+    ArchiveKey,
     ExportResult,
     default_definitions_dir,
     export_definitions,
@@ -176,7 +177,11 @@ class OvmApp(App[int]):
         directory = default_definitions_dir(self._repository_path)
         job = await self._job_started("export-definitions", str(directory))
         try:
-            result = await export_definitions(self._snapshot, self.poller.backend, directory)
+            # Signed with the repository's key, so that it imports later as its own.
+            key = await ArchiveKey.of(self._open_repo())
+            result = await export_definitions(
+                self._snapshot, self.poller.backend, directory, key=key
+            )
         except OvmError as exc:
             await self._job_finished(job, ok=False, detail=exc.message)
             raise

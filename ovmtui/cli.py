@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     define.add_argument(
         "--host", required=True, metavar="HOST", help="where to define it: name or pool/name"
     )
+    define.add_argument(
+        "--trust-archive",
+        action="store_true",
+        help="import even if the archive is not verified as this repository's (signed by "
+        "another one, unsigned, or changed since); the journal records it",
+    )
     return parser
 
 
@@ -389,9 +395,8 @@ def _import_definition(estate: EstateConfig, repository: Path, args: argparse.Na
     from ovmtui.headless import import_definition_report
 
     # The journal records the command as typed, every argument quoted.
-    command = shlex.join(
-        ["ovmtui", "import-definition", str(args.archive), args.vm, "--host", args.host]
-    )
+    words = ["ovmtui", "import-definition", str(args.archive), args.vm, "--host", args.host]
+    command = shlex.join([*words, "--trust-archive"] if args.trust_archive else words)
     return asyncio.run(
         import_definition_report(
             estate,
@@ -402,6 +407,7 @@ def _import_definition(estate: EstateConfig, repository: Path, args: argparse.Na
             sys.stdout,
             command=command,
             warn=sys.stderr,
+            trust_archive=args.trust_archive,
         )
     )
 

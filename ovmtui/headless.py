@@ -325,21 +325,33 @@ async def export_definitions_report(
     out: TextIO,
     warn: TextIO | None = None,
 ) -> int:
-    """Poll once, then save every VM's definition in one archive; 1 if anything is missing."""
-    from ovmtui.services.definitions import default_definitions_dir, export_definitions
+    """Poll once, then save every VM's definition in one archive; 1 if anything is missing.
+
+    The archive is signed with the repository's key: it imports later as this one's own.
+    """
+    from ovmtui.services.definitions import (
+        ArchiveKey,
+        default_definitions_dir,
+        export_definitions,
+    )
 
     target = directory if directory is not None else default_definitions_dir(repository)
     snapshot = await poll_estate_once(config, repository, warn=warn)
+    repo = await Repository.open(repository)
+    try:
+        key = await ArchiveKey.of(repo)
+    finally:
+        await repo.close()
     backends = {host.key: backend_for(host) for host in config.hosts}
     try:
-        result = await export_definitions(snapshot, backends.get, target)
+        result = await export_definitions(snapshot, backends.get, target, key=key)
     finally:
         await asyncio.gather(*(backend.close() for backend in backends.values()))
     out.write(f"{result.path}\n")
     out.write(
         f"exported {result.exported} VM definitions from {result.hosts} hosts; "
         f"{len(result.failures)} failed, {len(result.unreachable)} hosts unreachable, "
-        f"{len(result.skipped)} hosts skipped\n"
+        f"{len(result.skipped)} hosts skipped; signed by repository {result.signed_by}\n"
     )
     for problem in result.unreachable:
         out.write(f"UNREACHABLE {problem}\n")
@@ -378,9 +390,13 @@ async def import_definition_report(
     *,
     command: str,
     warn: TextIO | None = None,
+    trust_archive: bool = False,
 ) -> int:
-    """Define one VM again from an archive, after polling the estate once. Refusals raise."""
-    from ovmtui.services.definitions import import_definition, read_archive
+    """Define one VM again from an archive, after polling the estate once. Refusals raise.
+
+    An archive that does not verify as this repository's is refused unless ``trust_archive``.
+    """
+    from ovmtui.services.definitions import ArchiveKey, import_definition, read_archive
 
     archive = await asyncio.to_thread(read_archive, archive_path)
     key = host_key_for(config, host)
@@ -396,6 +412,8 @@ async def import_definition_report(
             snapshot,
             lambda wanted: target if wanted == key else None,
             journal=repo,
+            key=await ArchiveKey.of(repo),
+            trust_archive=trust_archive,
             command=command,
         )
     finally:
@@ -406,4 +424,7 @@ async def import_definition_report(
         f"defined {entry.name} ({result.uuid}) on {key} from {archive_path}; "
         f"it was {entry.state} on {entry.pool}/{entry.host} at export and is not started\n"
     )
+    out.write(f"{result.provenance.journal_detail()}\n")
+    if not result.provenance.verified and warn is not None:
+        warn.write(f"ovmtui: warning: {result.provenance.journal_detail()}\n")
     return 0

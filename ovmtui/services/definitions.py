@@ -8,6 +8,23 @@ lead a file outside the archive's folders. An archive is written as ``NAME.parti
 and renamed: a failure (a full disk, a cancel) leaves no archive that could pass for a whole
 one.
 
+The checksums catch a file changed by accident, not on purpose: whoever edits a member can
+write its new SHA-256 into the manifest too. So the repository signs what it exports: the
+second member, ``manifest.sig``, is the JSON object ``{"format":
+"ovmtui-definitions-signature", "algorithm": "hmac-sha256", "repository": ID, "hmac": HEX}``,
+where ID is the exporting repository's identity and HEX the HMAC-SHA256, under that
+repository's archive key (``meta.archive_key``), of ``manifest.json``'s bytes exactly as they
+are in the archive. No canonical form to get wrong: any changed byte of the manifest, and so
+(through its checksums) of any definition, breaks the signature. By hand::
+
+    openssl dgst -sha256 -mac HMAC -macopt hexkey:KEY manifest.json
+
+An archive imports as it stands only when it verifies as this repository's own. One signed
+by another repository (whose key this one does not have), unsigned (made by an ovmtui before
+format 2, or its ``manifest.sig`` missing) or whose signature does not match is refused
+unless the operator says ``--trust-archive``; the journal then records that it was imported
+unverified, and why.
+
 Importing defines one VM again on a host of the operator's choice, but only when no host of
 the estate has it, as far as can be known: two hosts starting the same disks corrupt them.
 It is written to the audit journal like any action. Pure asyncio, no Textual: the CLI and the
@@ -51,8 +68,14 @@ from ovmtui.model import Capability, EstateSnapshot, HostKey, HostStatus, Vm
 from ovmtui.services.actions import ActionJournal, current_user
 
 FORMAT = "ovmtui-definitions"
-FORMAT_VERSION = 1
+# 2: signed (manifest.sig). An older ovmtui then says "written by a newer ovmtui" instead of
+# calling the signature an intruder; this one still reads format 1, as unsigned.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+SIGNATURE_FORMAT = "ovmtui-definitions-signature"
+SIGNATURE_ALGORITHM = "hmac-sha256"
+TRUST_FLAG = "--trust-archive"
 KIND_LIBVIRT_XML = "libvirt-xml"
 KIND_XEN_CFG = "xen-vm.cfg"
 IMPORT_OPERATION = "import-definition"
@@ -66,6 +89,7 @@ _EXTENSIONS = {KIND_LIBVIRT_XML: ".xml", KIND_XEN_CFG: ".cfg"}
 # archives crafted to exhaust memory, not a limit anyone should meet.
 _MAX_MEMBER_BYTES = 16 * 1024 * 1024
 _MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+_MAX_SIGNATURE_BYTES = 64 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_PART = 80
 # What a member name written by us looks like: folders and a file of safe characters, none
@@ -74,6 +98,54 @@ _MEMBER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)
 
 
 # --------------------------------------------------------------------------- data
+
+
+class KeyHolder(Protocol):
+    """What holds an archive key: a repository (``Repository`` is one)."""
+
+    @property
+    def identity(self) -> str: ...
+
+    async def archive_key(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveKey:
+    """A repository's identity and the secret its archives are signed with."""
+
+    repository: str
+    secret: bytes = dataclasses.field(repr=False)  # never in a log or a traceback
+
+    @classmethod
+    async def of(cls, holder: KeyHolder) -> ArchiveKey:
+        return cls(holder.identity, await holder.archive_key())
+
+    def sign(self, manifest: bytes) -> bytes:
+        return hmac.new(self.secret, manifest, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSignature:
+    """``manifest.sig`` as read: who says they signed, and the HMAC (not yet verified)."""
+
+    repository: str
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Whether an archive verifies as the given repository's own, and in words why (not)."""
+
+    verified: bool
+    reason: str
+
+    def journal_detail(self) -> str:
+        if self.verified:
+            return f"archive verified: {self.reason}"
+        return (
+            f"archive not verified as this repository's: {self.reason}; "
+            f"imported because {TRUST_FLAG} was given"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +192,7 @@ class ExportResult:
     skipped: tuple[ExportProblem, ...]  # hosts that cannot report definitions
     unreachable: tuple[ExportProblem, ...] = ()  # hosts the snapshot had no answer from
     hosts: int = 0  # hosts the definitions came from
+    signed_by: str | None = None  # the repository whose key signed it; None: unsigned
 
     @property
     def complete(self) -> bool:
@@ -139,6 +212,25 @@ class DefinitionArchive:
     failures: tuple[ExportProblem, ...] = ()
     unreachable: tuple[ExportProblem, ...] = ()
     skipped: tuple[ExportProblem, ...] = ()
+    signature: ArchiveSignature | None = None
+    signature_error: str | None = None  # a manifest.sig that could not be read, and why
+    manifest: bytes = dataclasses.field(default=b"", repr=False, compare=False)  # as signed
+
+    def provenance(self, key: ArchiveKey) -> Provenance:
+        """Whether this archive is ``key``'s repository's own, unchanged since it signed it."""
+        if self.signature_error is not None:
+            return Provenance(False, f"its {SIGNATURE} is unreadable ({self.signature_error})")
+        if self.signature is None and self.format_version < 2:
+            return Provenance(False, "not signed (made by an older ovmtui, before signatures)")
+        if self.signature is None:
+            return Provenance(False, f"not signed (its {SIGNATURE} is missing)")
+        if self.signature.repository != key.repository:
+            return Provenance(False, f"signed by another repository {self.signature.repository}")
+        if not hmac.compare_digest(key.sign(self.manifest), self.signature.digest):
+            return Provenance(
+                False, "the signature does not match: the archive was changed after it was made"
+            )
+        return Provenance(True, f"signed by this repository {key.repository}")
 
     def find(self, vm: str) -> DefinitionEntry:
         """The entry of the VM named ``vm``, or whose UUID it is.
@@ -193,6 +285,7 @@ class ImportResult:
     host: HostKey
     uuid: str  # what the host defined
     command: str
+    provenance: Provenance  # whether the archive verified, or why not (then it was trusted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +331,12 @@ def member_name(pool: str, host: str, name: str, uuid: str, kind: str) -> str:
     return f"{safe_part(pool)}/{safe_part(host)}/{safe_part(name)}--{safe_part(uuid)}{extension}"
 
 
-def import_command(archive: Path, vm: str, host: HostKey | str) -> str:
+def import_command(
+    archive: Path, vm: str, host: HostKey | str, *, trust_archive: bool = False
+) -> str:
     """The command line that imports ``vm``, every argument quoted (for the journal)."""
-    return shlex.join(["ovmtui", "import-definition", str(archive), vm, "--host", str(host)])
+    words = ["ovmtui", "import-definition", str(archive), vm, "--host", str(host)]
+    return shlex.join([*words, TRUST_FLAG] if trust_archive else words)
 
 
 def definition_kind(text: str) -> str:
@@ -265,12 +361,14 @@ async def export_definitions(
     *,
     clock: Callable[[], float] = time.time,
     concurrency: int = CONCURRENCY_DEFAULT,
+    key: ArchiveKey | None = None,
 ) -> ExportResult:
     """Fetch the definition of every VM of every reachable host into one new archive.
 
     The archive is written with whatever could be read; what could not is in the result
-    and in the manifest. Raises ``ArchiveError`` (and leaves no file) only when the archive
-    itself cannot be written.
+    and in the manifest. With ``key`` (the repository's: ``await ArchiveKey.of(repo)``) it
+    is signed; without, it is unsigned and imports only with ``--trust-archive``. Raises
+    ``ArchiveError`` (and leaves no file) only when the archive itself cannot be written.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -324,13 +422,13 @@ async def export_definitions(
 
     await asyncio.gather(*(fetch_some() for _ in range(min(concurrency, max(len(work), 1)))))
 
-    for key, message in lost.items():
-        status = snapshot.host(key)
+    for gone, message in lost.items():
+        status = snapshot.host(gone)
         total = len(status.vms) if status is not None else 0
-        done = sum(1 for f in fetched if (f.pool, f.host) == (key.pool, key.name))
+        done = sum(1 for f in fetched if (f.pool, f.host) == (gone.pool, gone.name))
         why = f"stopped answering: {message}; {total - done} of {total} VMs not exported"
-        failures.append(ExportProblem(key.pool, key.name, why))
-    hosts = sum(1 for key in readers if key not in lost)
+        failures.append(ExportProblem(gone.pool, gone.name, why))
+    hosts = sum(1 for reader in readers if reader not in lost)
 
     abandon = threading.Event()
     try:
@@ -343,6 +441,7 @@ async def export_definitions(
             _sorted(unreachable),
             _sorted(skipped),
             abandon,
+            key,
         )
     except asyncio.CancelledError:
         abandon.set()  # the thread goes on: it must not publish, and removes its partial
@@ -359,6 +458,7 @@ async def export_definitions(
         skipped=_sorted(skipped),
         unreachable=_sorted(unreachable),
         hosts=hosts,
+        signed_by=key.repository if key is not None else None,
     )
 
 
@@ -378,6 +478,7 @@ def _write_archive(
     unreachable: tuple[ExportProblem, ...],
     skipped: tuple[ExportProblem, ...],
     abandon: threading.Event,
+    key: ArchiveKey | None = None,
 ) -> tuple[Path, int]:
     """In a thread: checksums, manifest, then the archive, published atomically."""
     members: list[tuple[DefinitionEntry, bytes]] = []
@@ -424,11 +525,24 @@ def _write_archive(
         "skipped": [_host_problem_json(p) for p in skipped],
     }
     manifest_bytes = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
+    signature = None
+    if key is not None:
+        signature = json.dumps(
+            {
+                "format": SIGNATURE_FORMAT,
+                "algorithm": SIGNATURE_ALGORITHM,
+                "repository": key.repository,
+                "hmac": key.sign(manifest_bytes).hex(),
+            },
+            indent=1,
+        ).encode("utf-8")
     mtime = int(created)
     try:
         with partial.open("xb") as raw:
             with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
                 _add(tar, MANIFEST, manifest_bytes, mtime)
+                if signature is not None:
+                    _add(tar, SIGNATURE, signature, mtime)
                 for entry, data in members:
                     if abandon.is_set():
                         raise _Abandoned
@@ -533,8 +647,17 @@ def _verify(path: Path, tar: tarfile.TarFile) -> DefinitionArchive:
     expected = {entry.member: entry for entry in archive.entries}
     if len(expected) != len(archive.entries):
         raise ArchiveError(f"{path}: {MANIFEST}: two VMs share one file name")
+    if SIGNATURE in expected:
+        raise ArchiveError(f"{path}: {MANIFEST}: a VM's file is named {SIGNATURE}")
     seen: set[str] = set()
-    for member in _members(tar):
+    for index, member in enumerate(_members(tar)):
+        if index == 0 and member.name == SIGNATURE:
+            # Read, not judged: whether it is this repository's is for the import to say.
+            signature, error = _read_signature(
+                _member_bytes(path, tar, member, None, limit=_MAX_SIGNATURE_BYTES)
+            )
+            archive = dataclasses.replace(archive, signature=signature, signature_error=error)
+            continue
         entry = expected.get(member.name)
         if entry is None:
             raise ArchiveError(
@@ -585,6 +708,27 @@ def _check_sum(path: Path, entry: DefinitionEntry, data: bytes) -> None:
         )
 
 
+def _read_signature(raw: bytes) -> tuple[ArchiveSignature | None, str | None]:
+    """The signature, or why it cannot be read (then the archive is simply not verified)."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"not valid JSON: {exc}"
+    if not isinstance(data, dict) or data.get("format") != SIGNATURE_FORMAT:
+        return None, "not an ovmtui archive signature"
+    if data.get("algorithm") != SIGNATURE_ALGORITHM:
+        return (
+            None,
+            f"algorithm {data.get('algorithm')!r}; this ovmtui checks {SIGNATURE_ALGORITHM}",
+        )
+    repository, digest = data.get("repository"), data.get("hmac")
+    if not isinstance(repository, str) or not repository:
+        return None, "repository: expected a string"
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return None, "hmac: expected 64 hexadecimal digits"
+    return ArchiveSignature(repository, bytes.fromhex(digest)), None
+
+
 def _parse_manifest(path: Path, raw: bytes) -> DefinitionArchive:
     where = f"{path}: {MANIFEST}"
     try:
@@ -612,6 +756,7 @@ def _parse_manifest(path: Path, raw: bytes) -> DefinitionArchive:
         failures=_problems(data, "failures", where, with_vm=True),
         unreachable=_problems(data, "unreachable", where),
         skipped=_problems(data, "skipped", where),
+        manifest=raw,
     )
 
 
@@ -690,23 +835,27 @@ async def import_definition(
     backend_for: Callable[[HostKey], Backend | None],
     *,
     journal: ActionJournal | None,
+    key: ArchiveKey,
+    trust_archive: bool = False,
     known: EstateSnapshot | None = None,
     user: str | None = None,
     command: str | None = None,
 ) -> ImportResult:
     """Define ``vm`` (its name or UUID in ``archive``) on ``host`` again.
 
-    Refused (``ActionRefused``, nothing defined) while the VM's UUID is anywhere in the
-    estate: running or defined on a host of ``snapshot``, or last known on a host that does
-    not answer now (from ``snapshot``'s stale data, or ``known``: the repository's
-    last-known estate). Refused too when ``host`` does not answer or cannot define VMs,
-    and (``ArchiveError``) when the file no longer matches its checksum.
+    Refused (``ActionRefused``, nothing defined) unless ``archive`` verifies as signed by
+    ``key`` (this repository's) or ``trust_archive`` is given. Refused too while the VM's
+    UUID is anywhere in the estate: running or defined on a host of ``snapshot``, or last
+    known on a host that does not answer now (from ``snapshot``'s stale data, or ``known``:
+    the repository's last-known estate). Refused too when ``host`` does not answer or cannot
+    define VMs, and (``ArchiveError``) when the file no longer matches its checksum.
 
     Journaled like an action: written before anything else (a refusal is on the record
     too), completed with the result.
     """
     entry = archive.find(vm)
-    command = command or import_command(archive.path, vm, host)
+    command = command or import_command(archive.path, vm, host, trust_archive=trust_archive)
+    provenance = archive.provenance(key)
     record: int | None = None
     if journal is not None:
         record = await journal.journal_started(
@@ -719,6 +868,14 @@ async def import_definition(
             command=command,
         )
     try:
+        if not provenance.verified and not trust_archive:
+            raise ActionRefused(
+                f"{archive.path} is not verified as this repository's ({key.repository}): "
+                f"{provenance.reason}. Nothing vouches that its definitions are what was "
+                "exported; if you know where it comes from and that it is intact, run the "
+                f"command again with {TRUST_FLAG}. Nothing was defined.",
+                title="Archive not verified",
+            )
         target = _target(entry, host, snapshot, backend_for)
         _refuse_if_present(entry, host, snapshot, known)
         text = await asyncio.to_thread(archive.read, entry)
@@ -729,10 +886,11 @@ async def import_definition(
             await journal.journal_finished(record, ok=False, detail=exc.message)
         raise
     if journal is not None and record is not None:
-        same = _canonical_uuid(defined) == entry.uuid
-        detail = None if same else f"the host defined it with UUID {defined}"
+        detail = provenance.journal_detail()
+        if _canonical_uuid(defined) != entry.uuid:
+            detail += f"; the host defined it with UUID {defined}"
         await journal.journal_finished(record, ok=True, detail=detail)
-    return ImportResult(entry, host, defined, command)
+    return ImportResult(entry, host, defined, command, provenance)
 
 
 def _refused(message: str) -> ActionRefused:

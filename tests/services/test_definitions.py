@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import hmac
 import io
 import json
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -23,7 +26,7 @@ import threading
 import urllib.parse
 import uuid as uuid_module
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -38,7 +41,9 @@ from ovmtui.model import EstateSnapshot, HostKey, HostStatus, Vm, VmState
 from ovmtui.services import definitions as definitions_module
 from ovmtui.services.actions import current_user
 from ovmtui.services.definitions import (
+    ArchiveKey,
     DefinitionArchive,
+    Provenance,
     export_definitions,
     import_definition,
     read_archive,
@@ -48,6 +53,11 @@ from ovmtui.services.poller import EstatePoller, PolledHost
 
 DEAD_URI = "qemu+tcp://127.0.0.1:1/system"  # nothing listens on port 1: refused at once
 FIXED_NOW = 1_000_000_000.0
+# This repository's key in the in-process tests; the CLI tests use real repositories' keys.
+KEY = ArchiveKey("0123456789abcdef0123456789abcdef", bytes(range(32)))
+NOT_VERIFIED = "archive not verified as this repository's: "
+BECAUSE_TRUSTED = "; imported because --trust-archive was given"
+CHANGED = "the signature does not match: the archive was changed after it was made"
 SAFE_MEMBER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 
 # --------------------------------------------------------------------------- helpers
@@ -57,14 +67,16 @@ def new_uuid() -> str:
     return str(uuid_module.uuid4())
 
 
-def domain_xml(name: str, uuid: str, *, running: bool = False, node: bool = True) -> str:
+def domain_xml(
+    name: str, uuid: str, *, running: bool = False, node: bool = True, vcpus: int = 1
+) -> str:
     state = f"<test:runstate>{1 if running else 5}</test:runstate>" if node else ""
     namespace = " xmlns:test='http://libvirt.org/schemas/domain/test/1.0'" if node else ""
     return f"""<domain type='test'{namespace}>
     <name>{escape(name)}</name>
     <uuid>{uuid}</uuid>
     <memory unit='MiB'>512</memory>
-    <vcpu>1</vcpu>
+    <vcpu>{vcpus}</vcpu>
     <os><type arch='x86_64'>hvm</type></os>
     <devices>
       <disk type='file' device='disk'>
@@ -76,9 +88,13 @@ def domain_xml(name: str, uuid: str, *, running: bool = False, node: bool = True
   </domain>"""
 
 
-def node_uri(tmp_path: Path, file: str, domains: list[tuple[str, str, bool]]) -> str:
+def node_uri(
+    tmp_path: Path, file: str, domains: list[tuple[str, str, bool]], *, vcpus: int = 1
+) -> str:
     """A test-driver node file holding ``domains`` (name, uuid, running); its URI."""
-    body = "\n".join(domain_xml(name, uuid, running=running) for name, uuid, running in domains)
+    body = "\n".join(
+        domain_xml(name, uuid, running=running, vcpus=vcpus) for name, uuid, running in domains
+    )
     path = tmp_path / file
     path.write_text(
         "<node><cpu><mhz>2400</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets>"
@@ -155,6 +171,26 @@ def rewrite_archive(path: Path, change: dict[str, bytes | None], extra: dict[str
             tar.addfile(info, io.BytesIO(data))
 
 
+def edit_definition(path: Path, member: str, old: bytes, new: bytes) -> None:
+    """Change a definition and write its new SHA-256 into the manifest, as someone covering
+    their tracks would: every checksum of the archive still matches."""
+    with tarfile.open(path, "r:gz") as tar:
+        data = tar.extractfile(member).read()  # type: ignore[union-attr]
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert old in data
+    data = data.replace(old, new)
+    for vm in manifest["vms"]:
+        if vm["file"] == member:
+            vm["sha256"], vm["size_bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    rewrite_archive(path, {member: data, "manifest.json": json.dumps(manifest).encode()}, {})
+
+
+def repository_id(path: Path) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        [(value,)] = db.execute("SELECT value FROM meta WHERE key = 'repository_id'")
+    return str(value)
+
+
 def xml_identity(text: str) -> tuple[str | None, str | None]:
     root = ET.fromstring(text)
     return root.findtext("name"), root.findtext("uuid")
@@ -184,9 +220,9 @@ class SharedNode:
         self.conn = conn
         self.defined: list[str] = []
 
-    def define(self, name: str) -> str:
+    def define(self, name: str, *, vcpus: int = 1) -> str:
         uuid = new_uuid()
-        self.conn.defineXML(domain_xml(name, uuid, node=False))
+        self.conn.defineXML(domain_xml(name, uuid, node=False, vcpus=vcpus))
         self.defined.append(uuid)
         return uuid
 
@@ -216,7 +252,8 @@ def shared_node() -> Iterator[SharedNode]:
 
 @dataclasses.dataclass
 class Recovery:
-    """Host p/a (test:///default) has VM ``name``; p/b (a node file) does not."""
+    """Host p/a (test:///default) has VM ``name`` (2 vCPUs); p/b (a node file) does not.
+    The archive is signed with ``KEY``."""
 
     name: str
     uuid: str
@@ -228,12 +265,12 @@ class Recovery:
 @pytest.fixture
 async def recovery(tmp_path: Path, shared_node: SharedNode) -> Recovery:
     name = f"rescue-{new_uuid()[:8]}"
-    uuid = shared_node.define(name)
+    uuid = shared_node.define(name, vcpus=2)
     b_uri = node_uri(tmp_path, "b.xml", [("bystander", new_uuid(), True)])
     estate = estate_of(("p", "a", "test:///default"), ("p", "b", b_uri))
     async with polled(estate) as poller:
         snapshot = await poller.poll_once()
-        result = await export_definitions(snapshot, poller.backend, tmp_path / "out")
+        result = await export_definitions(snapshot, poller.backend, tmp_path / "out", key=KEY)
     assert result.complete, result
     return Recovery(name, uuid, estate, read_archive(result.path), shared_node)
 
@@ -490,6 +527,7 @@ async def test_a_vm_lost_with_its_host_is_defined_on_another(recovery: Recovery)
             snapshot,
             poller.backend,
             journal=journal,
+            key=KEY,
         )
         after = await poller.poll_once()
     assert result.uuid == recovery.uuid
@@ -513,7 +551,9 @@ async def test_a_vm_lost_with_its_host_is_defined_on_another(recovery: Recovery)
         "--host",
         "p/b",
     ]
-    assert journal.finished == [(1, True, None)]
+    assert journal.finished == [
+        (1, True, f"archive verified: signed by this repository {KEY.repository}")
+    ]
 
 
 async def refused(recovery: Recovery, target: str, match: str, **kw: Any) -> None:
@@ -533,6 +573,7 @@ async def refused(recovery: Recovery, target: str, match: str, **kw: Any) -> Non
                 kw.pop("snapshot", before),
                 poller.backend,
                 journal=journal,
+                key=KEY,
                 **kw,
             )
         assert where(await poller.poll_once()) == where(before)
@@ -595,6 +636,7 @@ async def test_import_is_refused_onto_an_unreachable_host(recovery: Recovery) ->
                 snapshot,
                 poller.backend,
                 journal=journal,
+                key=KEY,
             )
     assert journal.finished[0][1] is False
 
@@ -615,9 +657,175 @@ async def test_a_definition_changed_after_reading_is_not_defined(recovery: Recov
                 snapshot,
                 poller.backend,
                 journal=journal,
+                key=KEY,
             )
         assert (await poller.poll_once()).find_vm(recovery.uuid) is None
     assert journal.finished[0][1] is False
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+async def test_the_signature_is_the_hmac_of_the_manifest_bytes(
+    recovery: Recovery, small_archive: Path
+) -> None:
+    with tarfile.open(recovery.archive.path, "r:gz") as tar:
+        assert tar.getnames()[:2] == ["manifest.json", "manifest.sig"]
+        manifest = tar.extractfile("manifest.json").read()  # type: ignore[union-attr]
+        signature = json.loads(tar.extractfile("manifest.sig").read())  # type: ignore[union-attr]
+    assert signature == {
+        "format": "ovmtui-definitions-signature",
+        "algorithm": "hmac-sha256",
+        "repository": KEY.repository,
+        "hmac": hmac.new(KEY.secret, manifest, hashlib.sha256).hexdigest(),
+    }
+    assert json.loads(manifest)["format_version"] == 2
+    assert recovery.archive.provenance(KEY) == Provenance(
+        True, f"signed by this repository {KEY.repository}"
+    )
+    with tarfile.open(small_archive, "r:gz") as tar:  # exported without a key
+        assert "manifest.sig" not in tar.getnames()
+    assert not read_archive(small_archive).provenance(KEY).verified
+
+
+async def test_an_own_untouched_archive_imports_and_the_journal_says_it_verified(
+    recovery: Recovery,
+) -> None:
+    recovery.node.domain(recovery.uuid).undefine()
+    journal = RecordingJournal()
+    async with polled(recovery.estate) as poller:
+        result = await import_definition(
+            recovery.archive,
+            recovery.name,
+            HostKey("p", "b"),
+            await poller.poll_once(),
+            poller.backend,
+            journal=journal,
+            key=KEY,
+        )
+    assert result.provenance is not None and result.provenance.verified
+    assert "--trust-archive" not in journal.started[0]["command"]
+    [(_, ok, detail)] = journal.finished
+    assert ok and detail == f"archive verified: signed by this repository {KEY.repository}"
+
+
+async def test_an_edited_archive_is_refused_and_imported_only_when_trusted(
+    recovery: Recovery,
+) -> None:
+    recovery.node.domain(recovery.uuid).undefine()  # host a is lost, and the VM with it
+    entry = recovery.archive.find(recovery.name)
+    edit_definition(recovery.archive.path, entry.member, b">2</vcpu>", b">6</vcpu>")
+    archive = read_archive(recovery.archive.path)  # every checksum matches the edited manifest
+    journal = RecordingJournal()
+    async with polled(recovery.estate) as poller:
+        snapshot = await poller.poll_once()
+
+        async def attempt(**kw: Any) -> definitions_module.ImportResult:
+            return await import_definition(
+                archive,
+                recovery.name,
+                HostKey("p", "b"),
+                snapshot,
+                poller.backend,
+                journal=journal,
+                key=KEY,
+                **kw,
+            )
+
+        with pytest.raises(ActionRefused, match=re.escape(CHANGED)) as refusal:
+            await attempt()
+        assert refusal.value.title == "Archive not verified"
+        assert "--trust-archive" in str(refusal.value) and "Nothing was defined" in str(
+            refusal.value
+        )
+        assert (await poller.poll_once()).find_vm(recovery.uuid) is None
+        result = await attempt(trust_archive=True)
+        found = (await poller.poll_once()).find_vm(recovery.uuid)
+    assert found is not None and found.host_key == HostKey("p", "b")
+    assert found.vm.vcpus == 6  # what the edit said: the operator was warned, and chose
+    assert result.provenance == Provenance(False, CHANGED)
+    (_, refused_ok, refused_detail), (_, ok, detail) = journal.finished
+    assert not refused_ok and refused_detail is not None and CHANGED in refused_detail
+    assert ok and detail == NOT_VERIFIED + CHANGED + BECAUSE_TRUSTED
+    assert shlex.split(journal.started[1]["command"])[-1] == "--trust-archive"
+
+
+def _forge(path: Path) -> None:
+    forged = {
+        "format": "ovmtui-definitions-signature",
+        "algorithm": "hmac-sha256",
+        "repository": KEY.repository,
+        "hmac": "00" * 32,
+    }
+    rewrite_archive(path, {"manifest.sig": json.dumps(forged).encode()}, {})
+
+
+def _older_ovmtui(path: Path) -> None:
+    with tarfile.open(path, "r:gz") as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    manifest["format_version"] = 1
+    rewrite_archive(
+        path, {"manifest.json": json.dumps(manifest).encode(), "manifest.sig": None}, {}
+    )
+
+
+OTHER_KEY = ArchiveKey("fedcba9876543210fedcba9876543210", b"\x01" * 32)
+
+
+@pytest.mark.parametrize(
+    ("change", "importer", "reason"),
+    [
+        (None, OTHER_KEY, f"signed by another repository {KEY.repository}"),
+        (
+            lambda p: rewrite_archive(p, {"manifest.sig": None}, {}),
+            KEY,
+            "not signed (its manifest.sig is missing)",
+        ),
+        (_older_ovmtui, KEY, "not signed (made by an older ovmtui, before signatures)"),
+        (_forge, KEY, CHANGED),
+        (
+            lambda p: rewrite_archive(p, {"manifest.sig": b"{"}, {}),
+            KEY,
+            "its manifest.sig is unreadable (not valid JSON",
+        ),
+    ],
+    ids=["another-repository", "signature-removed", "older-ovmtui", "forged", "garbled"],
+)
+async def test_an_archive_from_elsewhere_is_refused_unless_trusted(
+    recovery: Recovery,
+    change: Callable[[Path], None] | None,
+    importer: ArchiveKey,
+    reason: str,
+) -> None:
+    recovery.node.domain(recovery.uuid).undefine()
+    if change is not None:
+        change(recovery.archive.path)
+    archive = read_archive(recovery.archive.path)
+    journal = RecordingJournal()
+    async with polled(recovery.estate) as poller:
+        snapshot = await poller.poll_once()
+
+        async def attempt(**kw: Any) -> definitions_module.ImportResult:
+            return await import_definition(
+                archive,
+                recovery.uuid,
+                HostKey("p", "b"),
+                snapshot,
+                poller.backend,
+                journal=journal,
+                key=importer,
+                **kw,
+            )
+
+        with pytest.raises(ActionRefused, match=re.escape(reason)):
+            await attempt()
+        assert (await poller.poll_once()).find_vm(recovery.uuid) is None
+        await attempt(trust_archive=True)
+        assert (await poller.poll_once()).find_vm(recovery.uuid) is not None
+    (_, refused_ok, _), (_, ok, detail) = journal.finished
+    assert not refused_ok and ok
+    assert detail is not None and detail.startswith(NOT_VERIFIED + reason)
+    assert detail.endswith(BECAUSE_TRUSTED)
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -686,6 +894,7 @@ def test_cli_export_and_import_with_their_refusals(tmp_path: Path) -> None:
     done = records[2]
     assert (done["pool"], done["host"], done["vm"], done["uuid"]) == ("prod", "b", "web01", web)
     assert done["user"] == current_user()
+    assert done["detail"] == f"archive verified: signed by this repository {repository_id(repo)}"
     assert done["command"] == shlex.join(
         ["ovmtui", "import-definition", str(archive), "web01", "--host", "prod/b"]
     )
@@ -710,6 +919,64 @@ def test_cli_export_with_a_dead_host_exits_1_and_keeps_the_rest(tmp_path: Path) 
     [archive] = list(out.iterdir())
     assert Path(proc.stdout.splitlines()[0]) == archive
     assert [e.name for e in read_archive(archive).entries] == ["web01"]
+
+
+def test_cli_an_edited_archive_is_refused_until_trust_archive(tmp_path: Path) -> None:
+    web = new_uuid()
+    a = node_uri(tmp_path, "a.xml", [("web01", web, False)], vcpus=2)
+    b = node_uri(tmp_path, "b.xml", [])
+    repo = tmp_path / "repo.sqlite"
+    both = estate_toml(tmp_path / "both.toml", ("prod", "a", a), ("prod", "b", b))
+    proc = run_cli("export-definitions", "--config", str(both), "--repository", str(repo))
+    assert proc.returncode == 0, proc.stderr
+    assert f"signed by repository {repository_id(repo)}" in proc.stdout
+    archive = Path(proc.stdout.splitlines()[0])
+    edit_definition(archive, f"prod/a/web01--{web}.xml", b">2</vcpu>", b">6</vcpu>")
+
+    lost = estate_toml(tmp_path / "lost.toml", ("prod", "b", b))
+    args = ("import-definition", str(archive), "web01", "--host", "prod/b", "--config", str(lost))
+    proc = run_cli(*args, "--repository", str(repo))
+    assert proc.returncode == 2
+    assert "Archive not verified" in proc.stderr and CHANGED in proc.stderr
+    assert "--trust-archive" in proc.stderr and "Nothing was defined" in proc.stderr
+
+    proc = run_cli(*args, "--repository", str(repo), "--trust-archive")
+    assert proc.returncode == 0, proc.stderr
+    assert f"defined web01 ({web}) on prod/b" in proc.stdout
+    assert NOT_VERIFIED + CHANGED in proc.stderr  # said where a 3 a.m. operator looks
+
+    records = json.loads(run_cli("audit", "--json", "--repository", str(repo)).stdout)
+    assert [r["ok"] for r in records] == [False, True]
+    assert CHANGED in records[0]["detail"]
+    assert records[1]["detail"] == NOT_VERIFIED + CHANGED + BECAUSE_TRUSTED
+    assert shlex.split(records[1]["command"])[-1] == "--trust-archive"
+
+
+def test_cli_an_archive_of_another_repository_is_refused_until_trust_archive(
+    tmp_path: Path,
+) -> None:
+    web = new_uuid()
+    a = node_uri(tmp_path, "a.xml", [("web01", web, False)])
+    b = node_uri(tmp_path, "b.xml", [])
+    elsewhere, here = tmp_path / "elsewhere.sqlite", tmp_path / "here.sqlite"
+    both = estate_toml(tmp_path / "both.toml", ("prod", "a", a), ("prod", "b", b))
+    proc = run_cli("export-definitions", "--config", str(both), "--repository", str(elsewhere))
+    assert proc.returncode == 0, proc.stderr
+    archive = Path(proc.stdout.splitlines()[0])
+
+    lost = estate_toml(tmp_path / "lost.toml", ("prod", "b", b))
+    args = ("import-definition", str(archive), web, "--host", "b", "--config", str(lost))
+    proc = run_cli(*args, "--repository", str(here))
+    reason = f"signed by another repository {repository_id(elsewhere)}"
+    assert proc.returncode == 2
+    assert "Archive not verified" in proc.stderr and reason in proc.stderr
+    assert repository_id(here) in proc.stderr  # which repository it was checked against
+
+    proc = run_cli(*args, "--repository", str(here), "--trust-archive")
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(run_cli("audit", "--json", "--repository", str(here)).stdout)
+    assert [r["ok"] for r in records] == [False, True]
+    assert records[1]["detail"] == NOT_VERIFIED + reason + BECAUSE_TRUSTED
 
 
 def test_cli_refuses_a_tampered_archive(small_archive: Path, tmp_path: Path) -> None:
