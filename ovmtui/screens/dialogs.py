@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Footer, Label, Static
 
 MAX_COMMANDS_SHOWN = 12
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    """Asks before anything destructive or bulk; shows exactly what will run."""
+    """Asks before anything destructive or bulk; shows exactly what will run.
 
-    BINDINGS = [
+    Focus starts on Cancel, so an enter typed out of habit never confirms; the keys that
+    answer are on the buttons and in the dialog's own footer.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "confirm", "Run", id="dialog-confirm"),
-        Binding("n,escape", "cancel", "Cancel", id="dialog-cancel"),
+        Binding("n,escape", "cancel", "Cancel", key_display="n/esc", id="dialog-cancel"),
     ]
+
+    # Below these sizes the dialog drops its padding so that its buttons stay on screen
+    # (a 40x12 terminal still shows the title, the buttons and a scrollable body).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]
 
     def __init__(
         self,
@@ -34,26 +46,33 @@ class ConfirmDialog(ModalScreen[bool]):
         self._commands = list(commands)
         self._warning = warning
         self._confirm_label = confirm_label
+        # The footer names the confirm key after what it does ("y Force off"), as the button.
+        bindings = self._bindings.key_to_bindings
+        bindings["y"] = [replace(b, description=confirm_label) for b in bindings["y"]]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self._title, id="dialog-title")
-            if self._warning:
-                yield Static(self._warning, id="dialog-warning", markup=False)
-            shown = self._commands[:MAX_COMMANDS_SHOWN]
-            more = len(self._commands) - len(shown)
-            text = "\n".join(f"$ {c}" for c in shown)
-            if more > 0:
-                text += f"\n… and {more} more"
-            with VerticalScroll(id="dialog-commands"):
-                yield Static(text, markup=False)
+            # Content, not markup: "[y]" would otherwise be read as a style and vanish.
+            yield Label(Content(self._title), id="dialog-title")
+            with VerticalScroll(id="dialog-body"):
+                if self._warning:
+                    yield Static(self._warning, id="dialog-warning", markup=False)
+                shown = self._commands[:MAX_COMMANDS_SHOWN]
+                more = len(self._commands) - len(shown)
+                text = "\n".join(f"$ {c}" for c in shown)
+                if more > 0:
+                    text += f"\n… and {more} more"
+                with Vertical(id="dialog-commands"):
+                    yield Static(text, markup=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button(
-                    f"{self._confirm_label} [y]",
+                    Content(f"{self._confirm_label} [y]"),
                     id="confirm",
                     variant="error" if self._warning else "primary",
+                    compact=True,
                 )
-                yield Button("Cancel [n]", id="cancel")
+                yield Button(Content("Cancel [n]"), id="cancel", compact=True)
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

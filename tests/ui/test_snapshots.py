@@ -64,3 +64,25 @@ def test_unreachable_host(snap_compare: Any) -> None:
     assert snap_compare(
         make_app(estate_with_dead_host()), terminal_size=SIZE, run_before=run_before
     )
+
+
+def force_off_asked() -> Any:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app: Any = pilot.app
+        await loaded(pilot, app)
+        await pilot.press("slash", *"db01", "enter", "home", "K")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await wait_until(pilot, lambda: app.focused is not None and app.focused.id == "cancel")
+        await pilot.pause(0.1)
+
+    return run_before
+
+
+def test_confirmation_80x24(snap_compare: Any) -> None:
+    """The keys that answer are on the buttons and in the dialog's own footer."""
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=force_off_asked())
+
+
+def test_confirmation_40x12(snap_compare: Any) -> None:
+    """Title and buttons on screen; the warning and the command scroll between them."""
+    assert snap_compare(make_app(), terminal_size=(40, 12), run_before=force_off_asked())
