@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ from ovmtui.errors import RepositoryError
 from ovmtui.headless import restore
 from ovmtui.model import EstateSnapshot, HostFacts, HostStatus, Vm, VmState
 from ovmtui.store.backup import create_backup, list_backups
+from ovmtui.store.journal import JournalEntry
 from ovmtui.store.repository import Repository
 from ovmtui.store.restore import plan_restore, restore_repository, staging_path
 from ovmtui.store.schema import APPLICATION_ID
@@ -255,14 +257,20 @@ def test_cli_restore_off_a_terminal_needs_yes(tmp_path: Path) -> None:
     assert "refused" in audit.stdout
 
 
+KILLS = 60
+
+
 def test_a_restore_killed_at_any_point_leaves_one_whole_repository(tmp_path: Path) -> None:
-    """SIGKILL at every step and in between: the repository is the old or the new, whole."""
+    """SIGKILL at random moments and at every step: the old repository without a record of
+    the restore, or the new one with it (and the saved copy it names), never anything else."""
     import asyncio
+    import random
 
     current = tmp_path / "r.sqlite"
     pristine = tmp_path / "pristine.sqlite"
+    saved_dir = tmp_path / "backups"
 
-    async def prepare() -> Path:
+    async def prepare() -> tuple[Path, str]:
         # Big enough (~10 MB) that the copy and the backup take a while to kill into.
         await make_repository(tmp_path / "n" / "r.sqlite", "new", vms=30_000)
         async with await Repository.open(tmp_path / "n" / "r.sqlite") as repo:
@@ -270,62 +278,87 @@ def test_a_restore_killed_at_any_point_leaves_one_whole_repository(tmp_path: Pat
         await make_repository(current, "old", vms=20_000)
         async with await Repository.open(current) as repo:
             await repo.backup_to(pristine)
-        return backup
+            return backup, repo.identity
 
-    backup = asyncio.run(prepare())
+    backup, identity = asyncio.run(prepare())
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "ovmtui", "--repository", str(current), "restore"]
     argv += [str(backup), "--yes", "--from-other-repository"]
 
     def reset() -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            current.with_name(current.name + suffix).unlink(missing_ok=True)
+        for name in os.listdir(tmp_path):
+            if name.startswith("r.sqlite"):
+                (tmp_path / name).unlink()
+        shutil.rmtree(saved_dir, ignore_errors=True)
         current.write_bytes(pristine.read_bytes())
 
-    # One undisturbed run tells how long a restore takes and which steps it announces.
-    reset()
-    started = time.monotonic()
-    full = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-    duration = time.monotonic() - started
-    assert full.returncode == 0, full.stderr
-    steps = [line for line in full.stdout.splitlines() if line.startswith("restore: ")]
-    assert len(steps) >= 4
+    async def outcome() -> tuple[str, list[JournalEntry], str, bool]:
+        async with await Repository.open(current) as repo:
+            snapshot = await repo.load_snapshot()
+            assert snapshot is not None
+            entries = await repo.journal_entries()
+            return snapshot.hosts[0].name, entries, repo.identity, (await repo.verify_journal()).ok
 
-    seen: set[str] = set()
-    replacing = next(i for i, step in enumerate(steps) if step.startswith("restore: replacing"))
-    kill_points: list[tuple[str, float, float]] = [("step", i, 0.0) for i in range(len(steps))]
-    # Around the swap itself, densely: that is where a non-atomic replace would tear.
-    kill_points += [("step", replacing, delay) for delay in (0.001, 0.003, 0.006, 0.01, 0.02)]
-    kill_points += [("time", duration * i / 8, 0.0) for i in range(1, 8)]
-    for kind, where, delay in kill_points:
-        reset()
+    def run(kill_after_step: int | None, delay: float) -> subprocess.Popen[str]:
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         assert process.stdout is not None
-        if kind == "step":
-            announced = 0
-            while announced <= where:
-                line = process.stdout.readline()
-                if not line:
-                    break
-                announced += line.startswith("restore: ")
-            time.sleep(delay)
-        else:
-            time.sleep(where)
+        if kill_after_step is None:
+            return process
+        announced = 0
+        while announced <= kill_after_step:
+            line = process.stdout.readline()
+            if not line:
+                break
+            announced += line.startswith("restore: ")
+        time.sleep(delay)
         process.send_signal(signal.SIGKILL)
+        return process
+
+    # One undisturbed run tells how long the steps take and which steps it announces.
+    reset()
+    process = run(None, 0.0)
+    assert process.stdout is not None
+    marks: list[float] = []
+    for line in process.stdout:
+        if line.startswith("restore: "):
+            marks.append(time.monotonic())
+    assert process.wait(timeout=120) == 0
+    span = time.monotonic() - marks[0]
+    steps = len(marks)
+    assert steps >= 5
+
+    rng = random.Random(11)  # reproducible, yet not chosen by hand
+    replacing = steps - 2  # "replacing …" comes just before "restored"
+    kill_points = [(i, 0.0) for i in range(steps)]
+    # Around the swap itself, densely: that is where a non-atomic replace would tear.
+    kill_points += [(replacing, delay) for delay in (0.001, 0.003, 0.006, 0.01, 0.02)]
+    kill_points += [(0, rng.uniform(0, span)) for _ in range(KILLS - len(kill_points))]
+    seen: set[str] = set()
+    for step, delay in kill_points:
+        reset()
+        process = run(step, delay)
         process.wait(timeout=30)
+        assert process.stdout is not None
         process.stdout.close()
-        names = asyncio.run(host_names(current))
-        assert names in (["old"], ["new"]), (kind, where, delay, names)
+        name, entries, now_identity, chain_ok = asyncio.run(outcome())
+        where = (step, delay, name)
+        assert chain_ok, where
         db = sqlite3.connect(current)
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", where
         db.close()
-
-        async def chain_ok() -> bool:
-            async with await Repository.open(current) as repo:
-                return (await repo.verify_journal()).ok
-
-        assert asyncio.run(chain_ok())
-        seen.add(names[0])
+        # The place keeps its identity whichever way it went.
+        assert now_identity == identity, where
+        restores = [e for e in entries if e.operation == "restore"]
+        if name == "old":
+            assert restores == [], where  # the old, without a word of a restore
+        else:
+            assert name == "new", where
+            (record,) = restores  # the new, with its record
+            assert record.ok and str(backup) in record.command, where
+            saved = Path(record.detail.split("saved as ")[1].split(";")[0])
+            assert saved.exists() and saved.parent == saved_dir, where
+        seen.add(name)
+    assert len(kill_points) >= 50
     # The kills landed on both sides of the rename; otherwise the test proved little.
     assert seen == {"old", "new"}
 
