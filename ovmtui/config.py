@@ -46,7 +46,7 @@ _IPV6 = re.compile(r"[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9_.-]{1,64})?")  # with a z
 _DIGITS = re.compile(r"[0-9]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SPACE = re.compile(r"\s")
+_SPACE = re.compile(r"\s")  # the one Unicode-wide pattern: any space is refused in a URI
 
 _TARGET_FORM = "expected user@host[:port] (e.g. root@ovs7.example.com:22)"
 _HOST_FORM = (
@@ -340,17 +340,27 @@ class _Parser:
     def line_of(
         self, *, near: str | None = None, key: str | None = None, span: _Span | None = None
     ) -> int | None:
-        """Best effort: the line that assigns ``key`` (or mentions ``near``) in ``span``,
-        else the span's header line; without a span, the first such line of the file."""
-        first, last = (span.first, span.last) if span else (1, len(self.lines))
-        patterns: list[re.Pattern[str]] = []
+        """Best effort: the line of ``span`` that assigns ``key`` (or mentions it, or
+        ``near``), else the span's header line. Without a span, the first line of the file
+        that mentions ``near`` (the bad value itself), else that assigns or mentions ``key``.
+        """
+        assigns = mentions_key = mentions_near = None
         if key is not None and _searchable(key):
             quoted = re.escape(key)
-            patterns.append(re.compile(rf"^\s*(?:{quoted}|\"{quoted}\"|'{quoted}')\s*="))
-        for needle in (key, near):
-            if needle is not None and _searchable(needle):
-                patterns.append(re.compile(rf"(^|[\s\"'{{,]){re.escape(needle)}($|[\s\"'=}},])"))
-        for pattern in patterns:
+            assigns = re.compile(rf"^\s*(?:{quoted}|\"{quoted}\"|'{quoted}')\s*=")
+            mentions_key = _mention(key)
+        if near is not None and _searchable(near):
+            mentions_near = _mention(near)
+        if span is None:
+            # A key's name is in every host of the file; the bad value, in one place.
+            first, last = 1, len(self.lines)
+            order = (mentions_near, assigns, mentions_key)
+        else:
+            first, last = span.first, span.last
+            order = (assigns, mentions_key, mentions_near)
+        for pattern in order:
+            if pattern is None:
+                continue
             for number in range(first, last + 1):
                 if pattern.search(self.lines[number - 1].split("#", 1)[0]):
                     return number
@@ -451,11 +461,11 @@ class _Parser:
             value = strings[key]
             problem = None if value is None else _target_problem(value)
             if problem is not None:
-                raise self.fail(f"{where}: {key}", problem, key=key, span=span)
+                raise self.fail(f"{where}: {key}", problem, key=key, near=value, span=span)
         uri = strings["libvirt"]
         problem = None if uri is None else _uri_problem(uri)
         if problem is not None:
-            raise self.fail(f"{where}: libvirt", problem, key="libvirt", span=span)
+            raise self.fail(f"{where}: libvirt", problem, key="libvirt", near=uri, span=span)
         toolstack = strings["toolstack"] or "auto"
         if toolstack not in ("auto", "xm", "xl"):
             raise self.fail(
@@ -502,7 +512,7 @@ class _Parser:
             raise self.fail(f"{where}: {key}", f"expected {expected}", key=key, span=span)
         problem = _text_problem(value, limit)
         if problem is not None:
-            raise self.fail(f"{where}: {key}", problem, key=key, span=span)
+            raise self.fail(f"{where}: {key}", problem, key=key, near=value, span=span)
         return value
 
     def _name(self, where: str, value: object, span: _Span | None) -> str:
@@ -524,7 +534,11 @@ class _Parser:
             )
         if not _NAME.fullmatch(value):
             raise self.fail(
-                f"{where}: name", f"{expected}, not {_show(value)}", key="name", span=span
+                f"{where}: name",
+                f"{expected}, not {_show(value)}",
+                key="name",
+                near=value,
+                span=span,
             )
         return value
 
@@ -598,6 +612,10 @@ class _Parser:
                         span=self.host_span(p, h),
                     )
                 seen_hosts[host.name] = (p, h)
+
+
+def _mention(needle: str) -> re.Pattern[str]:
+    return re.compile(rf"(^|[\s\"'{{,]){re.escape(needle)}($|[\s\"'=}},])")
 
 
 def _searchable(needle: str) -> bool:

@@ -511,3 +511,15 @@ def test_line_numbers_count_only_newlines() -> None:
     text = "# a\u2028b\n" + host_with("ssh = 'root@h:99999'")
     message = config_error(text)
     assert message.startswith("estate.toml:6: "), message
+
+
+def test_errors_in_inline_host_tables_point_at_the_bad_value() -> None:
+    # No [[pools.hosts]] headers to go by: the line is found by the bad value itself.
+    text = (
+        "[[pools]]\nname = 'a'\nhosts = [\n"
+        "  { name = 'h1', ssh = 'root@h1' },\n"
+        "  { name = 'h2', ssh = 'root@h2:99999' },\n"
+        "]\n"
+    )
+    message = config_error(text)
+    assert message.startswith("estate.toml:5: pool 'a': host 'h2': ssh: port 99999"), message
