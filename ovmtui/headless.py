@@ -133,7 +133,8 @@ async def audit(
     user: str | None = None,
     result: Result | None = None,
 ) -> int:
-    repo = await Repository.open(repository)
+    # Read-only commands open the repository read-only: they work on a full disk.
+    repo = await Repository.open(repository, read_only=True)
     try:
         entries = await repo.journal_entries(host=host, vm=vm, user=user, result=result)
     finally:
@@ -156,7 +157,7 @@ async def audit(
 
 
 async def jobs_report(repository: Path, out: TextIO, *, as_json: bool) -> int:
-    repo = await Repository.open(repository)
+    repo = await Repository.open(repository, read_only=True)
     try:
         jobs = await repo.jobs()
     finally:
@@ -182,7 +183,7 @@ async def jobs_report(repository: Path, out: TextIO, *, as_json: bool) -> int:
 
 async def drift_report(repository: Path, out: TextIO, *, as_json: bool) -> int:
     """VMs in drift as last recorded; 1 when there are any (a script can act on it)."""
-    async with await Repository.open(repository) as repo:
+    async with await Repository.open(repository, read_only=True) as repo:
         drifted = await repo.drifted()
     if as_json:
         json.dump([dataclasses.asdict(vm) for vm in drifted], out, indent=2)
@@ -232,7 +233,7 @@ async def reconcile_report(
 
 
 async def audit_verify(repository: Path, out: TextIO) -> int:
-    repo = await Repository.open(repository)
+    repo = await Repository.open(repository, read_only=True)
     try:
         verdict = await repo.verify_journal()
     finally:

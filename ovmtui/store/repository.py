@@ -48,12 +48,15 @@ from ovmtui.store.journal import (
 )
 from ovmtui.store.schema import (
     BUSY_TIMEOUT_MS,
+    SQLITE_FULL,
+    SQLITE_IOERR,
     check_database,
     check_file,
     describe_error,
     fetch_rows,
     fetch_value,
     migrate,
+    sqlite_code,
 )
 
 _UPSERT_HOST_STATE = """
@@ -130,7 +133,7 @@ class Repository:
                 # deadlock on SQLite's locks, and SQLite then answers "locked" at once
                 # instead of waiting: start again after a short, random pause.
                 if not _is_locked(exc) or time.monotonic() > deadline:
-                    raise RepositoryError(f"{path}: {describe_error(exc)}") from None
+                    raise RepositoryError(f"{path}: {describe_error(exc, path)}") from None
                 await asyncio.sleep(random.uniform(0.02, 0.1))
 
     @classmethod
@@ -156,10 +159,10 @@ class Repository:
             await db.close()
             if _is_locked(exc):
                 raise
-            raise RepositoryError(f"{path}: {describe_error(exc)}") from None
+            raise RepositoryError(f"{path}: {describe_error(exc, path)}") from None
         except sqlite3.Error as exc:
             await db.close()
-            raise RepositoryError(f"{path}: {describe_error(exc)}") from None
+            raise RepositoryError(f"{path}: {describe_error(exc, path)}") from None
         except BaseException:
             await db.close()
             raise
@@ -171,9 +174,25 @@ class Repository:
             raise RepositoryError(f"{path}: no repository there (nothing recorded yet)")
         await asyncio.to_thread(check_file, path)
         try:
-            db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            return await cls._read_only_once(path, "mode=ro")
         except sqlite3.Error as exc:
-            raise RepositoryError(f"{path}: cannot open it: {describe_error(exc)}") from None
+            if sqlite_code(exc) not in (SQLITE_IOERR, SQLITE_FULL):
+                raise RepositoryError(f"{path}: {describe_error(exc, path)}") from None
+        # A full disk: SQLite could not size the shared-memory index (-shm) it reads a WAL
+        # database through. Told to open the -shm read-only, and finding no live writer
+        # behind it, SQLite keeps the index in its own memory: reading needs no space.
+        await asyncio.to_thread(_make_shm_file, path)
+        try:
+            return await cls._read_only_once(path, "mode=ro&readonly_shm=1")
+        except sqlite3.Error as exc:
+            raise RepositoryError(f"{path}: {describe_error(exc, path)}") from None
+
+    @classmethod
+    async def _read_only_once(cls, path: Path, query: str) -> Repository:
+        try:
+            db = await aiosqlite.connect(f"file:{path}?{query}", uri=True, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise RepositoryError(f"{path}: cannot open it: {describe_error(exc, path)}") from None
         try:
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not await check_database(db, path):
@@ -182,9 +201,6 @@ class Repository:
                     "write; open it once with write access (any ovmtui command that records)"
                 )
             identity = await _identity(db)
-        except sqlite3.Error as exc:
-            await db.close()
-            raise RepositoryError(f"{path}: {describe_error(exc)}") from None
         except BaseException:
             await db.close()
             raise
@@ -251,14 +267,14 @@ class Repository:
             try:
                 await self._db.execute(f"BEGIN {mode}")
             except sqlite3.Error as exc:
-                raise RepositoryError(f"{self.path}: {describe_error(exc)}") from None
+                raise RepositoryError(f"{self.path}: {describe_error(exc, self.path)}") from None
             try:
                 yield self._db
                 await self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 # Disk full, a lock held too long, a damaged page: nothing of it was written.
                 await self._rollback()
-                raise RepositoryError(f"{self.path}: {describe_error(exc)}") from exc
+                raise RepositoryError(f"{self.path}: {describe_error(exc, self.path)}") from exc
             except BaseException:
                 await self._rollback()
                 raise
@@ -711,6 +727,14 @@ async def _identity(db: aiosqlite.Connection) -> str:
     if value is None:
         raise RepositoryError("the repository has lost its identity (meta.repository_id)")
     return str(value)
+
+
+def _make_shm_file(path: Path) -> None:
+    """An empty -shm beside ``path`` if there is none: a file without a block of data."""
+    # Never truncated or written: a live writer's index stays as it is.
+    with contextlib.suppress(OSError):
+        mode = path.stat().st_mode & 0o666
+        os.close(os.open(f"{path}-shm", os.O_RDONLY | os.O_CREAT, mode))
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:

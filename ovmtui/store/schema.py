@@ -18,6 +18,7 @@ from typing import Any
 import aiosqlite
 
 from ovmtui.errors import RepositoryError
+from ovmtui.space import file_system_full, no_space_left
 
 BUSY_TIMEOUT_MS = 10_000
 LEAVE_ALONE = "it was not changed"
@@ -267,8 +268,40 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
     await db.execute("COMMIT")
 
 
-def describe_error(exc: sqlite3.Error) -> str:
+# SQLite's primary result codes (the low byte of an extended code such as SQLITE_IOERR_SHMSIZE).
+SQLITE_IOERR = 10
+SQLITE_FULL = 13
+SQLITE_CANTOPEN = 14
+
+
+def sqlite_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of an error, when Python kept it (3.11 does)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def out_of_space(exc: sqlite3.Error, path: Path | None = None) -> bool:
+    """Whether ``exc`` comes from a full disk: SQLite says so, or the disk under ``path`` is.
+
+    A full disk often reads as "disk I/O error" (growing the -shm index failed) or "unable
+    to open database file" (no inode left for it): those ask the file system.
+    """
+    code, text = sqlite_code(exc), str(exc)
+    if code == SQLITE_FULL or "disk is full" in text:
+        return True
+    if code is None:
+        io_failed = "disk I/O error" in text or "unable to open" in text
+    else:
+        io_failed = code in (SQLITE_IOERR, SQLITE_CANTOPEN)
+    return io_failed and path is not None and file_system_full(path)
+
+
+def describe_error(exc: sqlite3.Error, path: Path | None = None) -> str:
+    """What went wrong, for the operator; ``path`` (the repository) lets a full disk be named."""
     text = str(exc)
+    if out_of_space(exc, path):
+        where = no_space_left(path) if path is not None else "no space left on its disk"
+        return f"{where}; free some space there and try again (SQLite: {text})"
     if "malformed" in text or "not a database" in text:
         return (
             f"the database is damaged (truncated or corrupt): {text}. "
