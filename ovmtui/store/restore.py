@@ -125,15 +125,16 @@ async def plan_restore(
     if current is not None and not current.verified and current.repository_id is None:
         # A damaged repository cannot say whose it is: restoring is what it needs.
         foreign = False
+    plan = RestorePlan(repository, info, current, from_other=foreign)
     if foreign and not from_other_repository:
         assert current is not None
         raise ForeignBackup(
             f"{candidate}: refused, it is not a backup of {repository}: it is a backup of "
-            f"{info.whose(current.repository_id)}. Restoring it would bring that "
-            "repository's pools, hosts and journal in. If that is what you want, ask for it "
-            "with --from-other-repository; the repository was not changed"
+            f"{info.whose(current.repository_id)}. If bringing that repository's pools, "
+            "hosts and journal in is what you want, ask for it with --from-other-repository; "
+            f"the repository was not changed.\n{brings_in(plan)}"
         )
-    return RestorePlan(repository, info, current, from_other=foreign)
+    return plan
 
 
 def _check_paths(repository: Path, candidate: Path) -> bool:

@@ -127,6 +127,57 @@ async def test_restore_from_another_manager_is_reconciled_by_the_next_poll(
         assert sum(1 for _ in known.placed_vms()) == 64 + 1  # the live estate and the ghost
 
 
+async def test_a_backup_of_another_repository_is_asked_about_twice(tmp_path: Path) -> None:
+    """In the shared backups/ folder, another repository's backup is listed as such, and
+    restoring it takes a second, explicit question that says what it brings in."""
+    from ovmtui.model import EstateSnapshot, HostStatus
+    from ovmtui.store.backup import create_backup
+
+    path = tmp_path / "repository.sqlite"
+    async with await Repository.open(tmp_path / "demo-repository.sqlite") as other:
+        status = HostStatus("lab", "made-up01", "x", taken_at=5.0, reachable=True)
+        await other.save_snapshot(EstateSnapshot((status,), generation=1, taken_at=5.0))
+        await create_backup(other, tmp_path / "backups")
+    app = make_app(repository=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 64)
+        first_repository = app.repository
+        await pilot.press("b")
+        await wait_until(pilot, lambda: isinstance(app.screen, BackupsScreen))
+        backups = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: backups.row_count == 1)
+        assert str(backups.get_row_at(0)[1]).startswith("another repository")
+        await pilot.press("R")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="a question")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        warning = str(dialog.query_one("#dialog-warning").render())
+        assert "another repository" in warning and "lab" in warning
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, BackupsScreen))
+        assert app.repository is first_repository  # declined: nothing changed
+        await pilot.press("R")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")  # yes, another repository's
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, ConfirmDialog) and app.screen is not dialog,
+            what="the restore's own question",
+        )
+        question = str(app.screen.query_one("#dialog-warning").render())
+        assert "pools not in this repository: lab" in question
+        await pilot.press("y")
+        await wait_until(
+            pilot,
+            lambda: app.repository is not None and app.repository is not first_repository,
+            what="the restored repository in use",
+        )
+        repo = app.repository
+        assert repo is not None
+        (entry,) = [e for e in await repo.journal_entries() if e.operation == "restore"]
+        assert entry.ok and "--from-other-repository" in (entry.command or "")
+
+
 async def test_export_definitions_from_the_dashboard(tmp_path: Path) -> None:
     from ovmtui.services.definitions import list_archives, read_archive
 
