@@ -42,14 +42,12 @@ async def reconcile(
         )
         for vm in targets
     ]
-    forgotten = {vm.uuid for vm in await repo.forget_drifted(vm.uuid for vm in targets)}
-    for vm, record in started:
-        done = vm.uuid in forgotten
-        await repo.journal_finished(
-            record,
-            ok=done,
-            detail=f"{vm.change}; backup before: {backup}"
-            if done
-            else "a host reports it again: nothing to reconcile",
+    forgotten = {
+        vm.uuid
+        for vm in await repo.forget_drifted(
+            {vm.uuid: record for vm, record in started},
+            detail=lambda vm: f"{vm.change}; backup before: {backup}",
+            kept="a host reports it again: nothing to reconcile",
         )
+    }
     return ReconcileOutcome(backup, tuple(vm for vm in targets if vm.uuid in forgotten))

@@ -17,7 +17,7 @@ import random
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -569,20 +569,33 @@ class Repository:
             )
         return [_drifted(row) for row in rows]
 
-    async def forget_drifted(self, uuids: Iterable[str]) -> list[DriftedVm]:
-        """Delete these records if they are still in drift; returns those deleted."""
-        wanted = set(uuids)
+    async def forget_drifted(
+        self,
+        started: Mapping[str, int],
+        *,
+        detail: Callable[[DriftedVm], str],
+        kept: str,
+    ) -> list[DriftedVm]:
+        """Delete the records of ``started``'s UUIDs that are still in drift, and complete
+        each one's journal record (``started`` maps a UUID to it) in the same transaction:
+        killed at any moment, a forgotten record never lacks its result. ``detail`` says what
+        was forgotten; ``kept`` why a record was left (a host reports it again). Returns
+        those deleted."""
         async with self._transaction() as db:
             rows = await fetch_rows(
                 db,
                 "SELECT pool, host, uuid, name, state, seen_at, drift_since FROM vm_state "
                 "WHERE drift_since IS NOT NULL",
             )
-            gone = [_drifted(row) for row in rows if row[2] in wanted]
+            gone = [_drifted(row) for row in rows if row[2] in started]
             await db.executemany(
                 "DELETE FROM vm_state WHERE uuid = ? AND drift_since IS NOT NULL",
                 [(vm.uuid,) for vm in gone],
             )
+            details = {vm.uuid: detail(vm) for vm in gone}
+            for uuid, record in started.items():
+                done = uuid in details
+                await self._finish(db, record, ok=done, detail=details.get(uuid, kept))
         return gone
 
     # -- the audit journal ----------------------------------------------------------------
@@ -626,30 +639,39 @@ class Repository:
     ) -> int:
         """Complete the action recorded as ``started_id`` with its result."""
         async with self._transaction() as db:
-            found = await fetch_rows(db, f"{SELECT_RECORD} WHERE id = ?", (started_id,))
-            if not found or found[0][FIELDS.index("kind")] != "started":
-                raise RepositoryError(
-                    f"{self.path}: journal record {started_id} is not a started action"
-                )
-            started = JournalRecord.from_row(found[0])
-            if await fetch_value(
-                db, "SELECT EXISTS (SELECT 1 FROM journal WHERE ref = ?)", (started_id,)
-            ):
-                raise RepositoryError(
-                    f"{self.path}: journal record {started_id} already has a result"
-                )
-            return await _append(
-                db,
-                dataclasses.replace(
-                    started,
-                    at=time.time() if at is None else at,
-                    kind="finished",
-                    ref=started_id,
-                    command=None,
-                    ok=ok,
-                    detail=detail,
-                ),
+            return await self._finish(db, started_id, ok=ok, detail=detail, at=at)
+
+    async def _finish(
+        self,
+        db: aiosqlite.Connection,
+        started_id: int,
+        *,
+        ok: bool,
+        detail: str | None,
+        at: float | None = None,
+    ) -> int:
+        found = await fetch_rows(db, f"{SELECT_RECORD} WHERE id = ?", (started_id,))
+        if not found or found[0][FIELDS.index("kind")] != "started":
+            raise RepositoryError(
+                f"{self.path}: journal record {started_id} is not a started action"
             )
+        started = JournalRecord.from_row(found[0])
+        if await fetch_value(
+            db, "SELECT EXISTS (SELECT 1 FROM journal WHERE ref = ?)", (started_id,)
+        ):
+            raise RepositoryError(f"{self.path}: journal record {started_id} already has a result")
+        return await _append(
+            db,
+            dataclasses.replace(
+                started,
+                at=time.time() if at is None else at,
+                kind="finished",
+                ref=started_id,
+                command=None,
+                ok=ok,
+                detail=detail,
+            ),
+        )
 
     async def journal_entries(
         self,

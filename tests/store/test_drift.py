@@ -125,6 +125,32 @@ async def test_reconcile_backs_up_first_forgets_and_journals(recorded: Path) -> 
         assert sorted(d.name for d in await before.drifted()) == ["c", "d"]
 
 
+async def test_a_reconcile_cut_short_never_forgets_without_a_result(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records go and their results are written in one transaction: a failure (or a
+    kill) while the results are written leaves the records, never forgotten unexplained."""
+    from ovmtui.store import repository as module
+
+    real = module._append
+
+    async def dies_on_results(db: object, draft: module.JournalRecord) -> int:
+        if draft.kind == "finished":
+            raise RepositoryError("the process died here")
+        return await real(db, draft)  # type: ignore[arg-type]
+
+    async with await Repository.open(recorded) as repo:
+        await repo.save_snapshot(snap(host("h1", vm("a")), host("h2")))
+        monkeypatch.setattr(module, "_append", dies_on_results)
+        with pytest.raises(RepositoryError):
+            await reconcile(repo, ["uuid-c", "uuid-d"], backup_dir=recorded.parent / "b", user="o")
+        monkeypatch.undo()
+        entries = await repo.journal_entries()
+        assert [e.ok for e in entries] == [None, None]  # started, no result: honest
+        assert sorted(d.name for d in await repo.drifted()) == ["c", "d"]  # nothing forgotten
+        assert (await repo.verify_journal()).ok
+
+
 async def test_reconcile_changes_nothing_when_the_backup_fails(recorded: Path) -> None:
     async with await Repository.open(recorded) as repo:
         await repo.save_snapshot(snap(host("h1", vm("a")), host("h2", vm("d"))))
