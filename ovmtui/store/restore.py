@@ -141,6 +141,15 @@ def _check_paths(repository: Path, candidate: Path) -> bool:
     """Whether a repository exists yet; refuses a candidate that cannot be one."""
     if not candidate.is_file():
         raise RepositoryError(f"{candidate}: no such backup file; nothing was changed")
+    wal = candidate.with_name(candidate.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        # A live repository, not a backup: its latest transactions are in the -wal, which
+        # the copy would not see. A backup of it is one consistent file.
+        raise RepositoryError(
+            f"{candidate}: refused, it is a repository in use (it has a write-ahead log), not "
+            f"a backup: back it up first (ovmtui backup --repository {candidate}) and restore "
+            "that; nothing was changed"
+        )
     exists = repository.exists()
     if exists and os.path.samefile(repository, candidate):
         raise RepositoryError(f"{candidate}: that is the repository itself; nothing was changed")

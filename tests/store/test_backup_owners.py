@@ -295,3 +295,15 @@ def test_a_backup_killed_at_any_point_leaves_no_false_backup_and_its_debris_goes
 
 
 KILLS = 60
+
+
+async def test_a_live_repository_is_not_taken_for_a_backup(tmp_path: Path) -> None:
+    """Its newest transactions are in its -wal, which a copy of the main file would miss."""
+    path = tmp_path / "r.sqlite"
+    await (await seed(path)).close()
+    live = await seed(tmp_path / "other.sqlite")  # kept open, as a running ovmtui would
+    try:
+        with pytest.raises(RepositoryError, match="in use .*write-ahead log"):
+            await plan_restore(path, tmp_path / "other.sqlite", from_other_repository=True)
+    finally:
+        await live.close()
