@@ -303,7 +303,7 @@ async def test_a_live_repository_is_not_taken_for_a_backup(tmp_path: Path) -> No
     await (await seed(path)).close()
     live = await seed(tmp_path / "other.sqlite")  # kept open, as a running ovmtui would
     try:
-        with pytest.raises(RepositoryError, match="in use .*write-ahead log"):
+        with pytest.raises(RepositoryError, match=r"in use .*write-ahead log"):
             await plan_restore(path, tmp_path / "other.sqlite", from_other_repository=True)
     finally:
         await live.close()
