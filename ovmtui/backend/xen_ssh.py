@@ -150,7 +150,9 @@ class SshTarget:
     def parse(cls, text: str) -> SshTarget:
         user, _, rest = text.rpartition("@")
         match = re.fullmatch(
-            r"\[(?P<v6>[^\]]+)\](?::(?P<p6>\d+))?|(?P<h>[^:\[\]\s]+)(?::(?P<p>\d+))?", rest
+            r"\[(?P<v6>[^\]]+)\](?::(?P<p6>\d+))?|(?P<h>[^:\[\]\s]+)(?::(?P<p>\d+))?",
+            rest,
+            re.ASCII,  # \d is 0-9 only: a full-width "２２" is not port 22
         )
         if not rest or match is None:
             raise OvmError(f"{text!r}: expected user@host[:port]", title="Invalid SSH target")

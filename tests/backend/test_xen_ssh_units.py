@@ -29,7 +29,9 @@ def test_ssh_targets(text: str, expected: SshTarget) -> None:
     assert SshTarget.parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "root@", "root@h:99999", "root@h:x", "a b"])
+@pytest.mark.parametrize(
+    "text", ["", "root@", "root@h:99999", "root@h:x", "a b", "root@h:\uff12\uff12"]
+)
 def test_bad_ssh_targets(text: str) -> None:
     with pytest.raises(OvmError):
         SshTarget.parse(text)
