@@ -30,6 +30,7 @@ from ovmtui.services.definitions import (
     default_definitions_dir,
     export_definitions,
 )
+from ovmtui.services.jobs import EXPORT_KIND, export_outcome, run_as_job
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import (
     BackupInfo,
@@ -175,23 +176,22 @@ class OvmApp(App[int]):
         if self._repository_path is None:
             raise RepositoryError("no repository in this run: nowhere to put the archive")
         directory = default_definitions_dir(self._repository_path)
-        job = await self._job_started("export-definitions", str(directory))
-        try:
+        snapshot = self._snapshot
+
+        async def export() -> ExportResult:
             # Signed with the repository's key, so that it imports later as its own.
             key = await ArchiveKey.of(self._open_repo())
-            result = await export_definitions(
-                self._snapshot, self.poller.backend, directory, key=key
-            )
-        except OvmError as exc:
-            await self._job_finished(job, ok=False, detail=exc.message)
-            raise
-        await self._job_finished(
-            job,
-            ok=result.complete,
-            detail=f"{result.exported} definitions in {result.path}; "
-            f"{len(result.failures) + len(result.unreachable)} missing",
+            return await export_definitions(snapshot, self.poller.backend, directory, key=key)
+
+        # The same job as `ovmtui export-definitions` records: `ovmtui jobs` lists both.
+        return await run_as_job(
+            self.repository,
+            EXPORT_KIND,
+            str(directory),
+            export,
+            outcome=export_outcome,
+            user=current_user(),
         )
-        return result
 
     @property
     def drifted(self) -> Sequence[DriftedVm]:

@@ -329,25 +329,34 @@ async def export_definitions_report(
     """Poll once, then save every VM's definition in one archive; 1 if anything is missing.
 
     The archive is signed with the repository's key: it imports later as this one's own.
+    The export is a job of the repository, listed by ``ovmtui jobs`` like the TUI's.
     """
+    from ovmtui.services.actions import current_user
     from ovmtui.services.definitions import (
         ArchiveKey,
         default_definitions_dir,
         export_definitions,
     )
+    from ovmtui.services.jobs import EXPORT_KIND, export_outcome, run_as_job
 
     target = directory if directory is not None else default_definitions_dir(repository)
     snapshot = await poll_estate_once(config, repository, warn=warn)
+    backends = {host.key: backend_for(host) for host in config.hosts}
     repo = await Repository.open(repository)
     try:
         key = await ArchiveKey.of(repo)
-    finally:
-        await repo.close()
-    backends = {host.key: backend_for(host) for host in config.hosts}
-    try:
-        result = await export_definitions(snapshot, backends.get, target, key=key)
+        result = await run_as_job(
+            repo,
+            EXPORT_KIND,
+            str(target),
+            lambda: export_definitions(snapshot, backends.get, target, key=key),
+            outcome=export_outcome,
+            user=current_user(),
+            unrecorded=None if warn is None else lambda text: warn.write(f"ovmtui: {text}\n"),
+        )
     finally:
         await asyncio.gather(*(backend.close() for backend in backends.values()))
+        await repo.close()
     out.write(f"{result.path}\n")
     out.write(
         f"exported {result.exported} VM definitions from {result.hosts} hosts; "
