@@ -65,6 +65,9 @@ def tune_process_for_ui() -> None:
 class OvmApp(App[int]):
     CSS_PATH = Path(__file__).with_name("ovmtui.tcss")
     TITLE = "ovmtui"
+    # Screen classes for small terminals: ovmtui.tcss drops the sidebar or the host panel.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (64, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]
     COMMANDS = App.COMMANDS | {EstateCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),

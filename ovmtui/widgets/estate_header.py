@@ -51,6 +51,9 @@ class EstateHeader(Static):
         self.set_interval(1.0, self._redraw)
         self._redraw()
 
+    def on_resize(self) -> None:
+        self._redraw()  # what fits on the first line depends on the width
+
     def show_estate(self, snapshot: EstateSnapshot) -> None:
         self._snapshot = snapshot
         self._totals = self._tally.totals(snapshot)
@@ -69,7 +72,11 @@ class EstateHeader(Static):
             self.update(content, layout=False)
 
     def render_line_content(self) -> Content:
-        """Two lines: the estate at a glance, then the VMs by state."""
+        """Two lines: the estate at a glance, then the VMs by state.
+
+        In a narrow terminal the memory totals, then the VM count, give way so that the
+        hosts and the age of the data stay on the first line.
+        """
         first: list[Content] = [Content.from_markup("[b]ovmtui[/b]")]
         if self._read_only:
             first.append(Content.from_markup("[reverse $warning b] READ-ONLY [/]"))
@@ -83,23 +90,26 @@ class EstateHeader(Static):
         if totals.hosts_unknown:
             hosts += f" [$warning]{totals.hosts_unknown} waiting[/]"
         first.append(Content.from_markup(hosts))
-        first.append(Content(f"{totals.vm_count} VMs"))
-        first.append(
-            Content(
-                f"memory {fmt.mib(totals.memory_committed_mib)} committed"
-                f" / {fmt.mib(totals.memory_physical_mib)}"
-            )
+        vm_count = Content(f"{totals.vm_count} VMs")
+        memory = Content(
+            f"memory {fmt.mib(totals.memory_committed_mib)} committed"
+            f" / {fmt.mib(totals.memory_physical_mib)}"
         )
-        first.append(self._freshness(snapshot))
+        last = [self._freshness(snapshot)]
         if self._drifted:
-            first.append(Content.from_markup(f"[$error b]⚠ {self._drifted} in drift (D)[/]"))
+            last.append(Content.from_markup(f"[$error b]⚠ {self._drifted} in drift (D)[/]"))
+        room = self.content_region.width or None  # None: not laid out yet, keep everything
+        for optional in ([vm_count, memory], [vm_count], []):
+            line = Content(" │ ").join([*first, *optional, *last])
+            if room is None or line.cell_length <= room:
+                break
         states = []
         for state, n in totals.vms_by_state:
             style = _STATE_STYLES.get(state)
             text = f"{n} {state.value}"
             states.append(f"[{style}]{text}[/]" if style else text)
         second = Content.from_markup(" · ".join(states)) if states else Content("no VMs")
-        return Content("\n").join([Content(" │ ").join(first), second])
+        return Content("\n").join([line, second])
 
     def _freshness(self, snapshot: EstateSnapshot) -> Content:
         now = self._clock()

@@ -54,6 +54,21 @@ _MIN_WIDTHS: Final[dict[SortColumn, int]] = {
     "uptime": 8,  # "999d 23h"
 }
 _MAX_WIDTHS: Final[dict[SortColumn, int]] = {"name": 40, "host": 24}
+# As the table narrows, columns give way from the end of this order: the name and the state
+# always stay, and the host (which tells VMs of the same name apart) longest after them.
+_KEEP_ORDER: Final[tuple[SortColumn, ...]] = (
+    "name",
+    "state",
+    "host",
+    "memory",
+    "vcpus",
+    "cpu",
+    "uptime",
+)
+# A name is cut to no fewer cells than this to make room for another column, and to no
+# fewer than _NAME_READABLE for anything at all (the table scrolls sideways below that).
+_NAME_FLOOR: Final = 16
+_NAME_READABLE: Final = 8
 _MARK_WIDTH: Final = 3
 _STATE_CLASS: Final = {state: f"vm-table--state-{state.value}" for state in VmState}
 
@@ -82,7 +97,10 @@ def _cell(text: str, width: int, right: bool) -> str:
 
 
 class _RowCells:
-    """One row version's cell text, so painting a visible row is a few string joins."""
+    """One row version's cell text, so painting a visible row is a few string joins.
+
+    `widths` holds the shown columns only: a column the table has no room for is absent.
+    """
 
     __slots__ = ("left", "placed", "right", "state", "uptime")
 
@@ -91,14 +109,16 @@ class _RowCells:
         self.placed = placed
         self.left = _cell(vm.name, widths["name"], False)
         self.state = _cell(vm.state.value, widths["state"], False)
-        self.right = "".join(
-            (
-                _cell(placed.host, widths["host"], False),
-                _cell(fmt.count(vm.vcpus), widths["vcpus"], True),
-                _cell(fmt.mib(vm.memory_mib), widths["memory"], True),
-                _cell(fmt.percent(vm.cpu_percent), widths["cpu"], True),
-            )
-        )
+        right = []
+        if "host" in widths:
+            right.append(_cell(placed.host, widths["host"], False))
+        if "vcpus" in widths:
+            right.append(_cell(fmt.count(vm.vcpus), widths["vcpus"], True))
+        if "memory" in widths:
+            right.append(_cell(fmt.mib(vm.memory_mib), widths["memory"], True))
+        if "cpu" in widths:
+            right.append(_cell(fmt.percent(vm.cpu_percent), widths["cpu"], True))
+        self.right = "".join(right)
         self.uptime = ""  # as last painted: the clock tick repaints only rows it changes
 
 
@@ -201,7 +221,9 @@ class VmTable(ScrollView, can_focus=True):
         self._cursor_index = 0
         self._highlighted: PlacedVm | None = None
         self._cells: dict[str, _RowCells] = {}
-        self._widths: dict[SortColumn, int] = dict(_MIN_WIDTHS)
+        self._widths: dict[SortColumn, int] = dict(_MIN_WIDTHS)  # what the content wants
+        self._shown: dict[SortColumn, int] = {}  # the columns drawn, at their drawn widths
+        self._fitted_to: int | None = None  # the width they were chosen for (None: all)
         self._spans: list[tuple[SortColumn, int, int]] = []  # header cells, for clicks
         self._total_width = 0
         self._layout_columns()
@@ -358,13 +380,44 @@ class VmTable(ScrollView, can_focus=True):
         return grown
 
     def _layout_columns(self) -> None:
+        self._shown = self._fit_columns(self._fitted_to)
         self._spans = []
         x = _MARK_WIDTH
         for column, _title, _right in _COLUMNS:
-            end = x + self._widths[column] + 2
-            self._spans.append((column, x, end))
-            x = end
+            if column in self._shown:
+                end = x + self._shown[column] + 2
+                self._spans.append((column, x, end))
+                x = end
         self._total_width = x
+
+    def _fit_columns(self, room: int | None) -> dict[SortColumn, int]:
+        """The columns that fit in `room` cells and their widths; all of them for None."""
+        wanted = self._widths
+        if room is None:
+            return dict(wanted)
+        name_floor = min(wanted["name"], _NAME_FLOOR)
+        used = _MARK_WIDTH + name_floor + 2 + wanted["state"] + 2
+        shown: dict[SortColumn, int] = {"state": wanted["state"]}
+        for column in _KEEP_ORDER[2:]:
+            if used + wanted[column] + 2 > room:
+                break
+            shown[column] = wanted[column]
+            used += wanted[column] + 2
+        # What is left widens the name up to its content.
+        name = min(wanted["name"], name_floor + room - used)
+        shown["name"] = max(name, min(wanted["name"], _NAME_READABLE))
+        return shown
+
+    def on_resize(self) -> None:
+        room = self.scrollable_content_region.width
+        if room != self._fitted_to:
+            self._fitted_to = room
+            shown = self._shown
+            self._layout_columns()
+            if self._shown != shown:
+                self._cells.clear()
+                self._sync_virtual_size()
+                self.refresh()
 
     def _sync_virtual_size(self) -> None:
         size = Size(self._total_width, len(self._rows) + 1)
@@ -391,6 +444,8 @@ class VmTable(ScrollView, can_focus=True):
         self.set_interval(1.0, self._tick_uptime)
 
     def _tick_uptime(self) -> None:
+        if "uptime" not in self._shown:
+            return
         now, top = self._now(), self.scroll_offset.y
         stale = []
         for offset, uuid in enumerate(self._rows.uuids_between(top, top + self._page_rows())):
@@ -437,9 +492,11 @@ class VmTable(ScrollView, can_focus=True):
     def _header_strip(self) -> Strip:
         arrow = " ▼" if self._rows.sort_reverse else " ▲"
         sorted_by = self._rows.sort_column
+        shown = self._shown
         text = " " * _MARK_WIDTH + "".join(
-            _cell(title + arrow if column == sorted_by else title, self._widths[column], right)
+            _cell(title + arrow if column == sorted_by else title, shown[column], right)
             for column, title, right in _COLUMNS
+            if column in shown
         )
         return Strip([Segment(text, self._style("vm-table--header"))], self._total_width)
 
@@ -449,7 +506,7 @@ class VmTable(ScrollView, can_focus=True):
         assert placed is not None
         cells = self._cells.get(uuid)
         if cells is None or cells.placed is not placed:
-            cells = self._cells[uuid] = _RowCells(placed, self._widths)
+            cells = self._cells[uuid] = _RowCells(placed, self._shown)
         marked = self._rows.is_marked(uuid)
         classes: tuple[str, ...] = ("vm-table--marked",) if marked else ()
         cursor = index == self._cursor_index
@@ -458,14 +515,16 @@ class VmTable(ScrollView, can_focus=True):
         style = self._style(*classes)
         # The cursor's own colours win over the state's, or it could become unreadable.
         state_style = style if cursor else self._style(*classes, _STATE_CLASS[placed.vm.state])
-        cells.uptime = fmt.uptime(uptime_s(placed, self._now()))
         segments = [
             Segment(" ● " if marked else "   ", style),
             Segment(cells.left, style),
             Segment(cells.state, state_style),
             Segment(cells.right, style),
-            Segment(_cell(cells.uptime, self._widths["uptime"], True), style),
         ]
+        uptime_width = self._shown.get("uptime")
+        if uptime_width is not None:
+            cells.uptime = fmt.uptime(uptime_s(placed, self._now()))
+            segments.append(Segment(_cell(cells.uptime, uptime_width, True), style))
         return Strip(segments, self._total_width), style
 
     # -- keys and mouse

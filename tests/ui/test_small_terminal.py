@@ -1,0 +1,33 @@
+"""The dashboard in small terminals: a VM name stays readable when panels and columns give
+way."""
+
+from __future__ import annotations
+
+from tests.ui.conftest import loaded, make_app, table
+from tests.ui.screen_text import screen_lines
+
+
+async def test_names_stay_readable_at_40x12() -> None:
+    app = make_app()
+    async with app.run_test(size=(40, 12)) as pilot:
+        await loaded(pilot, app)
+        await pilot.pause(0.1)
+        lines = screen_lines(app)
+        shown = "\n".join(lines)
+        by_uuid = {p.vm.uuid: p.vm.name for p in app.snapshot.placed_vms()}
+        names = [by_uuid[uuid] for uuid in table(app).shown_uuids()[:4]]  # the top rows
+        for name in names:
+            assert name[:8] in shown, f"{name!r} not readable in:\n{shown}"
+        # The state stays beside the name.
+        assert "running" in shown, shown
+
+
+async def test_header_keeps_hosts_and_freshness_on_its_first_line_at_40_columns() -> None:
+    app = make_app()
+    async with app.run_test(size=(40, 12)) as pilot:
+        await loaded(pilot, app)
+        await pilot.pause(0.1)
+        first, second = screen_lines(app)[:2]
+        # The memory totals give way; what is up and how fresh it is stay on one line.
+        assert "hosts 5 up" in first and "ago" in first, first
+        assert second.strip().startswith("43 running"), second
