@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +24,13 @@ from ovmtui.messages import ActionProgressed, ActionsFinished, DriftChanged, Est
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.screens.drift import DriftScreen
-from ovmtui.services.actions import ActionResult, ActionService, current_user, summarize
+from ovmtui.services.actions import (
+    ActionResult,
+    ActionService,
+    InMemoryJournal,
+    current_user,
+    summarize,
+)
 from ovmtui.services.definitions import (
     ArchiveKey,
     ExportResult,
@@ -47,6 +54,10 @@ from ovmtui.store.restore import RestoreOutcome, RestorePlan, plan_restore, rest
 
 MAX_LOG = 5000
 STORE_DRAIN_S = 10.0
+# At exit, how long running actions have to write their "interrupted" record.
+ACTIONS_DRAIN_S = 5.0
+# Signals that end ovmtui as `q` does.
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
@@ -83,10 +94,14 @@ class OvmApp(App[int]):
         clock: Callable[[], float] = time.time,
         backends: Sequence[Backend] | None = None,
         repository: Path | None = None,
+        read_only_reason: str | None = None,
     ) -> None:
+        """``read_only_reason``: why the repository cannot be written (see
+        ``headless.check_repository``); the app then runs read-only and only reads it."""
         super().__init__()
         self.estate = estate
-        self._read_only = read_only
+        self._read_only = read_only or read_only_reason is not None
+        self._read_only_reason = read_only_reason
         self._clock = clock
         if backends is None:
             backends = [backend_for(host) for host in estate.hosts]
@@ -98,8 +113,14 @@ class OvmApp(App[int]):
             clock=clock,
         )
         self.actions = ActionService(
-            self.poller.backend, refresh=self.poller.refresh, read_only=read_only
+            self.poller.backend, refresh=self.poller.refresh, read_only=self._read_only
         )
+        if repository is None:
+            # Embedded without a repository (tests, benchmarks): the record lives in memory.
+            # The command line always gives one, and actions wait for it to open.
+            self.actions.journal = InMemoryJournal()
+        else:
+            self.actions.no_journal = read_only_reason or "the repository is not open yet"
         self._snapshot = self.poller.snapshot
         self._results: list[ActionResult] = []
         self._repository_path = repository
@@ -107,6 +128,9 @@ class OvmApp(App[int]):
         self._to_store: asyncio.Queue[EstateSnapshot | None] = asyncio.Queue()
         self._store_task: asyncio.Task[None] | None = None
         self._drifted: tuple[DriftedVm, ...] = ()
+        # Running action jobs: at exit they are cancelled and must write their "interrupted"
+        # record before the repository closes.
+        self._action_tasks: set[asyncio.Task[object]] = set()
 
     # -- AppContext -----------------------------------------------------------------------
 
@@ -161,6 +185,10 @@ class OvmApp(App[int]):
         if self._repository_path is None:
             return None
         return default_backup_dir(self._repository_path)
+
+    @property
+    def repository_identity(self) -> str | None:
+        return None if self.repository is None else self.repository.identity
 
     async def backups(self) -> Sequence[BackupInfo]:
         directory = self.backup_dir
@@ -217,10 +245,14 @@ class OvmApp(App[int]):
             self._drifted = drifted
             self.post_message(DriftChanged(drifted))
 
-    async def plan_restore(self, backup: Path) -> RestorePlan:
+    async def plan_restore(
+        self, backup: Path, *, from_other_repository: bool = False
+    ) -> RestorePlan:
         if self._repository_path is None:
             raise RepositoryError("no repository in this run: nothing to restore into")
-        return await plan_restore(self._repository_path, backup)
+        return await plan_restore(
+            self._repository_path, backup, from_other_repository=from_other_repository
+        )
 
     async def restore(self, plan: RestorePlan) -> RestoreOutcome:
         """Swap the repository under the running app, then carry on with the restored one."""
@@ -250,7 +282,35 @@ class OvmApp(App[int]):
         # moved out of the collector's reach, it is not rescanned by every full collection
         # that the churn of VM objects triggers.
         gc.freeze()
+        if not self.is_headless:
+            self._end_on_signals()
+        if self._read_only_reason is not None:
+            self._say_read_only(self._read_only_reason)
         self.run_worker(self._run_services(), group="poller", name="poller", exclusive=True)
+
+    def _end_on_signals(self) -> None:
+        """SIGTERM, SIGHUP (the terminal or SSH session gone) and SIGINT end ovmtui as `q`
+        does: running actions get their "interrupted" record and the terminal is restored.
+        Python's default would end the process there and then, the terminal left raw,
+        in the alternate screen, with the mouse reported and no cursor."""
+        loop = asyncio.get_running_loop()
+        for signum in ENDING_SIGNALS:
+            # Removed again when the loop closes, after the app has ended.
+            loop.add_signal_handler(signum, self._end_by_signal, signum)
+
+    def _end_by_signal(self, signum: int) -> None:
+        # The shell's convention for "ended by this signal": 128 + its number.
+        self.exit(return_code=128 + signum)
+
+    def _say_read_only(self, reason: str) -> None:
+        self.notify(
+            f"{reason}\nNothing can be recorded, so no action is offered. "
+            "The last-known state is shown; the hosts are still watched.",
+            title="Read-only: the repository cannot be written",
+            severity="error",
+            timeout=3600,  # the reason stays until dismissed (click it)
+            markup=False,
+        )
 
     async def _run_services(self) -> None:
         if self._repository_path is not None:
@@ -258,19 +318,23 @@ class OvmApp(App[int]):
         await self.poller.run()
 
     async def _open_repository(self, path: Path, *, restored: bool = False) -> None:
+        if self._read_only_reason is not None:
+            await self._open_for_reading(path)
+            return
+        repo: Repository | None = None
         try:
             repo = await Repository.open(path)
             differences = await repo.import_estate(self.estate)
             known = await repo.load_snapshot()
         except OvmError as exc:
-            # Watching the estate matters more than remembering it: go on, and say so.
-            self.notify(
-                f"{exc}\nRunning without a repository: nothing is recorded.",
-                title=exc.title,
-                severity="error",
-                timeout=30,
-                markup=False,
-            )
+            if repo is not None:
+                # Closed, or its aiosqlite thread (not a daemon) keeps the process alive at
+                # exit: `q` would hang for good.
+                await repo.close()
+            # Writable a moment ago (checked before start-up), not now: nothing may run
+            # unrecorded, so carry on read-only, watching the estate, and say why.
+            self._go_read_only(f"{path}: cannot be written: {exc.message}")
+            await self._open_for_reading(path)
             return
         self.repository = repo
         self.actions.journal = repo
@@ -292,6 +356,40 @@ class OvmApp(App[int]):
         # cancelled halfway would leave its transaction open; this one is drained instead.
         self._store_task = asyncio.create_task(self._store_snapshots(repo))
 
+    def _go_read_only(self, reason: str) -> None:
+        self._read_only_reason = reason
+        self._read_only = self.actions.read_only = True
+        self.actions.no_journal = reason
+        self._say_read_only(reason)
+        for screen in self.screen_stack:
+            screen.refresh_bindings()  # the action keys go from the footer
+
+    async def _open_for_reading(self, path: Path) -> None:
+        """The last-known state and the journal, to read: nothing is written, nothing runs."""
+        repo: Repository | None = None
+        try:
+            repo = await Repository.open(path, read_only=True)
+            known = await repo.load_snapshot()
+            drifted = tuple(await repo.drifted())
+        except OvmError as exc:
+            if repo is not None:
+                await repo.close()
+            self.notify(
+                f"{exc}\nNo last-known state: only what the hosts answer now is shown.",
+                title="The repository cannot be read either",
+                severity="error",
+                timeout=3600,
+                markup=False,
+            )
+            return
+        self.repository = repo
+        if known is not None:
+            self.poller.seed(known)
+            self.post_message(EstateUpdated(self.poller.snapshot))
+        if drifted:
+            self._drifted = drifted
+            self.post_message(DriftChanged(drifted))
+
     async def _store_snapshots(self, repo: Repository) -> None:
         """Record every published snapshot, in order (their deltas build on each other)."""
         failed = False
@@ -307,28 +405,39 @@ class OvmApp(App[int]):
 
     async def on_unmount(self) -> None:
         self.workers.cancel_group(self, "poller")
+        await self._interrupt_actions()
         await self.poller.close()
         await self._detach_repository()
+
+    async def _interrupt_actions(self) -> None:
+        """Actions still running are cancelled; each writes its "interrupted" record first."""
+        running = [task for task in self._action_tasks if not task.done()]
+        for task in running:
+            task.cancel()  # Textual may have done so already: once more changes nothing
+        if running:
+            await asyncio.wait(running, timeout=ACTIONS_DRAIN_S)
 
     async def _detach_repository(self) -> None:
         """Save what is queued, then close: nothing seen is lost, nothing half-written."""
         repo, self.repository = self.repository, None
         self.actions.journal = None
+        self.actions.no_journal = "the repository is closed"
         if self._store_task is not None:
             self._to_store.put_nowait(None)  # save what is queued, then stop
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._store_task, STORE_DRAIN_S)
             self._store_task = None
-        if repo is not None:
+        if repo is not None and not repo.read_only:
             with contextlib.suppress(OvmError):
                 # In full: deltas still queued when the writer stopped are not lost.
                 await repo.save_snapshot(dataclasses.replace(self._snapshot, delta=None))
+        if repo is not None:
             await repo.close()
 
     # -- services to UI -------------------------------------------------------------------
 
     def _snapshot_published(self, snapshot: EstateSnapshot) -> None:
-        if self.repository is not None:
+        if self._store_task is not None:  # none for a repository opened only to read
             self._to_store.put_nowait(snapshot)
         self.post_message(EstateUpdated(snapshot))
 
@@ -355,6 +464,10 @@ class OvmApp(App[int]):
         def progressed(result: ActionResult) -> None:
             self.post_message(ActionProgressed(result))
 
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine of a Textual worker's task
+        self._action_tasks.add(task)
+        task.add_done_callback(self._action_tasks.discard)
         job = None
         if len(targets) > 1:
             job = await self._job_started("bulk-action", f"{action.value} on {len(targets)} VMs")

@@ -416,10 +416,17 @@ def _run_tui(estate: EstateConfig, repository: Path, *, interval_s: float, read_
     from ovmtui.app import OvmApp, tune_process_for_ui
     from ovmtui.headless import check_repository
 
-    # A repository that cannot be used is said here, before any screen is drawn.
-    asyncio.run(check_repository(repository))
+    # A repository that cannot be read is said here, before any screen is drawn (exit 2);
+    # one that can be read but not written makes the whole run read-only, saying why.
+    cannot_write = asyncio.run(check_repository(repository))
     tune_process_for_ui()
-    app = OvmApp(estate, interval_s=interval_s, read_only=read_only, repository=repository)
+    app = OvmApp(
+        estate,
+        interval_s=interval_s,
+        read_only=read_only,
+        repository=repository,
+        read_only_reason=cannot_write,
+    )
     app.run()
     return app.return_code or 0
 

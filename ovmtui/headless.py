@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,6 +26,7 @@ from ovmtui.store.journal import Result
 from ovmtui.store.reconcile import reconcile
 from ovmtui.store.repository import Repository
 from ovmtui.store.restore import describe_plan, plan_restore, record_restore, restore_repository
+from ovmtui.store.schema import BUSY_TIMEOUT_MS, describe_error
 
 
 async def poll_estate_once(
@@ -117,10 +119,49 @@ async def restore(
     return 0
 
 
-async def check_repository(repository: Path) -> None:
-    """Open and close: raises RepositoryError for a file that cannot be used."""
-    repo = await Repository.open(repository)
+async def check_repository(repository: Path) -> str | None:
+    """Can the TUI record in this repository? None if it can, else why not: the TUI then
+    runs read-only on it. Raises RepositoryError when it cannot even be read."""
+    try:
+        repo = await Repository.open(repository)
+    except RepositoryError as exc:
+        refused = exc
+    else:
+        await repo.close()
+        problem = await asyncio.to_thread(_write_refused, repository)
+        if problem is None:
+            return None
+        refused = RepositoryError(f"{repository}: {problem}")
+    try:
+        repo = await Repository.open(repository, read_only=True)
+    except RepositoryError as unreadable:
+        # Why it could not be created says more than "there is none".
+        exists = await asyncio.to_thread(repository.exists)
+        raise (unreadable if exists else refused) from None
     await repo.close()
+    return refused.message
+
+
+def _write_refused(path: Path) -> str | None:
+    """Why a write fails there, or None; the write is rolled back: the file stays as it was.
+
+    Opening is not enough to know: SQLite opens a file the process may not write, for
+    reading, and says so only at the first write.
+    """
+    try:
+        db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        return describe_error(exc, path)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("CREATE TABLE ovmtui_write_probe (x)")
+    except sqlite3.Error as exc:
+        return describe_error(exc, path)
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        db.close()
+    return None
 
 
 async def audit(

@@ -8,6 +8,7 @@ refresh the hosts that were touched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import time
@@ -20,6 +21,10 @@ from ovmtui.errors import ActionRefused, OvmError
 from ovmtui.model import HostKey, PlacedVm, VmAction
 
 ResultCallback = Callable[["ActionResult"], None]
+
+INTERRUPTED = (
+    "interrupted: ovmtui ended while it ran; the host may still have done it, check the VM"
+)
 
 
 class ActionJournal(Protocol):
@@ -38,6 +43,31 @@ class ActionJournal(Protocol):
     ) -> int: ...
 
     async def journal_finished(self, started_id: int, *, ok: bool, detail: str | None) -> int: ...
+
+
+class InMemoryJournal:
+    """The journal of a run given no repository at all (tests, benchmarks): gone at exit."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[object, ...]] = []
+
+    async def journal_started(
+        self,
+        *,
+        user: str,
+        pool: str,
+        host: str,
+        vm: str,
+        uuid: str,
+        operation: str,
+        command: str,
+    ) -> int:
+        self.records.append(("started", user, pool, host, vm, uuid, operation, command))
+        return len(self.records)
+
+    async def journal_finished(self, started_id: int, *, ok: bool, detail: str | None) -> int:
+        self.records.append(("finished", started_id, ok, detail))
+        return len(self.records)
 
 
 def current_user() -> str:
@@ -85,6 +115,8 @@ class ActionService:
         self.read_only = read_only
         self._max_concurrency = max_concurrency
         self.journal = journal
+        # Why there is no journal, for the refusal every action then gets.
+        self.no_journal = "no repository is open"
         self._user = user or current_user()
         self.hold: str | None = None  # why actions must wait (a restore under way), or None
 
@@ -98,6 +130,12 @@ class ActionService:
             raise ActionRefused("ovmtui runs in read-only mode: no action is allowed")
         if self.hold is not None:
             raise ActionRefused(self.hold)
+        if self.journal is None:
+            # The journal is the safety net of every action: none runs without its record.
+            raise ActionRefused(
+                f"it would not be recorded in the journal ({self.no_journal}): "
+                "no action runs unrecorded"
+            )
         backend = self._backend(placed)
         if action.capability not in backend.capabilities:
             raise ActionRefused(f"{placed.host} cannot {action.label.lower()} VMs")
@@ -105,34 +143,48 @@ class ActionService:
     async def run(self, placed: PlacedVm, action: VmAction) -> ActionResult:
         started = time.time()
         command = ""
+        # This journal to the end, even if it is detached meanwhile (the app quitting).
+        journal = self.journal
         record: int | None = None
         error: str | None = None
         try:
             backend = self._backend(placed)
             command = backend.command_for(placed.vm, action)
+            if journal is None:
+                self.check(placed, action)  # refuses, saying why (read-only, no journal)
+                raise ActionRefused(f"it would not be recorded in the journal ({self.no_journal})")
             # Written before anything else: a refusal is on the record too, and a crash
             # halfway leaves "started, no result". An action the journal cannot record
             # (its error is an OvmError too) does not run.
-            record = await self._journal_started(placed, action, command)
+            record = await self._journal_started(journal, placed, action, command)
             self.check(placed, action)
             await backend.act(placed.vm, action)
         except OvmError as exc:
             error = exc.message
+        except asyncio.CancelledError:
+            # ovmtui is ending (quit, SIGTERM, SIGHUP): say so on the record, then go on
+            # ending. The host may still carry the action out; the record says to check.
+            if record is not None and journal is not None:
+                with contextlib.suppress(OvmError):
+                    await journal.journal_finished(record, ok=False, detail=INTERRUPTED)
+            raise
         finally:
             if self._refresh is not None and not self.read_only:
                 self._refresh(placed.host_key)
-        if record is not None and self.journal is not None:
-            await self.journal.journal_finished(record, ok=error is None, detail=error)
+        if record is not None and journal is not None:
+            try:
+                await journal.journal_finished(record, ok=error is None, detail=error)
+            except OvmError as exc:
+                outcome = "done" if error is None else error
+                error = f"{outcome}, but its outcome is not recorded in the journal: {exc.message}"
         return ActionResult(
             placed, action, command, error is None, error, started, time.time() - started
         )
 
     async def _journal_started(
-        self, placed: PlacedVm, action: VmAction, command: str
-    ) -> int | None:
-        if self.journal is None:
-            return None
-        return await self.journal.journal_started(
+        self, journal: ActionJournal, placed: PlacedVm, action: VmAction, command: str
+    ) -> int:
+        return await journal.journal_started(
             user=self._user,
             pool=placed.pool,
             host=placed.host,

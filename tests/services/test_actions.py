@@ -15,6 +15,7 @@ def placed(backend: FakeBackend, name: str) -> PlacedVm:
 
 def service(backend: FakeBackend, **kw: object) -> tuple[ActionService, list[HostKey]]:
     refreshed: list[HostKey] = []
+    kw.setdefault("journal", MemoryJournal(backend))  # no action runs without one
     svc = ActionService(
         lambda key: backend if key == backend.host else None,
         refresh=refreshed.append,
