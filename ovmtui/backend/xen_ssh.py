@@ -36,18 +36,16 @@ import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
 from ovmtui.backend.base import EventCallback
-from ovmtui.backend.xen_parse import (
-    ParseIssue,
+from ovmtui.backend.xen_parse.common import ParseIssue, XenDomain
+from ovmtui.backend.xen_parse.info import parse_info
+from ovmtui.backend.xen_parse.vm_cfg import parse_vm_cfg, vm_config
+from ovmtui.backend.xen_parse.xl_json import parse_xl_list_long
+from ovmtui.backend.xen_parse.xm_list_long import parse_xm_list_long
+from ovmtui.backend.xen_parse.xm_table import (
     TableReader,
     TableRow,
-    XenDomain,
     merge_table_rows,
-    parse_info,
     parse_list_table,
-    parse_vm_cfg,
-    parse_xl_list_long,
-    parse_xm_list_long,
-    vm_config,
 )
 from ovmtui.errors import (
     ActionFailed,

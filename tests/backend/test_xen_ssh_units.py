@@ -75,7 +75,7 @@ def test_toolstack_error_takes_the_error_line_not_the_usage() -> None:
 def test_a_table_row_update_keeps_every_other_field_of_the_vm() -> None:
     import dataclasses
 
-    from ovmtui.backend.xen_parse import TableRow
+    from ovmtui.backend.xen_parse.xm_table import TableRow
     from ovmtui.backend.xen_ssh import _with_row
     from ovmtui.model import VmState
     from tests.vm_samples import vm_with_every_field
@@ -94,7 +94,7 @@ def test_a_table_row_update_keeps_every_other_field_of_the_vm() -> None:
 
 
 def test_a_table_row_that_moved_nothing_keeps_the_very_vm() -> None:
-    from ovmtui.backend.xen_parse import TableRow
+    from ovmtui.backend.xen_parse.xm_table import TableRow
     from ovmtui.backend.xen_ssh import _with_row
     from ovmtui.model import Vm, VmState
 
