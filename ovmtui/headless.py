@@ -56,7 +56,8 @@ async def poll_estate_once(
 
 async def backup(repository: Path, directory: Path | None, keep: int, out: TextIO) -> int:
     target = directory if directory is not None else default_backup_dir(repository)
-    repo = await Repository.open(repository)
+    # Read-only: a backup must work from a full or read-only disk to another one.
+    repo = await Repository.open(repository, read_only=True)
     try:
         path = await create_backup(repo, target, keep=keep)
     finally:
@@ -68,10 +69,17 @@ async def backup(repository: Path, directory: Path | None, keep: int, out: TextI
 async def list_backups_report(
     repository: Path, directory: Path | None, out: TextIO, *, as_json: bool
 ) -> int:
+    """Every backup in the folder, with whose it is (the folder may be shared)."""
     target = directory if directory is not None else default_backup_dir(repository)
+    identity = await repository_identity(repository)
     infos = [await inspect_backup(path) for path in list_backups(target)]
     if as_json:
-        json.dump([dataclasses.asdict(info) for info in infos], out, indent=2)
+        rows = [
+            {**dataclasses.asdict(info), "whose": info.whose(identity)}
+            | {"own": identity is not None and info.repository_id == identity}
+            for info in infos
+        ]
+        json.dump(rows, out, indent=2)
         out.write("\n")
         return 0
     if not infos:
@@ -82,9 +90,18 @@ async def list_backups_report(
         out.write(
             f"{when}  {info.size_bytes:>10} B  schema {info.schema_version}  "
             f"{info.hosts} hosts  {info.vms} VMs  {info.journal_records} journal records  "
-            f"{state}  {info.path}\n"
+            f"{state}  of {info.whose(identity)}  {info.path}\n"
         )
     return 0
+
+
+async def repository_identity(repository: Path) -> str | None:
+    """The repository's identity, read without writing; None when it cannot be read."""
+    try:
+        async with await Repository.open(repository, read_only=True) as repo:
+            return repo.identity
+    except RepositoryError:
+        return None
 
 
 async def restore(
@@ -94,10 +111,13 @@ async def restore(
     *,
     confirm: Callable[[str], bool],
     user: str,
+    from_other_repository: bool = False,
 ) -> int:
     """Verify, ask, back the current repository up, replace it. Refusals raise (exit 2)."""
     try:
-        plan = await plan_restore(repository, candidate)
+        plan = await plan_restore(
+            repository, candidate, from_other_repository=from_other_repository
+        )
     except RepositoryError as exc:
         await record_restore(repository, candidate, user, ok=False, detail=exc.message)
         raise

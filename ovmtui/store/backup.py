@@ -29,7 +29,7 @@ from ovmtui.errors import RepositoryError
 from ovmtui.files import claimed, publish, remove_debris
 from ovmtui.store.journal import JournalRecord, verify_chain
 from ovmtui.store.repository import SELECT_RECORD, Repository
-from ovmtui.store.schema import APPLICATION_ID, SCHEMA_VERSION
+from ovmtui.store.schema import APPLICATION_ID, SCHEMA_VERSION, sqlite_uri
 
 KEEP_DEFAULT = 30
 _SUFFIX = ".sqlite"
@@ -166,7 +166,7 @@ def _connect(path: Path, live: bool) -> sqlite3.Connection:
         # A repository another process has open keeps its latest transactions in the -wal;
         # the main file alone shows an old state. Reading it still changes nothing.
         with contextlib.suppress(sqlite3.Error):
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db = sqlite3.connect(sqlite_uri(path, "mode=ro"), uri=True)
             try:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.Error:
@@ -174,7 +174,7 @@ def _connect(path: Path, live: bool) -> sqlite3.Connection:
                 raise
             return db
     # Read-only and immutable: looking at a backup must never change it.
-    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    return sqlite3.connect(sqlite_uri(path, "mode=ro&immutable=1"), uri=True)
 
 
 def _inspect(path: Path, live: bool = False) -> BackupInfo:

@@ -57,6 +57,7 @@ from ovmtui.store.schema import (
     fetch_value,
     migrate,
     sqlite_code,
+    sqlite_uri,
 )
 
 _UPSERT_HOST_STATE = """
@@ -122,7 +123,16 @@ class Repository:
         """
         path = Path(path)
         if read_only:
-            return await cls._open_read_only(path)
+            try:
+                return await cls._open_read_only(path)
+            except _NeedsUpgrade as exc:
+                # Written by an older ovmtui: upgrade it once (this writes), then only read.
+                try:
+                    upgraded = await cls.open(path)
+                except RepositoryError as why:
+                    raise RepositoryError(f"{exc}: {why}") from None
+                upgraded.read_only = True
+                return upgraded
         await asyncio.to_thread(check_file, path)
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
@@ -190,13 +200,13 @@ class Repository:
     @classmethod
     async def _read_only_once(cls, path: Path, query: str) -> Repository:
         try:
-            db = await aiosqlite.connect(f"file:{path}?{query}", uri=True, isolation_level=None)
+            db = await aiosqlite.connect(sqlite_uri(path, query), uri=True, isolation_level=None)
         except sqlite3.Error as exc:
             raise RepositoryError(f"{path}: cannot open it: {describe_error(exc, path)}") from None
         try:
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not await check_database(db, path):
-                raise RepositoryError(
+                raise _NeedsUpgrade(
                     f"{path}: its schema needs an upgrade, which a read-only open cannot "
                     "write; open it once with write access (any ovmtui command that records)"
                 )
@@ -742,6 +752,10 @@ class Repository:
             (JournalRecord.from_row(row) for row in rows),
             None if last_id is None else int(last_id),
         )
+
+
+class _NeedsUpgrade(RepositoryError):
+    """A read-only open found an older schema."""
 
 
 async def _identity(db: aiosqlite.Connection) -> str:

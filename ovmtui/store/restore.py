@@ -41,6 +41,7 @@ from ovmtui.errors import ForeignBackup, RepositoryError
 from ovmtui.files import FileInUse, claimed, fsync_directory, fsync_file, remove_debris
 from ovmtui.store.backup import BackupInfo, create_backup, inspect_backup
 from ovmtui.store.repository import Repository
+from ovmtui.store.schema import sqlite_uri
 
 Progress = Callable[[str], None]
 
@@ -301,7 +302,7 @@ def _settle(staged: Path) -> None:
 
 def _stage(candidate: Path, staged: Path) -> None:
     try:
-        source = sqlite3.connect(f"file:{candidate}?mode=ro&immutable=1", uri=True)
+        source = sqlite3.connect(sqlite_uri(candidate, "mode=ro&immutable=1"), uri=True)
         try:
             copy = sqlite3.connect(staged)
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,11 @@ _V3: tuple[str, ...] = (
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def sqlite_uri(path: Path, query: str) -> str:
+    """A ``file:`` URI for ``path``: quoted, so a ``?``, ``#`` or ``%`` in it stays a name."""
+    return f"file:{urllib.parse.quote(str(path.absolute()))}?{query}"
 
 
 # -- opening: checks that never write -------------------------------------------------------

@@ -268,9 +268,18 @@ def test_a_backup_killed_at_any_point_leaves_no_false_backup_and_its_debris_goes
     duration = time.monotonic() - started
     rng = random.Random(7)
     debris_seen = 0
-    for _ in range(KILLS):
+    for kill in range(KILLS):
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
-        time.sleep(rng.uniform(duration * 0.3, duration * 1.1))
+        if kill % 2:
+            time.sleep(rng.uniform(duration * 0.3, duration * 1.1))
+        else:
+            # Half of them once the copy is being written, wherever the start-up time went.
+            deadline = time.monotonic() + 30
+            while process.poll() is None and time.monotonic() < deadline:
+                if any(name.endswith(".partial") for name in os.listdir(folder)):
+                    break
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, 0.05))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         debris_seen += sum(".partial" in name for name in os.listdir(folder))
@@ -281,8 +290,6 @@ def test_a_backup_killed_at_any_point_leaves_no_false_backup_and_its_debris_goes
             assert ".partial" not in backup.name
             info = asyncio.run(inspect_backup(backup))
             assert info.verified, (backup, info.problem)
-        # Rotation kept its word through the kills: at most 3, plus the debris.
-        assert len(list_backups(folder)) <= 3
     # Kills landed while a backup was being written; otherwise the test proved little.
     assert debris_seen > 0
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
@@ -291,6 +298,8 @@ def test_a_backup_killed_at_any_point_leaves_no_false_backup_and_its_debris_goes
     listing = subprocess.run(
         [*argv[:-3], "backups"], capture_output=True, text=True, env=env, timeout=60
     )
+    # Rotation keeps its word once a backup completes (a kill between the rename and the
+    # pruning may leave one more until then).
     assert ".partial" not in listing.stdout and listing.stdout.count("verified") == 3
 
 
@@ -307,3 +316,29 @@ async def test_a_live_repository_is_not_taken_for_a_backup(tmp_path: Path) -> No
             await plan_restore(path, tmp_path / "other.sqlite", from_other_repository=True)
     finally:
         await live.close()
+
+
+def test_odd_paths_and_an_older_schema_for_read_only_commands(tmp_path: Path) -> None:
+    """A repository named with URI characters, written by an older ovmtui (schema 2):
+    read-only commands upgrade it once where they may, and read it where it is."""
+    import sqlite3
+
+    from ovmtui.store.schema import APPLICATION_ID, MIGRATIONS
+
+    folder = tmp_path / "odd?dir#x%41"
+    folder.mkdir()
+    path = folder / "r.sqlite"
+    db = sqlite3.connect(path)
+    for statements in MIGRATIONS[:2]:
+        for statement in statements:
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.commit()
+    db.close()
+    env = dict(os.environ)
+    audit = ovmtui("--repository", str(path), "audit", env=env)
+    assert audit.returncode == 0, audit.stderr
+    made = ovmtui("--repository", str(path), "backup", env=env)
+    assert made.returncode == 0, made.stderr
+    assert asyncio.run(inspect_backup(Path(made.stdout.strip()))).verified
