@@ -150,7 +150,7 @@ class SshTarget:
         match = re.fullmatch(
             r"\[(?P<v6>[^\]]+)\](?::(?P<p6>\d+))?|(?P<h>[^:\[\]\s]+)(?::(?P<p>\d+))?",
             rest,
-            re.ASCII,  # \d is 0-9 only: a full-width "２２" is not port 22
+            re.ASCII,  # \d is 0-9 only: a full-width digit is no port number
         )
         if not rest or match is None:
             raise OvmError(f"{text!r}: expected user@host[:port]", title="Invalid SSH target")

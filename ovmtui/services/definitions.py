@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import errno
 import hashlib
 import hmac
 import json
@@ -66,6 +67,7 @@ from ovmtui.errors import (
 from ovmtui.files import fsync_directory, stamped_files
 from ovmtui.model import Capability, EstateSnapshot, HostKey, HostStatus, Vm
 from ovmtui.services.actions import ActionJournal, current_user
+from ovmtui.space import no_space_left
 
 FORMAT = "ovmtui-definitions"
 # 2: signed (manifest.sig). An older ovmtui then says "written by a newer ovmtui" instead of
@@ -447,8 +449,9 @@ async def export_definitions(
         abandon.set()  # the thread goes on: it must not publish, and removes its partial
         raise
     except OSError as exc:
+        why = no_space_left(directory) if exc.errno == errno.ENOSPC else str(exc)
         raise ArchiveError(
-            f"export to {directory} failed: {exc}; no partial archive was left",
+            f"export to {directory} failed: {why}; no partial archive was left",
             title="Export failed",
         ) from None
     return ExportResult(

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ovmtui.errors import RepositoryError
 from ovmtui.files import claimed, publish, remove_debris
+from ovmtui.space import no_space_left
 from ovmtui.store.journal import JournalRecord, verify_chain
 from ovmtui.store.repository import SELECT_RECORD, Repository
 from ovmtui.store.schema import APPLICATION_ID, SCHEMA_VERSION, sqlite_uri
@@ -109,7 +110,7 @@ async def create_backup(
 def _why(exc: OSError | sqlite3.Error, directory: Path) -> str:
     full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
     full = full or (isinstance(exc, sqlite3.Error) and "disk is full" in str(exc))
-    return f"no space left on {directory}" if full else str(exc)
+    return no_space_left(directory) if full else str(exc)
 
 
 def _label(partial: Path, source: Path) -> None:

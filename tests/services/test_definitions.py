@@ -352,7 +352,7 @@ async def test_a_failed_write_leaves_no_partial_archive(
     monkeypatch.setattr(tarfile.TarFile, "addfile", failing_addfile)
     async with polled(demo_estate()) as poller:
         snapshot = await poller.poll_once()
-        with pytest.raises(ArchiveError, match=r"No space left on device.*no partial archive"):
+        with pytest.raises(ArchiveError, match=r"failed: no space left on /.*no partial archive"):
             await export_definitions(snapshot, poller.backend, tmp_path / "defs")
     assert calls == 5
     assert list((tmp_path / "defs").iterdir()) == []
