@@ -427,6 +427,9 @@ def _run_tui(estate: EstateConfig, repository: Path, *, interval_s: float, read_
         repository=repository,
         read_only_reason=cannot_write,
     )
+    from ovmtui.terminal import prepare_terminal
+
+    prepare_terminal(app)  # TERM=dumb or unset: refused here, before any escape is written
     app.run()
     return app.return_code or 0
 

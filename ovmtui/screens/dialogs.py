@@ -13,6 +13,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Static
 
+from ovmtui.terminal import ascii_only, to_ascii
+
 MAX_COMMANDS_SHOWN = 12
 
 
@@ -51,22 +53,24 @@ class ConfirmDialog(ModalScreen[bool]):
         bindings["y"] = [replace(b, description=confirm_label) for b in bindings["y"]]
 
     def compose(self) -> ComposeResult:
+        # VM names and commands may hold anything; a terminal limited to ASCII shows "?".
+        plain = to_ascii if ascii_only(self) else str
         with Vertical(id="dialog"):
             # Content, not markup: "[y]" would otherwise be read as a style and vanish.
-            yield Label(Content(self._title), id="dialog-title")
+            yield Label(Content(plain(self._title)), id="dialog-title")
             with VerticalScroll(id="dialog-body"):
                 if self._warning:
-                    yield Static(self._warning, id="dialog-warning", markup=False)
+                    yield Static(plain(self._warning), id="dialog-warning", markup=False)
                 shown = self._commands[:MAX_COMMANDS_SHOWN]
                 more = len(self._commands) - len(shown)
                 text = "\n".join(f"$ {c}" for c in shown)
                 if more > 0:
-                    text += f"\n… and {more} more"
+                    text += f"\n... and {more} more"
                 with Vertical(id="dialog-commands"):
-                    yield Static(text, markup=False)
+                    yield Static(plain(text), markup=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button(
-                    Content(f"{self._confirm_label} [y]"),
+                    Content(plain(f"{self._confirm_label} [y]")),
                     id="confirm",
                     variant="error" if self._warning else "primary",
                     compact=True,

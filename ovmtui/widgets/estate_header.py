@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from ovmtui import format as fmt
 from ovmtui.model import EstateSnapshot, EstateTotals, TotalsTally, VmState
+from ovmtui.terminal import ascii_content, ascii_only
 
 _STATE_STYLES = {
     VmState.RUNNING: "$success",
@@ -46,6 +47,10 @@ class EstateHeader(Static):
         self._tally = TotalsTally()
         self._shown: Content | None = None
         self._drifted = 0
+        # Fixed for the app's life: the terminal's character set is known before it starts.
+        self._ascii = ascii_only(self)
+        self._bar = Content(" | " if self._ascii else " │ ")
+        self._dot = ", " if self._ascii else " · "
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._redraw)
@@ -65,6 +70,8 @@ class EstateHeader(Static):
 
     def _redraw(self) -> None:
         content = self.render_line_content()
+        if self._ascii:
+            content = ascii_content(content)  # whatever else a host may have sent
         if content != self._shown:
             self._shown = content
             # Fixed height: no layout pass needed (a full layout of the screen costs more
@@ -82,8 +89,9 @@ class EstateHeader(Static):
             first.append(Content.from_markup("[reverse $warning b] READ-ONLY [/]"))
         totals, snapshot = self._totals, self._snapshot
         if totals is None or snapshot is None:
-            first.append(Content.from_markup("[$text-muted]waiting for the first poll…[/]"))
-            return Content(" │ ").join(first)
+            more = "..." if self._ascii else "…"
+            first.append(Content.from_markup(f"[$text-muted]waiting for the first poll{more}[/]"))
+            return self._bar.join(first)
         hosts = f"hosts [$success]{totals.hosts_up} up[/]"
         if totals.hosts_down:
             hosts += f" [$error b]{totals.hosts_down} down[/]"
@@ -97,10 +105,11 @@ class EstateHeader(Static):
         )
         last = [self._freshness(snapshot)]
         if self._drifted:
-            last.append(Content.from_markup(f"[$error b]⚠ {self._drifted} in drift (D)[/]"))
+            sign = "!" if self._ascii else "⚠"
+            last.append(Content.from_markup(f"[$error b]{sign} {self._drifted} in drift (D)[/]"))
         room = self.content_region.width or None  # None: not laid out yet, keep everything
         for optional in ([vm_count, memory], [vm_count], []):
-            line = Content(" │ ").join([*first, *optional, *last])
+            line = self._bar.join([*first, *optional, *last])
             if room is None or line.cell_length <= room:
                 break
         states = []
@@ -108,7 +117,7 @@ class EstateHeader(Static):
             style = _STATE_STYLES.get(state)
             text = f"{n} {state.value}"
             states.append(f"[{style}]{text}[/]" if style else text)
-        second = Content.from_markup(" · ".join(states)) if states else Content("no VMs")
+        second = Content.from_markup(self._dot.join(states)) if states else Content("no VMs")
         return Content("\n").join([line, second])
 
     def _freshness(self, snapshot: EstateSnapshot) -> Content:
@@ -118,7 +127,9 @@ class EstateHeader(Static):
         if not known:
             return Content.from_markup("[$warning]no fresh data[/]")
         oldest = max(known)
-        text = f"⟳ {fmt.duration(oldest)} ago"
+        text = f"{fmt.duration(oldest)} ago"
+        if not self._ascii:
+            text = "⟳ " + text
         stale = sum(1 for h in snapshot.hosts if h.stale or h.reachable is False)
         if stale:
             return Content.from_markup(f"[$warning]{text}, {stale} stale[/]")

@@ -24,6 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ovmtui.model import EstateSnapshot, HostKey, HostRole, HostStatus
+from ovmtui.terminal import ascii_only, to_ascii
 from ovmtui.widgets._lines import cells, keep_in_view
 
 
@@ -54,10 +55,27 @@ _UNKNOWN: Final = "estate-tree--unknown"
 _DOWN: Final = "estate-tree--down"
 _STYLED: Final = (_PLAIN, _GUIDES, _CURSOR, _POOL, _DETAIL, _UP, _UNKNOWN, _DOWN)
 
-_EXPANDED: Final = "▼ "
-_COLLAPSED: Final = "▶ "
 # A name cut shorter than this says nothing: cut the end of the line instead.
 _MIN_NAME_CELLS: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Glyphs:
+    expanded: str
+    collapsed: str
+    branch: str
+    last_branch: str
+    stem: str
+    up: str
+    unknown: str
+    down: str
+    dot: str
+    more: str
+
+
+_UNICODE: Final = _Glyphs("▼ ", "▶ ", "├ ", "└ ", "│ ", "●", "◌", "✖", "·", "…")
+# For a terminal whose locale cannot show the above (LANG=C): see ovmtui.terminal.
+_ASCII: Final = _Glyphs("v ", "> ", "|-", "`-", "| ", "*", "o", "x", "-", "~")
 
 Part = tuple[str, str]  # text, component class
 
@@ -75,8 +93,8 @@ def _cut(text: str, room: int) -> str:
     return text
 
 
-def fit(parts: Sequence[Part], shrink: int, room: int) -> list[Part]:
-    """`parts` within `room` cells, "…" marking a cut.
+def fit(parts: Sequence[Part], shrink: int, room: int, more: str = "…") -> list[Part]:
+    """`parts` within `room` cells, `more` (one cell) marking a cut.
 
     The part at `shrink` (the name) gives way first, so that counts and states stay in
     sight; when it cannot give enough, the line is cut at its end.
@@ -91,14 +109,14 @@ def fit(parts: Sequence[Part], shrink: int, room: int) -> list[Part]:
     keep = widths[shrink] - over - 1
     if keep >= _MIN_NAME_CELLS - 1:
         fitted = list(parts)
-        fitted[shrink] = (_cut(name, keep) + "…", style)
+        fitted[shrink] = (_cut(name, keep) + more, style)
         return fitted
     fitted, left = [], room - 1
     for (text, style), width in zip(parts, widths, strict=True):
         if width > left:
             if left:
                 fitted.append((_cut(text, left), style))
-            fitted.append(("…", style))
+            fitted.append((more, style))
             break
         fitted.append((text, style))
         left -= width
@@ -216,8 +234,11 @@ class EstateTree(ScrollView, can_focus=True):
         disabled: bool = False,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        # Fixed for the app's life: the terminal's character set is known before it starts.
+        self._ascii = ascii_only(self)
+        self._glyphs = _ASCII if self._ascii else _UNICODE
         self._root = _Line(Scope(), (("Estate", _PLAIN),), 0)
-        self._root.place(0, "", _EXPANDED)
+        self._root.place(0, "", self._glyphs.expanded)
         self._lines: list[_Line] = [self._root]
         self._pools: dict[str, _Line] = {}
         # Keyed by (pool, name), not HostKey: a plain tuple is several times cheaper to
@@ -280,7 +301,7 @@ class EstateTree(ScrollView, can_focus=True):
             signature = (host.reachable, host.stale, len(host.vms), host.roles)
             if line.signature != signature:
                 line.signature = signature
-                line.relabel(_host_parts(host))
+                line.relabel(self._host_parts(host))
                 changed.append(line)
         for pool, (up, total, vms) in counts.items():
             line = self._pools.get(pool)
@@ -288,7 +309,8 @@ class EstateTree(ScrollView, can_focus=True):
                 line = self._pools[pool] = _Line(Scope(pool), (), 0)
             if line.signature != (up, total, vms):
                 line.signature = (up, total, vms)
-                line.relabel(((pool, _POOL), (f"  {up}/{total} up · {vms} VMs", _DETAIL)))
+                detail = f"  {up}/{total} up {self._glyphs.dot} {vms} VMs"
+                line.relabel(((self._text(pool), _POOL), (detail, _DETAIL)))
                 changed.append(line)
         if structural:
             self._order = order
@@ -315,15 +337,17 @@ class EstateTree(ScrollView, can_focus=True):
         lines = [self._root]
         self._root.index = 0
         last_pool = len(by_pool) - 1
+        g = self._glyphs
         for p, (pool, hosts) in enumerate(by_pool.items()):
             pool_line = self._pools[pool]
-            pool_line.place(len(lines), "└ " if p == last_pool else "├ ", _icon(pool_line.expanded))
+            guide = g.last_branch if p == last_pool else g.branch
+            pool_line.place(len(lines), guide, self._icon(pool_line.expanded))
             lines.append(pool_line)
             if not pool_line.expanded:
                 continue
-            stem = "  " if p == last_pool else "│ "
+            stem = "  " if p == last_pool else g.stem
             for h, host_line in enumerate(hosts):
-                branch = "└ " if h == len(hosts) - 1 else "├ "
+                branch = g.last_branch if h == len(hosts) - 1 else g.branch
                 host_line.place(len(lines), stem + branch, "")
                 lines.append(host_line)
         self._lines = lines
@@ -433,7 +457,7 @@ class EstateTree(ScrollView, can_focus=True):
         used = width - room
         # The cursor is the label's alone, as in Textual's Tree; its colours win.
         highlight = palette[_CURSOR] if cursor else None
-        for text, name in fit(line.parts, line.shrink, room):
+        for text, name in fit(line.parts, line.shrink, room, self._glyphs.more):
             style = palette[name] if highlight is None else palette[name] + highlight
             segments.append(Segment(text, style))
             used += cells(text)
@@ -507,21 +531,24 @@ class EstateTree(ScrollView, can_focus=True):
     def on_mount(self) -> None:
         self._sync_virtual_size()
 
+    def _icon(self, expanded: bool) -> str:
+        return self._glyphs.expanded if expanded else self._glyphs.collapsed
 
-def _icon(expanded: bool) -> str:
-    return _EXPANDED if expanded else _COLLAPSED
+    def _text(self, name: str) -> str:
+        # Names come from estate files and hosts: any character, one cell each in ASCII.
+        return to_ascii(name) if self._ascii else name
 
-
-def _host_parts(host: HostStatus) -> tuple[Part, ...]:
-    if host.reachable is False:
-        glyph, state = "✖", _DOWN
-    elif host.stale or host.reachable is None:
-        glyph, state = "◌", _UNKNOWN
-    else:
-        glyph, state = "●", _UP
-    parts: list[Part] = [(glyph + " ", state), (host.name, _PLAIN)]
-    roles = "".join(_ROLE_TAGS[r] for r in host.roles)
-    if roles:
-        parts.append((f" [{roles}]", _DETAIL))
-    parts.append((f" {len(host.vms)}", _DETAIL))
-    return tuple(parts)
+    def _host_parts(self, host: HostStatus) -> tuple[Part, ...]:
+        g = self._glyphs
+        if host.reachable is False:
+            glyph, state = g.down, _DOWN
+        elif host.stale or host.reachable is None:
+            glyph, state = g.unknown, _UNKNOWN
+        else:
+            glyph, state = g.up, _UP
+        parts: list[Part] = [(glyph + " ", state), (self._text(host.name), _PLAIN)]
+        roles = "".join(_ROLE_TAGS[r] for r in host.roles)
+        if roles:
+            parts.append((f" [{roles}]", _DETAIL))
+        parts.append((f" {len(host.vms)}", _DETAIL))
+        return tuple(parts)

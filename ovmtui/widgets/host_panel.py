@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from ovmtui import format as fmt
 from ovmtui.model import HostStatus, VmState
+from ovmtui.terminal import ascii_content, ascii_only
 
 
 class HostPanel(Static):
@@ -34,6 +35,8 @@ class HostPanel(Static):
         self._clock = clock
         self._host: HostStatus | None = None
         self._shown: Content | None = None
+        # Fixed for the app's life: the terminal's character set is known before it starts.
+        self._ascii = ascii_only(self)
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._redraw)
@@ -53,6 +56,8 @@ class HostPanel(Static):
         self.set_class(host is not None and host.reachable is False, "-unreachable")
         self.set_class(host is not None and host.stale and host.reachable is not False, "-stale")
         content = render_host(host, self._clock())
+        if self._ascii:
+            content = ascii_content(content)  # "—" for unknowns, and whatever a host sent
         if content != self._shown:
             self._shown = content
             self.update(content, layout=False)  # fixed height: no layout pass needed

@@ -24,6 +24,7 @@ from textual.strip import Strip
 
 from ovmtui import format as fmt
 from ovmtui.model import EstateSnapshot, PlacedVm, VmState
+from ovmtui.terminal import ascii_only, to_ascii
 from ovmtui.widgets._lines import cells, keep_in_view
 from ovmtui.widgets._vm_rows import (
     SORT_COLUMNS,
@@ -83,10 +84,10 @@ def _widest(texts: list[str]) -> int:
     return max(map(cells, texts), default=0)
 
 
-def _cell(text: str, width: int, right: bool) -> str:
+def _cell(text: str, width: int, right: bool, more: str = "…") -> str:
     if text.isascii():
         if len(text) > width:
-            text = text[: width - 1] + "…"
+            text = text[: width - 1] + more
         return f" {text.rjust(width)} " if right else f" {text.ljust(width)} "
     # ljust/rjust count characters, not cells: wide characters need cell arithmetic.
     used = cell_len(text)
@@ -104,21 +105,28 @@ class _RowCells:
 
     __slots__ = ("left", "placed", "right", "state", "uptime")
 
-    def __init__(self, placed: PlacedVm, widths: dict[SortColumn, int]) -> None:
+    def __init__(
+        self, placed: PlacedVm, widths: dict[SortColumn, int], ascii_only: bool = False
+    ) -> None:
         vm = placed.vm
         self.placed = placed
-        self.left = _cell(vm.name, widths["name"], False)
         self.state = _cell(vm.state.value, widths["state"], False)
-        right = []
+        texts = []
         if "host" in widths:
-            right.append(_cell(placed.host, widths["host"], False))
+            texts.append((placed.host, widths["host"], False))
         if "vcpus" in widths:
-            right.append(_cell(fmt.count(vm.vcpus), widths["vcpus"], True))
+            texts.append((fmt.count(vm.vcpus), widths["vcpus"], True))
         if "memory" in widths:
-            right.append(_cell(fmt.mib(vm.memory_mib), widths["memory"], True))
+            texts.append((fmt.mib(vm.memory_mib), widths["memory"], True))
         if "cpu" in widths:
-            right.append(_cell(fmt.percent(vm.cpu_percent), widths["cpu"], True))
-        self.right = "".join(right)
+            texts.append((fmt.percent(vm.cpu_percent), widths["cpu"], True))
+        if ascii_only:
+            # Before the cell is cut and padded, so that widths are counted in ASCII.
+            self.left = _cell(to_ascii(vm.name), widths["name"], False, "~")
+            self.right = "".join(_cell(to_ascii(t), w, r, "~") for t, w, r in texts)
+        else:
+            self.left = _cell(vm.name, widths["name"], False)
+            self.right = "".join(_cell(t, w, r) for t, w, r in texts)
         self.uptime = ""  # as last painted: the clock tick repaints only rows it changes
 
 
@@ -229,6 +237,10 @@ class VmTable(ScrollView, can_focus=True):
         self._layout_columns()
         self._styles: dict[tuple[str, ...], Style] = {}
         self._frame: tuple[int, int, int] | None = None  # scroll x, scroll y, width
+        # Fixed for the app's life: the terminal's character set is known before it starts.
+        self._ascii = ascii_only(self)
+        self._arrows = (" ^", " v") if self._ascii else (" ▲", " ▼")
+        self._mark = " * " if self._ascii else " ● "
 
     # -- reading
 
@@ -490,7 +502,7 @@ class VmTable(ScrollView, can_focus=True):
         return strip.crop_extend(scroll_x, scroll_x + width, style)
 
     def _header_strip(self) -> Strip:
-        arrow = " ▼" if self._rows.sort_reverse else " ▲"
+        arrow = self._arrows[self._rows.sort_reverse]
         sorted_by = self._rows.sort_column
         shown = self._shown
         text = " " * _MARK_WIDTH + "".join(
@@ -506,7 +518,7 @@ class VmTable(ScrollView, can_focus=True):
         assert placed is not None
         cells = self._cells.get(uuid)
         if cells is None or cells.placed is not placed:
-            cells = self._cells[uuid] = _RowCells(placed, self._shown)
+            cells = self._cells[uuid] = _RowCells(placed, self._shown, self._ascii)
         marked = self._rows.is_marked(uuid)
         classes: tuple[str, ...] = ("vm-table--marked",) if marked else ()
         cursor = index == self._cursor_index
@@ -516,15 +528,17 @@ class VmTable(ScrollView, can_focus=True):
         # The cursor's own colours win over the state's, or it could become unreadable.
         state_style = style if cursor else self._style(*classes, _STATE_CLASS[placed.vm.state])
         segments = [
-            Segment(" ● " if marked else "   ", style),
+            Segment(self._mark if marked else "   ", style),
             Segment(cells.left, style),
             Segment(cells.state, state_style),
             Segment(cells.right, style),
         ]
         uptime_width = self._shown.get("uptime")
         if uptime_width is not None:
-            cells.uptime = fmt.uptime(uptime_s(placed, self._now()))
-            segments.append(Segment(_cell(cells.uptime, uptime_width, True), style))
+            cells.uptime = uptime = fmt.uptime(uptime_s(placed, self._now()))
+            if self._ascii:
+                uptime = to_ascii(uptime)
+            segments.append(Segment(_cell(uptime, uptime_width, True), style))
         return Strip(segments, self._total_width), style
 
     # -- keys and mouse

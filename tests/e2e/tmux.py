@@ -64,8 +64,9 @@ class TmuxSession:
             timeout=10,
         ).stdout
 
-    def screen(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", self.name)
+    def screen(self, *, escapes: bool = False) -> str:
+        """The pane's text; with `escapes`, with the SGR sequences of its colours and styles."""
+        return self._tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.name)
 
     def send(self, *keys: str) -> None:
         self._tmux("send-keys", "-t", self.name, *keys)

@@ -71,3 +71,16 @@ async def test_dialog_fits_40x12_with_its_buttons_on_screen() -> None:
         assert "db01" in shown, shown  # the title says what is at stake
         await pilot.press("y")
         await wait_until(pilot, lambda: state_of(app, "db01") is VmState.SHUTOFF)
+
+
+async def test_notices_do_not_cover_the_buttons() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("slash", *"db01", "enter", "home", "p")  # a notice pops up
+        await wait_until(pilot, lambda: "Pause: running" in "\n".join(screen_lines(app)))
+        await pilot.press("K")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.pause(0.2)
+        shown = "\n".join(screen_lines(app))
+        assert "Force off [y]" in shown and "Cancel [n]" in shown, shown
