@@ -83,6 +83,8 @@ class OvmApp(App[int]):
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "toggle_help", "Keys", id="help"),
+        # The terminal hands Ctrl+Z over as a key (raw mode): suspend as the shell would.
+        Binding("ctrl+z", "suspend_process", "Suspend", show=False, id="suspend"),
     ]
 
     def __init__(
@@ -284,6 +286,7 @@ class OvmApp(App[int]):
         gc.freeze()
         if not self.is_headless:
             self._end_on_signals()
+        self.app_resume_signal.subscribe(self, self._redraw_after_resume)
         if self._read_only_reason is not None:
             self._say_read_only(self._read_only_reason)
         self.run_worker(self._run_services(), group="poller", name="poller", exclusive=True)
@@ -297,6 +300,13 @@ class OvmApp(App[int]):
         for signum in ENDING_SIGNALS:
             # Removed again when the loop closes, after the app has ended.
             loop.add_signal_handler(signum, self._end_by_signal, signum)
+
+    def _redraw_after_resume(self, _: object) -> None:
+        # Back from Ctrl+Z or SIGTSTP (`fg`): the terminal's alternate screen starts blank,
+        # and Textual only redraws what changes; without this, the tree and the footer stay
+        # blank until a resize.
+        for screen in self.screen_stack:
+            screen.refresh(layout=True)
 
     def _end_by_signal(self, signum: int) -> None:
         # The shell's convention for "ended by this signal": 128 + its number.

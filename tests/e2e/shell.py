@@ -55,9 +55,13 @@ class ShellSession(TmuxSession):
         self.type(text)
         self.send("Enter")
 
-    def start_ovmtui(self, repository: Path) -> int:
-        """Start the demo from the shell; returns the pid of ovmtui once it shows."""
-        self.line(f"{BINARY} --demo --repository {repository} --interval 1; echo status=$?")
+    def start_ovmtui(self, repository: Path, *, then_status: bool = True) -> int:
+        """Start the demo from the shell; returns the pid of ovmtui once it shows.
+
+        ``then_status``: echo its exit status when it ends (but a job stopped by Ctrl+Z
+        counts as ended for the shell: it echoes 147 then, and nothing after `fg`)."""
+        after = "; echo status=$?" if then_status else ""
+        self.line(f"{BINARY} --demo --repository {repository} --interval 1{after}")
         self.wait_text("app-batch01")
         self.wait_for(lambda s: "palette" in s.rstrip("\n").splitlines()[-1], what="the footer")
         shell = self._pid_file.read_text().strip()
@@ -73,11 +77,12 @@ class ShellSession(TmuxSession):
         ).split()
         return dict(zip(TERMINAL_FLAGS, values, strict=True))
 
-    def status_of_last(self, timeout: float = 10.0) -> int:
+    def status_of_last(self, timeout: float = 10.0, marker: str = "status") -> int:
+        pattern = rf"^{marker}=(\d+)"
         screen = self.wait_for(
-            lambda s: re.search(r"^status=\d+", s, re.M) is not None, timeout, "ovmtui to end"
+            lambda s: re.search(pattern, s, re.M) is not None, timeout, "ovmtui to end"
         )
-        match = re.search(r"^status=(\d+)", screen, re.M)
+        match = re.search(pattern, screen, re.M)
         assert match is not None
         return int(match.group(1))
 
