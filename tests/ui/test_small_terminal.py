@@ -31,3 +31,18 @@ async def test_header_keeps_hosts_and_freshness_on_its_first_line_at_40_columns(
         # The memory totals give way; what is up and how fresh it is stay on one line.
         assert "hosts 5 up" in first and "ago" in first, first
         assert second.strip().startswith("43 running"), second
+
+
+async def test_at_40_columns_t_brings_the_tree_up_in_the_tables_place() -> None:
+    app = make_app()
+    async with app.run_test(size=(40, 12)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("t")  # the tree is hidden at this width: t must show it
+        await pilot.pause(0.1)
+        shown = "\n".join(screen_lines(app))
+        assert "prod  3/3 up" in shown and "dev01" in shown, shown
+        assert "app-batch01" not in shown, shown
+        await pilot.press("v")
+        await pilot.pause(0.1)
+        shown = "\n".join(screen_lines(app))
+        assert "app-batch01" in shown and "prod  3/3 up" not in shown, shown
