@@ -20,6 +20,7 @@ from ovmtui.errors import OvmError
 
 if TYPE_CHECKING:
     from textual.app import App
+    from textual.binding import Binding
     from textual.content import Content
     from textual.dom import DOMNode
 
@@ -48,6 +49,9 @@ _ASCII_TWINS: Final = str.maketrans(
         "…": "~",
         "—": "-",
         "→": ">",
+        "←": "<",
+        "↑": "^",
+        "↓": "v",
         "⚠": "!",
         "⟳": "@",
         "µ": "u",
@@ -149,6 +153,18 @@ def use_ascii(app: App[Any]) -> None:
     app.add_class(ASCII_CLASS)
     # Class-wide: every scrollbar of the process, as the process draws one app.
     ScrollBar.renderer = AsciiScrollBarRender
+    # Key names (the footer, the key panel: "↑") and notices ("Exporting…") come from
+    # everywhere in the app: translated where they all pass.
+    key_display, notify = app.get_key_display, app.notify
+
+    def ascii_key_display(binding: Binding) -> str:
+        return to_ascii(key_display(binding))
+
+    def ascii_notify(message: str, *, title: str = "", **options: Any) -> None:
+        notify(to_ascii(message), title=to_ascii(title), **options)
+
+    app.get_key_display = ascii_key_display  # type: ignore[method-assign]
+    app.notify = ascii_notify  # type: ignore[method-assign]
 
 
 def ascii_only(node: DOMNode) -> bool:

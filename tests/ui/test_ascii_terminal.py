@@ -62,3 +62,16 @@ async def test_unicode_is_kept_where_the_terminal_shows_it() -> None:
         await pilot.pause(0.1)
         shown = "\n".join(screen_lines(app))
         assert "▼ Estate" in shown and "Name ▲" in shown
+
+
+@pytest.mark.parametrize("key", ["question_mark", "E"])
+async def test_key_panel_and_notices_with_an_ellipsis_are_ascii(
+    ascii_app: OvmApp, key: str
+) -> None:
+    # "?" opens the key panel (arrow keys, a side border); "E" says "Exporting…".
+    app = ascii_app
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await loaded(pilot, app)
+        await pilot.press(key)
+        await pilot.pause(0.5)
+        assert not_ascii(app) == ""
