@@ -46,3 +46,17 @@ async def test_at_40_columns_t_brings_the_tree_up_in_the_tables_place() -> None:
         await pilot.pause(0.1)
         shown = "\n".join(screen_lines(app))
         assert "app-batch01" in shown and "prod  3/3 up" not in shown, shown
+
+
+async def test_columns_give_way_uptime_first_host_last() -> None:
+    headers = {}
+    for width in (140, 100, 80):
+        app = make_app()
+        async with app.run_test(size=(width, 30)) as pilot:
+            await loaded(pilot, app)
+            await pilot.pause(0.1)
+            headers[width] = next(line for line in screen_lines(app) if "Name" in line)
+    assert all(t in headers[140] for t in ("vCPUs", "Memory", "CPU %", "Uptime")), headers
+    assert "Memory" in headers[100] and "Host" in headers[100], headers[100]
+    assert not any(t in headers[100] for t in ("vCPUs", "CPU %", "Uptime")), headers[100]
+    assert "Host" in headers[80] and "Memory" not in headers[80], headers[80]
