@@ -71,7 +71,7 @@ class EstateHeader(Static):
     def _redraw(self) -> None:
         content = self.render_line_content()
         if self._ascii:
-            content = ascii_content(content)  # whatever else a host may have sent
+            content = ascii_content(content)  # an unknown total ("—"), say
         if content != self._shown:
             self._shown = content
             # Fixed height: no layout pass needed (a full layout of the screen costs more

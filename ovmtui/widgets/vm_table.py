@@ -106,7 +106,7 @@ class _RowCells:
     __slots__ = ("left", "placed", "right", "state", "uptime")
 
     def __init__(
-        self, placed: PlacedVm, widths: dict[SortColumn, int], ascii_only: bool = False
+        self, placed: PlacedVm, widths: dict[SortColumn, int], in_ascii: bool = False
     ) -> None:
         vm = placed.vm
         self.placed = placed
@@ -120,7 +120,7 @@ class _RowCells:
             texts.append((fmt.mib(vm.memory_mib), widths["memory"], True))
         if "cpu" in widths:
             texts.append((fmt.percent(vm.cpu_percent), widths["cpu"], True))
-        if ascii_only:
+        if in_ascii:
             # Before the cell is cut and padded, so that widths are counted in ASCII.
             self.left = _cell(to_ascii(vm.name), widths["name"], False, "~")
             self.right = "".join(_cell(to_ascii(t), w, r, "~") for t, w, r in texts)
