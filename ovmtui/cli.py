@@ -418,7 +418,13 @@ def _run_tui(estate: EstateConfig, repository: Path, *, interval_s: float, read_
 
     # A repository that cannot be read is said here, before any screen is drawn (exit 2);
     # one that can be read but not written makes the whole run read-only, saying why.
-    cannot_write = asyncio.run(check_repository(repository))
+    try:
+        cannot_write = asyncio.run(check_repository(repository))
+    except KeyboardInterrupt:
+        # Ctrl+C while waiting for another process's lock on the repository: no screen
+        # was drawn, nothing was written; a traceback would only hide that.
+        print("ovmtui: interrupted before start-up; nothing was changed", file=sys.stderr)
+        return 128 + signal.SIGINT
     tune_process_for_ui()
     app = OvmApp(
         estate,

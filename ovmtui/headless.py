@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -148,7 +150,7 @@ async def check_repository(repository: Path) -> str | None:
         refused = exc
     else:
         await repo.close()
-        problem = await asyncio.to_thread(_write_refused, repository)
+        problem = await _in_daemon_thread(_write_refused, repository)
         if problem is None:
             return None
         refused = RepositoryError(f"{repository}: {problem}")
@@ -160,6 +162,30 @@ async def check_repository(repository: Path) -> str | None:
         raise (unreadable if exists else refused) from None
     await repo.close()
     return refused.message
+
+
+async def _in_daemon_thread(probe: Callable[[Path], str | None], path: Path) -> str | None:
+    """``probe(path)`` in a thread that does not hold the process up at exit.
+
+    The probe may wait up to SQLite's busy timeout for another process's write lock: an
+    operator who gives up with Ctrl+C must not wait for it (asyncio's own threads are
+    joined at exit).
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str | None] = loop.create_future()
+
+    def run() -> None:
+        result = probe(path)
+
+        def deliver() -> None:
+            if not answer.done():  # cancelled meanwhile
+                answer.set_result(result)
+
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver)
+
+    threading.Thread(target=run, name="ovmtui-write-probe", daemon=True).start()
+    return await answer
 
 
 def _write_refused(path: Path) -> str | None:
