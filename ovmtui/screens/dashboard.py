@@ -69,7 +69,7 @@ class DashboardScreen(Screen[None]):
         super().__init__()
         self.context = context
         self._scope = Scope()
-        self.header = EstateHeader(read_only=context.read_only, clock=context.clock)
+        self.header = EstateHeader(read_only=lambda: context.read_only, clock=context.clock)
         self.estate_tree = EstateTree(id="tree")
         self.host_panel = HostPanel(clock=context.clock, id="host-panel")
         self.filter_box = Input(placeholder="filter: name, state or host", id="filter")

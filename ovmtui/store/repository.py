@@ -48,8 +48,10 @@ from ovmtui.store.journal import (
 )
 from ovmtui.store.schema import (
     BUSY_TIMEOUT_MS,
+    SQLITE_CANTOPEN,
     SQLITE_FULL,
     SQLITE_IOERR,
+    SQLITE_READONLY,
     check_database,
     check_file,
     describe_error,
@@ -186,7 +188,18 @@ class Repository:
         try:
             return await cls._read_only_once(path, "mode=ro")
         except sqlite3.Error as exc:
-            if sqlite_code(exc) not in (SQLITE_IOERR, SQLITE_FULL):
+            code = sqlite_code(exc)
+            if code in (SQLITE_READONLY, SQLITE_CANTOPEN) and not await asyncio.to_thread(
+                _has_wal, path
+            ):
+                # A folder it may not write: SQLite cannot make the -shm index it reads a
+                # WAL database through. With no -wal, the main file is the whole database
+                # and can be read as an unchanging file.
+                try:
+                    return await cls._read_only_once(path, "mode=ro&immutable=1")
+                except sqlite3.Error as again:
+                    raise RepositoryError(f"{path}: {describe_error(again, path)}") from None
+            if code not in (SQLITE_IOERR, SQLITE_FULL):
                 raise RepositoryError(f"{path}: {describe_error(exc, path)}") from None
         # A full disk: SQLite could not size the shared-memory index (-shm) it reads a WAL
         # database through. Told to open the -shm read-only, and finding no live writer
@@ -763,6 +776,13 @@ async def _identity(db: aiosqlite.Connection) -> str:
     if value is None:
         raise RepositoryError("the repository has lost its identity (meta.repository_id)")
     return str(value)
+
+
+def _has_wal(path: Path) -> bool:
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _make_shm_file(path: Path) -> None:

@@ -275,6 +275,7 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
 
 
 # SQLite's primary result codes (the low byte of an extended code such as SQLITE_IOERR_SHMSIZE).
+SQLITE_READONLY = 8
 SQLITE_IOERR = 10
 SQLITE_FULL = 13
 SQLITE_CANTOPEN = 14

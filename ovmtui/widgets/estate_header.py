@@ -35,11 +35,13 @@ class EstateHeader(Static):
     def __init__(
         self,
         *,
-        read_only: bool,
+        read_only: Callable[[], bool],
         clock: Callable[[], float] = time.time,
         id: str | None = None,
     ) -> None:
         super().__init__("", id=id)
+        # Asked at every redraw (once a second): the app may turn read-only while it runs
+        # (its repository became unwritable), and the header must say so.
         self._read_only = read_only
         self._clock = clock
         self._snapshot: EstateSnapshot | None = None
@@ -85,7 +87,7 @@ class EstateHeader(Static):
         hosts and the age of the data stay on the first line.
         """
         first: list[Content] = [Content.from_markup("[b]ovmtui[/b]")]
-        if self._read_only:
+        if self._read_only():
             first.append(Content.from_markup("[reverse $warning b] READ-ONLY [/]"))
         totals, snapshot = self._totals, self._snapshot
         if totals is None or snapshot is None:

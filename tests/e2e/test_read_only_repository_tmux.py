@@ -102,12 +102,6 @@ def test_unwritable_file_runs_read_only_and_q_ends_it(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
-@pytest.mark.xfail(
-    reason="Repository.open(read_only=True) cannot open a WAL database in a read-only "
-    "directory (SQLite: SQLITE_READONLY_DIRECTORY, no -shm can be made; 'immutable=1' can "
-    "read it when there is no -wal): ovmtui/store, not the TUI; until then exit 2, no hang",
-    strict=False,
-)
 def test_unwritable_directory_runs_read_only_and_q_ends_it(tmp_path: Path) -> None:
     env = isolated_env(tmp_path)
     path = recorded_repository(tmp_path, env)

@@ -94,6 +94,11 @@ async def test_repository_failing_its_first_write_goes_read_only(
         await wait_until(pilot, lambda: WHY in notices(app), what="the reason")
         assert app.read_only
         await wait_until(pilot, lambda: "Pause" not in footer_keys(app), what="no action keys")
+        await wait_until(
+            pilot,
+            lambda: "READ-ONLY" in str(app.screen.query_one("EstateHeader").render()),
+            what="the header saying READ-ONLY",
+        )
         await pilot.press("slash", *"kafka01", "enter", "p")
         await pilot.pause(0.3)
         kafka01 = next(p for p in app.snapshot.placed_vms() if p.vm.name == "kafka01")
