@@ -8,9 +8,11 @@ A backend manages one host. It returns domain objects from ``ovmtui.model`` only
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
+from ovmtui.errors import ActionRefused
 from ovmtui.model import Capability, HostKey, HostPoll, Vm, VmAction
 
 EventCallback = Callable[[str | None], None]
@@ -76,5 +78,73 @@ class DefinitionSource(Protocol):
 
         Returns the defined VM's UUID. Raises ``ActionFailed`` with the host's own words
         when the host refuses it (a name or UUID already in use, a malformed definition).
+        """
+        ...
+
+
+class ChannelsBusy(ActionRefused):
+    """A host already runs as many long-lived channels as its connection takes."""
+
+    title = "Too many open channels"
+
+
+@runtime_checkable
+class LongChannel(Protocol):
+    """A byte stream to one command on a host that may run for hours: a serial console, a
+    migration, a download.
+
+    No timeout applies: it ends when the command ends (``read`` returns ``b""``), when
+    ``close`` is called, or when the context that opened it is left, by a cancel too. The
+    command then sees its input end (and a hang-up, on a terminal). Its standard error
+    comes in the same stream, as a terminal shows it.
+    """
+
+    @property
+    def exit_status(self) -> int | None:
+        """The command's exit status once it ended by itself; ``None`` before, or when a
+        signal or a close ended it."""
+        ...
+
+    async def read(self, max_bytes: int = 65536) -> bytes:
+        """Up to ``max_bytes`` as they come; ``b""`` once the command ended or was closed.
+
+        Raises ``HostUnreachable`` when the connection is lost.
+        """
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Send to the command's input (keys, on a terminal); waits while the host is slow
+        to take it. Raises ``HostUnreachable`` once the channel or connection is gone."""
+        ...
+
+    def write_eof(self) -> None:
+        """End the command's input (a terminal has none to end: use ``close``)."""
+        ...
+
+    def resize(self, columns: int, rows: int) -> None:
+        """Tell the command's terminal its new size; nothing without a terminal."""
+        ...
+
+    async def close(self) -> None:
+        """End the channel (idempotent, never raises)."""
+        ...
+
+
+@runtime_checkable
+class LongChannelOpener(Protocol):
+    """A backend that runs long-lived commands on its host beside its polls, with a budget
+    of their own: they never take a poll's place, nor a poll's timeout."""
+
+    def long_channel(
+        self,
+        argv: Sequence[str],
+        *,
+        term_type: str | None = None,
+        term_size: tuple[int, int] | None = None,
+    ) -> AbstractAsyncContextManager[LongChannel]:
+        """Run ``argv`` (each argument quoted) until it ends or the context is left.
+
+        ``term_type`` asks for a terminal (a PTY) of ``term_size`` (columns, rows). Raises
+        ``ChannelsBusy`` at once, never waits, when the host's budget is used up.
         """
         ...

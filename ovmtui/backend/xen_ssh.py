@@ -8,6 +8,11 @@ the pool's ``running_pool`` are printed in sections that a per-poll random marke
 so a VM name can never fake a section. At most ``MAX_CHANNELS`` commands run at once on a
 connection: OpenSSH refuses the 11th concurrent session by default (``MaxSessions 10``).
 
+Long-lived channels (a console, a migration, a download: ``long_channel``) share the
+connection but not the polls' fate: a budget of their own (``MAX_LONG_CHANNELS``, refused at
+once beyond it), no command timeout, and a poll that times out moves the polls to a new
+connection rather than cut them off.
+
 Host keys are always checked against ``known_hosts``; an unknown or changed key refuses the
 connection and says which key the host offered and how to accept it. No password is ever
 asked for or stored: keys (a given identity, the agent, the default keys) only.
@@ -35,7 +40,7 @@ from typing import Any, Final, Literal
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
-from ovmtui.backend.base import EventCallback
+from ovmtui.backend.base import ChannelsBusy, EventCallback, LongChannel
 from ovmtui.backend.xen_parse.common import ParseIssue, XenDomain
 from ovmtui.backend.xen_parse.info import parse_info
 from ovmtui.backend.xen_parse.vm_cfg import parse_vm_cfg, vm_config
@@ -82,6 +87,10 @@ _CIPHERS: Final = [
 # OpenSSH refuses the 11th concurrent session (MaxSessions 10), and frees a closed one a
 # little late: 8 reopened at once fail now and then, 6 never did here.
 MAX_CHANNELS = 6
+# Long-lived channels apart from those: a console left open must not take a poll's place.
+# They open rarely and stay open, so the late frees that limit the polls' budget hardly
+# concern them; with the polls' 6 they make 9 of the 10 sessions, one to spare.
+MAX_LONG_CHANNELS = 3
 
 # Full polls are parsed on this one thread, every host's in turn. The parse is Python (it
 # holds the GIL), so more threads would not parse faster; they would only queue with the
@@ -103,6 +112,8 @@ CHANNEL_RETRIES = 3
 CONNECT_TIMEOUT_S = 10.0
 POLL_TIMEOUT_S = 20.0
 ACTION_TIMEOUT_S = 120.0
+# How long closing a long-lived channel waits for the host to confirm; it is closed anyway.
+LONG_CLOSE_WAIT_S = 2.0
 KEEPALIVE_INTERVAL_S = 15.0
 KEEPALIVE_COUNT_MAX = 3
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -176,6 +187,81 @@ class _Lister:
     lock: asyncio.Lock  # one table at a time on the stream
 
 
+class _SshLongChannel:
+    """``LongChannel`` over one asyncssh session (the only way one leaves this module)."""
+
+    def __init__(
+        self,
+        host_name: str,
+        command: str,
+        conn: asyncssh.SSHClientConnection,
+        process: asyncssh.SSHClientProcess[bytes],
+        *,
+        terminal: bool,
+    ) -> None:
+        self.conn = conn
+        self._name = f"{host_name}: `{command}`"
+        self._process = process
+        self._terminal = terminal
+        self._closed = False
+        self._ended = False  # the output's end was read
+
+    @property
+    def exit_status(self) -> int | None:
+        return self._process.exit_status
+
+    async def read(self, max_bytes: int = 65536) -> bytes:
+        if self._closed:
+            return b""
+        try:
+            data = await self._process.stdout.read(max_bytes)
+        except (asyncssh.Error, OSError) as exc:
+            if self._closed:  # closed by another task while this one waited
+                return b""
+            raise HostUnreachable(f"{self._name}: SSH failed: {_describe(exc)}") from None
+        if not data and not self._ended:
+            self._ended = True
+            # sshd sends the end of the output before the exit status: whoever reads the
+            # end then asks for the status. (A command that closed its output and runs on
+            # is not waited for long.)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._process.wait_closed(), LONG_CLOSE_WAIT_S)
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self._closed:
+            raise HostUnreachable(f"{self._name}: the channel is closed")
+        try:
+            self._process.stdin.write(data)
+            await self._process.stdin.drain()
+        except BrokenPipeError:
+            raise HostUnreachable(
+                f"{self._name}: the command ended, its channel is closed"
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise HostUnreachable(f"{self._name}: SSH failed: {_describe(exc)}") from None
+
+    def write_eof(self) -> None:
+        if not self._closed:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                self._process.stdin.write_eof()
+
+    def resize(self, columns: int, rows: int) -> None:
+        if self._terminal and not self._closed:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                self._process.change_terminal_size(columns, rows)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # The command sees its input end, or a hang-up on a PTY (sshd refuses to signal
+        # sessions without privilege separation, so no signal is sent).
+        with contextlib.suppress(Exception):
+            self._process.close()
+            await asyncio.wait_for(self._process.wait_closed(), LONG_CLOSE_WAIT_S)
+
+
 @dataclass(frozen=True, slots=True)
 class _Section:
     name: str
@@ -220,6 +306,11 @@ class XenSshBackend:
         self._toolstack: Toolstack | None = None
         self._connecting = asyncio.Lock()
         self._channels = asyncio.Semaphore(MAX_CHANNELS)
+        self._long: list[_SshLongChannel] = []
+        self._long_opening = 0
+        # Connections a poll gave up on while long channels ran on them: no new command
+        # goes there, and each is closed when its last long channel ends.
+        self._retired: list[asyncssh.SSHClientConnection] = []
         self._connections_opened = 0
         self._configs: dict[str, str] = {}  # VM name -> its vm.cfg, as last listed
         self._known: _Known | None = None
@@ -395,7 +486,8 @@ class XenSshBackend:
         self._stop_lister()
         conn, self._conn = self._conn, None
         jump, self._jump = self._jump, None
-        for c in (conn, jump):
+        retired, self._retired = self._retired, []
+        for c in (*retired, conn, jump):
             if c is not None:
                 c.close()
                 with contextlib.suppress(Exception):
@@ -520,7 +612,109 @@ class XenSshBackend:
             self._toolstack = None
         if self._lister is not None and self._lister.conn is conn:
             self._stop_lister()
+        if any(channel.conn is conn for channel in self._long):
+            # A console or a migration on it would die with it for a poll that hung: the
+            # polls move to a new connection, and this one goes when its last long channel
+            # does. If the host itself is gone, the keepalives end them all.
+            if conn not in self._retired:
+                self._retired.append(conn)
+            return
         conn.abort()
+
+    @contextlib.asynccontextmanager
+    async def long_channel(
+        self,
+        argv: Sequence[str],
+        *,
+        term_type: str | None = None,
+        term_size: tuple[int, int] | None = None,
+    ) -> AsyncIterator[LongChannel]:
+        """``argv`` on the host until it ends, the context is left or cancelled: see
+        ``base.LongChannelOpener``. No timeout once open, and nothing that happens to it
+        drops the connection the polls use."""
+        if not argv:
+            raise ValueError("long_channel needs a command")
+        command = shlex.join(argv)
+        open_now = len(self._long) + self._long_opening
+        if open_now >= MAX_LONG_CHANNELS:
+            raise ChannelsBusy(
+                f"{self._host.name}: {open_now} long-lived channels (consoles, migrations, "
+                f"downloads) are open, the most one host takes ({MAX_LONG_CHANNELS}); "
+                f"close one to run `{command}`"
+            )
+        self._long_opening += 1  # counted before any wait, so concurrent opens see it
+        try:
+            conn = await self._connection()
+            process = await self._open_long(conn, f"exec {command}", term_type, term_size)
+        finally:
+            self._long_opening -= 1
+        channel = _SshLongChannel(
+            self._host.name, command, conn, process, terminal=term_type is not None
+        )
+        self._long.append(channel)
+        try:
+            yield channel
+        finally:
+            self._long.remove(channel)
+            try:
+                await channel.close()
+            finally:
+                if conn in self._retired and all(other.conn is not conn for other in self._long):
+                    self._retired.remove(conn)
+                    conn.abort()
+
+    async def _open_long(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        command: str,
+        term_type: str | None,
+        term_size: tuple[int, int] | None,
+    ) -> asyncssh.SSHClientProcess[bytes]:
+        """A session for a long channel. Its failures are its own: the connection stays
+        (if it is really lost, the next poll finds it closed and reconnects)."""
+        options: dict[str, Any] = {"encoding": None, "stderr": asyncssh.STDOUT}
+        if term_type is not None:
+            options["term_type"] = term_type
+            if term_size is not None:
+                options["term_size"] = term_size
+        name = f"{self._host.name}: `{command.removeprefix('exec ')}`"
+        for attempt in range(CHANNEL_RETRIES):
+            try:
+                return await self._create_process(conn, command, options)
+            except asyncssh.ChannelOpenError as exc:
+                # "open failed": the server has not freed a session slot yet, or its
+                # MaxSessions is below what the budgets assume.
+                if attempt == CHANNEL_RETRIES - 1:
+                    raise ActionFailed(
+                        f"{name}: the SSH server refused a new session ({exc.reason}); "
+                        f"its MaxSessions must be at least "
+                        f"{MAX_CHANNELS + MAX_LONG_CHANNELS + 1}",
+                        title="SSH session refused",
+                    ) from None
+                await asyncio.sleep(0.05 * (attempt + 1))
+            except TimeoutError:
+                raise HostTimeout(
+                    f"{name}: no session within {self._poll_timeout_s:.0f} s"
+                ) from None
+            except (asyncssh.Error, OSError) as exc:
+                raise HostUnreachable(f"{name}: SSH failed: {_describe(exc)}") from None
+        raise AssertionError("unreachable")
+
+    async def _create_process(
+        self, conn: asyncssh.SSHClientConnection, command: str, options: dict[str, Any]
+    ) -> asyncssh.SSHClientProcess[bytes]:
+        """``conn.create_process`` within the open timeout, and no session left behind: one
+        the host opens after a cancel or a timeout would hold one of its sessions, and run
+        its command, until the connection ends; it is closed as soon as it opens."""
+        opening: asyncio.Future[asyncssh.SSHClientProcess[bytes]] = asyncio.ensure_future(
+            conn.create_process(command, **options)
+        )
+        try:
+            async with asyncio.timeout(self._poll_timeout_s):
+                return await asyncio.shield(opening)
+        except BaseException:
+            opening.add_done_callback(_close_if_opened)
+            raise
 
     async def _run(
         self, command: str, timeout_s: float, *, label: str
@@ -835,6 +1029,11 @@ def _toolstack_error(stdout: str | bytes | None, stderr: str | bytes | None) -> 
 def _keyscan_hint(target: SshTarget, known_hosts: str) -> str:
     port = f"-p {target.port} " if target.port != 22 else ""
     return f"ssh-keyscan {port}{shlex.quote(target.host)} >> {shlex.quote(known_hosts)}"
+
+
+def _close_if_opened(opening: asyncio.Future[asyncssh.SSHClientProcess[bytes]]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def _is_closed(conn: asyncssh.SSHClientConnection) -> bool:

@@ -49,6 +49,11 @@ MAX_LISTEN_SOCKS = 16  # OpenSSH sshd.c; more ListenAddress lines make sshd exit
 _HERE = Path(__file__).resolve().parent
 _FAKE_BIN = _HERE / "bin"
 _HELPER = _HERE / "xenstate.py"
+_TOOLS = ("xm", "xl")
+# A command that runs until its input ends or a signal ends it, on every host's PATH
+# whatever its toolstack: what long-lived channels run in the tests (see bin/longrun).
+_LONGRUN = "longrun"
+LONGRUN_LOG = "longrun.log"
 # Characters that would need quoting in sshd_config or in the fakes' sh scripts.
 _UNSAFE_PATH_CHARS = frozenset(" \t\n\"'\\$`;&|<>*?[]{}()#~")
 
@@ -158,6 +163,18 @@ class FakeXenHost:
 
     def clear_argv_log(self) -> None:
         (self.state_dir / xenstate.ARGV_LOG).unlink(missing_ok=True)
+
+    def longrun_log(self) -> list[tuple[int, str]]:
+        """What each ``longrun`` did, in order: ``(pid, "start" | "eof" | "hup" | "term" |
+        "exit N")``."""
+        path = self.state_dir / LONGRUN_LOG
+        if not path.exists():
+            return []
+        entries = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            pid, _, what = line.partition(" ")
+            entries.append((int(pid), what))
+        return entries
 
     def state(self) -> dict[str, Any]:
         return xenstate.update_state(self.state_dir)
@@ -440,7 +457,7 @@ class SshdServer:
     def _install_fakes(self) -> None:
         fakebin = self.root / "fakebin"
         fakebin.mkdir()
-        for tool in ("xm", "xl"):
+        for tool in (*_TOOLS, _LONGRUN):
             shutil.copyfile(_FAKE_BIN / tool, fakebin / tool)
             (fakebin / tool).chmod(0o755)
         helper = self.root / "helper"
@@ -452,8 +469,8 @@ class SshdServer:
         state_dir = self.root / "hosts" / spec.name
         bin_dir = state_dir / "bin"
         bin_dir.mkdir(parents=True)
-        tools = ("xm", "xl") if spec.toolstack == "both" else (spec.toolstack,)
-        for tool in tools:
+        tools = _TOOLS if spec.toolstack == "both" else (spec.toolstack,)
+        for tool in (*tools, _LONGRUN):
             (bin_dir / tool).symlink_to(self.root / "fakebin" / tool)
         state = xenstate.new_state(
             spec.name,
