@@ -205,6 +205,7 @@ class _SshLongChannel:
         self._terminal = terminal
         self._closed = False
         self._ended = False  # the output's end was read
+        self._lost = False  # ... because the connection was lost
 
     @property
     def exit_status(self) -> int | None:
@@ -226,6 +227,17 @@ class _SshLongChannel:
             # is not waited for long.)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._process.wait_closed(), LONG_CLOSE_WAIT_S)
+            # A lost connection ends the output too; a console must not take that for
+            # the guest's console ending.
+            process = self._process
+            self._lost = (
+                process.exit_status is None
+                and process.exit_signal is None
+                and self.conn.is_closed()
+                and not self._closed
+            )
+        if self._lost and not self._closed:
+            raise HostUnreachable(f"{self._name}: the SSH connection was lost")
         return data
 
     async def write(self, data: bytes) -> None:

@@ -304,9 +304,10 @@ async def test_closing_the_backend_ends_its_long_channels(
         await opened.wait()
     await b.close()
     async with asyncio.timeout(5.0):
-        await task  # ends, with or without an error: never hangs
+        await task  # never hangs
     assert outcome[0] == "open" and len(outcome) == 2
-    assert outcome[1] == "ended" or isinstance(outcome[1], HostUnreachable)
+    assert isinstance(outcome[1], HostUnreachable), outcome  # the end of the connection
+    assert "connection was lost" in outcome[1].message
     # An explicit close is idempotent, and a closed channel reads as ended.
     b = backend_for(fake_xen_host)
     try:
@@ -355,3 +356,22 @@ async def test_a_channel_given_up_while_the_host_opens_it_is_closed_once_open(
     finally:
         fake_xen_host.cont()
         await b.close()
+
+
+async def test_a_lost_connection_is_an_error_not_the_end_of_the_command(
+    backend: XenSshBackend, fake_xen_host: FakeXenHost
+) -> None:
+    async with backend.long_channel(["longrun"]) as channel:
+        assert await echoes(channel, b"up")
+        assert backend._conn is not None
+        backend._conn.abort()  # as a reset or the keepalives would
+        with pytest.raises(HostUnreachable, match="connection was lost"):
+            while await channel.read():
+                pass
+        with pytest.raises(HostUnreachable, match="connection was lost"):
+            await channel.read()  # and stays so
+        assert channel.exit_status is None
+    # The command ended with the connection (sshd hangs its sessions up), and the next
+    # poll reconnects.
+    await logged(fake_xen_host, "eof")
+    assert (await backend.poll()).vms and backend.connections_opened == 2
