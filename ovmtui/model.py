@@ -53,7 +53,11 @@ class HostRole(enum.StrEnum):
 
 
 class Capability(enum.StrEnum):
-    """What a backend can do for a host; the UI hides or dims what is missing."""
+    """What a backend can do for a host; the UI hides or dims what is missing.
+
+    Each is declared only by a backend that implements its Protocol
+    (``ovmtui.backend.base.CAPABILITY_PROTOCOLS``); a contract test holds every backend to it.
+    """
 
     START = "start"
     SHUTDOWN = "shutdown"
@@ -65,7 +69,10 @@ class Capability(enum.StrEnum):
     CONSOLE = "console"
     MIGRATE = "migrate"
     ATTACH_DISK = "attach-disk"
+    # Reading a VM's definition (export) and defining a VM from one (import) are apart:
+    # a host can give its vm.cfg files without ovmtui knowing how to register one there.
     DEFINITION = "definition"
+    DEFINE = "define"
 
 
 class VmAction(enum.StrEnum):

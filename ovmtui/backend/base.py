@@ -3,17 +3,20 @@
 A backend manages one host. It returns domain objects from ``ovmtui.model`` only and raises
 ``ovmtui.errors.OvmError`` subclasses only: no libvirt or asyncssh object or exception leaves
 ``ovmtui/backend/``. Optional features are declared in ``capabilities`` (data, not
-``isinstance`` checks) so the UI can hide or dim what a host cannot do.
+``isinstance`` checks) so the UI can hide or dim what a host cannot do. Each capability has
+its Protocol (``CAPABILITY_PROTOCOLS``, at the end), and a backend declares a capability
+exactly when it implements that Protocol: the contract test holds every backend to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from ovmtui.errors import ActionRefused
-from ovmtui.model import Capability, HostKey, HostPoll, Vm, VmAction
+from ovmtui.model import Capability, Disk, HostKey, HostPoll, Vm, VmAction
 
 EventCallback = Callable[[str | None], None]
 """Called on the asyncio loop when the host reports a change.
@@ -69,9 +72,15 @@ class Backend(Protocol):
 
 @runtime_checkable
 class DefinitionSource(Protocol):
-    """Capability ``DEFINITION``: the VM's own definition (domain XML, ``vm.cfg``)."""
+    """Capability ``DEFINITION``: the VM's own definition (domain XML, ``vm.cfg``), what an
+    export of definitions reads."""
 
     async def definition(self, vm: Vm) -> str: ...
+
+
+@runtime_checkable
+class DefinitionSink(Protocol):
+    """Capability ``DEFINE``: register a VM from a definition, what an import does."""
 
     async def define(self, definition: str) -> str:
         """Define (register, not start) a VM from a definition ``definition()`` returned.
@@ -148,3 +157,104 @@ class LongChannelOpener(Protocol):
         ``ChannelsBusy`` at once, never waits, when the host's budget is used up.
         """
         ...
+
+
+# -- capabilities ----------------------------------------------------------------------------
+# One Protocol a capability. Those of features not built yet (console, migration, disk
+# attachment) say what a backend must offer before it may declare them; none does today.
+
+
+@runtime_checkable
+class PowerControl(Protocol):
+    """Capabilities ``START`` … ``FORCE_OFF``: the lifecycle actions.
+
+    All six go through ``act``, so one Protocol serves them all: a backend that implements
+    it declares every lifecycle action.
+    """
+
+    async def act(self, vm: Vm, action: VmAction) -> None: ...
+
+    def command_for(self, vm: Vm, action: VmAction) -> str: ...
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """Capability ``EVENTS``: the host reports changes as they happen, so the poller is told
+    at once instead of at its next round.
+
+    Every backend accepts a callback (``Backend.set_event_callback``); one that never calls
+    it (its method does nothing) does not implement this.
+    """
+
+    def set_event_callback(self, callback: EventCallback | None) -> None: ...
+
+
+@runtime_checkable
+class ConsoleTransport(Protocol):
+    """Capability ``CONSOLE``: the VM's serial console as a byte stream (libvirt's
+    ``openConsole`` stream, or ``xm/xl/virsh console`` in a PTY over SSH)."""
+
+    def console(
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int]
+    ) -> AbstractAsyncContextManager[LongChannel]:
+        """The console until the context is left, with no timeout (a long-lived channel).
+
+        Raises ``ChannelsBusy`` at once when the host runs as many long channels as it may.
+        """
+        ...
+
+
+@runtime_checkable
+class Migrator(Protocol):
+    """Capability ``MIGRATE``: move a VM to another host of its pool."""
+
+    def migration_command(self, vm: Vm, destination: str) -> str:
+        """The equivalent shell command, shown before it runs; ``destination`` is the other
+        host's address (its URI or ssh target)."""
+        ...
+
+    async def migrate(
+        self,
+        vm: Vm,
+        destination: str,
+        *,
+        live: bool,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        """Run the migration to its end, reporting the share done (0 to 1) to ``progress``.
+
+        Raises ``ActionFailed`` with the host's own words; cancelling aborts it.
+        """
+        ...
+
+
+@runtime_checkable
+class DiskAttacher(Protocol):
+    """Capability ``ATTACH_DISK``: hot-plug a disk into a VM, and take it out again."""
+
+    def attach_command(self, vm: Vm, disk: Disk) -> str:
+        """The equivalent shell command, shown before it runs."""
+        ...
+
+    async def attach_disk(self, vm: Vm, disk: Disk) -> None: ...
+
+    async def detach_disk(self, vm: Vm, target: str) -> None: ...
+
+
+CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
+    {
+        Capability.START: PowerControl,
+        Capability.SHUTDOWN: PowerControl,
+        Capability.REBOOT: PowerControl,
+        Capability.PAUSE: PowerControl,
+        Capability.RESUME: PowerControl,
+        Capability.FORCE_OFF: PowerControl,
+        Capability.EVENTS: EventSource,
+        Capability.DEFINITION: DefinitionSource,
+        Capability.DEFINE: DefinitionSink,
+        Capability.CONSOLE: ConsoleTransport,
+        Capability.MIGRATE: Migrator,
+        Capability.ATTACH_DISK: DiskAttacher,
+    }
+)
+"""The Protocol a backend implements to declare each capability (every capability has one)."""

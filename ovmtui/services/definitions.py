@@ -53,10 +53,10 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol
 
 from ovmtui import __version__
-from ovmtui.backend.base import Backend, DefinitionSource
+from ovmtui.backend.base import Backend, DefinitionSink, DefinitionSource
 from ovmtui.errors import (
     ActionRefused,
     ArchiveError,
@@ -298,13 +298,6 @@ class _Fetched:
     text: str
 
 
-@runtime_checkable
-class _DefinitionReader(Protocol):
-    """What an export needs of a host: reading definitions (not defining them)."""
-
-    async def definition(self, vm: Vm) -> str: ...
-
-
 # --------------------------------------------------------------------------- names
 
 
@@ -375,7 +368,7 @@ async def export_definitions(
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     created = clock()
-    readers: dict[HostKey, _DefinitionReader] = {}
+    readers: dict[HostKey, DefinitionSource] = {}
     work: list[tuple[HostStatus, Vm]] = []
     failures: list[ExportProblem] = []
     unreachable: list[ExportProblem] = []
@@ -390,7 +383,7 @@ async def export_definitions(
             failures.append(ExportProblem(host.pool, host.name, "not in the estate"))
             continue
         if Capability.DEFINITION not in backend.capabilities or not isinstance(
-            backend, _DefinitionReader
+            backend, DefinitionSource
         ):
             why = f"{backend.address} cannot report VM definitions"
             skipped.append(ExportProblem(host.pool, host.name, why))
@@ -905,7 +898,7 @@ def _target(
     host: HostKey,
     snapshot: EstateSnapshot,
     backend_for: Callable[[HostKey], Backend | None],
-) -> DefinitionSource:
+) -> DefinitionSink:
     status = snapshot.host(host)
     backend = backend_for(host)
     if status is None or backend is None:
@@ -913,9 +906,7 @@ def _target(
     if status.reachable is not True or status.stale:
         why = status.error or "it has not answered"
         raise _refused(f"{host} is unreachable ({why})")
-    if Capability.DEFINITION not in backend.capabilities or not isinstance(
-        backend, DefinitionSource
-    ):
+    if Capability.DEFINE not in backend.capabilities or not isinstance(backend, DefinitionSink):
         raise _refused(f"{host} ({backend.address}) cannot define VMs from a definition")
     if entry.kind != KIND_LIBVIRT_XML:
         raise _refused(

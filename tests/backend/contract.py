@@ -8,17 +8,21 @@ test driver, the Xen/SSH backend against its recorded-output sshd.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import dataclasses
+import inspect
 import shlex
+import textwrap
 import threading
 import time
 import uuid as uuid_module
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from ovmtui.backend.base import Backend, DefinitionSource
+from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, DefinitionSource
 from ovmtui.errors import HostUnreachable, OvmError, VmNotFound
 from ovmtui.model import (
     Capability,
@@ -222,3 +226,77 @@ async def check_errors_are_ovm_errors(backend: Backend, vm_name: str) -> None:
         await backend.act(vm, invalid)
     assert type(caught.value).__module__ == "ovmtui.errors"
     assert caught.value.message
+
+
+def check_capabilities(backend: Backend) -> None:
+    """A capability is declared exactly when its Protocol is implemented.
+
+    Implemented means by the backend's own methods: not missing, not inherited from the
+    Protocol, and not a body that does nothing or only raises ("not supported yet"), which
+    would let the UI offer what the host then refuses.
+    """
+    declared = backend.capabilities
+    assert isinstance(declared, frozenset)
+    kind = type(backend).__name__
+    for capability in Capability:
+        protocol = CAPABILITY_PROTOCOLS[capability]
+        missing = unimplemented_members(backend, protocol)
+        if capability in declared:
+            assert isinstance(backend, protocol), f"{kind} declares {capability}: not a {protocol}"
+            assert not missing, (
+                f"{kind} declares {capability} but does not implement {protocol.__name__}: "
+                f"{', '.join(missing)} missing or a stub"
+            )
+        else:
+            assert missing, (
+                f"{kind} implements {protocol.__name__} but does not declare {capability}"
+            )
+
+
+def protocol_members(protocol: type) -> list[str]:
+    """The methods and properties a capability Protocol asks for."""
+    return [
+        name
+        for name, member in vars(protocol).items()
+        if not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, property))
+    ]
+
+
+def unimplemented_members(backend: object, protocol: type) -> list[str]:
+    """The members of ``protocol`` that ``backend``'s class lacks or only stubs."""
+    missing = []
+    for name in protocol_members(protocol):
+        owner = next((k for k in type(backend).__mro__ if name in vars(k)), None)
+        if owner is None or getattr(owner, "_is_protocol", False):
+            missing.append(name)
+            continue
+        member = vars(owner)[name]
+        function = member.fget if isinstance(member, property) else member
+        if inspect.isfunction(function) and is_stub(function):
+            missing.append(name)
+    return missing
+
+
+def is_stub(function: Callable[..., Any]) -> bool:
+    """Whether a function's body (its docstring aside) is empty, ``...``, ``pass`` or one
+    ``raise``."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(function))))
+    definition = tree.body[0]
+    assert isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef)
+    body = list(definition.body)
+    if body and _is_constant(body[0], str):
+        body = body[1:]
+    if not body:
+        return True
+    if len(body) > 1:
+        return False
+    only = body[0]
+    return isinstance(only, ast.Pass | ast.Raise) or _is_constant(only, type(...))
+
+
+def _is_constant(statement: ast.stmt, kind: type) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, kind)
+    )

@@ -211,16 +211,16 @@ async def test_host_facts(make_backend: MakeBackend) -> None:
     assert facts.free_memory_mib is None
 
 
-async def test_capabilities_follow_the_driver(make_backend: MakeBackend) -> None:
-    real = {Capability.CONSOLE, Capability.MIGRATE, Capability.ATTACH_DISK}
-    assert real <= make_backend("qemu+ssh://root@h1/system").capabilities
-    assert real <= make_backend("xen+ssh://root@h2/").capabilities
+async def test_capabilities_are_what_this_module_implements(make_backend: MakeBackend) -> None:
+    # Consoles, migration and disk attachment are not written yet, whatever the driver.
+    unbuilt = {Capability.CONSOLE, Capability.MIGRATE, Capability.ATTACH_DISK}
+    assert not unbuilt & make_backend("qemu+ssh://root@h1/system").capabilities
+    assert not unbuilt & make_backend("xen+ssh://root@h2/").capabilities
     test = make_backend(NODE_URI)
-    assert not real & test.capabilities
     await test.connect()
-    assert not real & test.capabilities
+    assert not unbuilt & test.capabilities
     assert {action.capability for action in VmAction} <= test.capabilities
-    assert {Capability.EVENTS, Capability.DEFINITION} <= test.capabilities
+    assert {Capability.EVENTS, Capability.DEFINITION, Capability.DEFINE} <= test.capabilities
 
 
 def test_it_is_a_backend_and_a_definition_source() -> None:

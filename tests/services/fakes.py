@@ -15,7 +15,9 @@ from ovmtui.backend.base import EventCallback
 from ovmtui.errors import ActionFailed, HostUnreachable
 from ovmtui.model import Capability, HostFacts, HostKey, HostPoll, Vm, VmAction, VmState
 
-ALL = frozenset(Capability)
+# What it implements, and no more (the backend contract checks fakes too): every lifecycle
+# action through act(), and events (a test fires the callback it was given).
+CAPABILITIES = frozenset({action.capability for action in VmAction} | {Capability.EVENTS})
 
 
 class FakeBackend:
@@ -29,7 +31,7 @@ class FakeBackend:
         self.acted: list[tuple[str, VmAction]] = []
         self.callback: EventCallback | None = None
         self.closed = False
-        self.capabilities: frozenset[Capability] = ALL
+        self.capabilities: frozenset[Capability] = CAPABILITIES
 
     @property
     def host(self) -> HostKey:

@@ -1,0 +1,148 @@
+"""Every backend declares exactly the capabilities whose Protocols it implements.
+
+The UI dims or hides what a host cannot do from the declarations alone, so a declaration
+without its implementation shows the operator an action the host then refuses, and one
+missing hides what it could do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+import pytest
+
+from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, EventCallback
+from ovmtui.backend.libvirt import LibvirtBackend
+from ovmtui.backend.xen_ssh import XenSshBackend
+from ovmtui.errors import ActionRefused
+from ovmtui.model import Capability, HostKey, HostPoll, Vm, VmAction
+from tests.backend import contract
+from tests.backend.conftest import DEFAULT_URI
+from tests.services.fakes import FakeBackend
+
+HOST = HostKey("pool1", "h1")
+
+
+def test_every_capability_has_a_runtime_checkable_protocol() -> None:
+    assert set(CAPABILITY_PROTOCOLS) == set(Capability)
+    for capability, protocol in CAPABILITY_PROTOCOLS.items():
+        assert getattr(protocol, "_is_runtime_protocol", False), capability
+        assert contract.protocol_members(protocol), f"{protocol.__name__} asks for nothing"
+
+
+async def test_libvirt_test_driver() -> None:
+    backend = LibvirtBackend(HOST, DEFAULT_URI)
+    try:
+        contract.check_capabilities(backend)
+        await backend.connect()
+        contract.check_capabilities(backend)
+    finally:
+        await backend.close()
+
+
+@pytest.mark.parametrize("uri", ["qemu+ssh://root@h1/system", "xen+ssh://root@h2/"])
+def test_libvirt_real_drivers(uri: str) -> None:
+    """Before any connection: what the UI shows of a host that has not answered yet."""
+    contract.check_capabilities(LibvirtBackend(HOST, uri))
+
+
+def test_libvirt_promises_no_console_migration_or_disk_attachment_yet() -> None:
+    unbuilt = {Capability.CONSOLE, Capability.MIGRATE, Capability.ATTACH_DISK}
+    assert not unbuilt & LibvirtBackend(HOST, "qemu+ssh://root@h1/system").capabilities
+
+
+def test_xen_over_ssh() -> None:
+    backend = XenSshBackend(HostKey("xen", "xen01"), "root@xen01.example")
+    contract.check_capabilities(backend)
+    # Its stream-less set_event_callback and its vm.cfg-only definitions say no more.
+    assert Capability.EVENTS not in backend.capabilities
+    assert Capability.DEFINITION in backend.capabilities
+    assert Capability.DEFINE not in backend.capabilities
+
+
+def test_the_services_fake() -> None:
+    contract.check_capabilities(FakeBackend("p", "a"))
+
+
+# ------------------------------------------------------------------------ the check itself
+
+
+class _Minimal:
+    """A backend of lifecycle actions only."""
+
+    host = HOST
+    address = "minimal://h1"
+    capabilities = frozenset(action.capability for action in VmAction)
+
+    async def connect(self) -> None:
+        return None
+
+    async def poll(self) -> HostPoll:
+        raise NotImplementedError
+
+    async def act(self, vm: Vm, action: VmAction) -> None:
+        self.acted = (vm, action)
+
+    def command_for(self, vm: Vm, action: VmAction) -> str:
+        return f"minimal {action} {vm.name}"
+
+    def set_event_callback(self, callback: EventCallback | None) -> None:
+        """No events."""
+
+    async def close(self) -> None:
+        return None
+
+
+class _StubbedConsole(_Minimal):
+    capabilities = _Minimal.capabilities | {Capability.CONSOLE}
+
+    def console(
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int]
+    ) -> contextlib.AbstractAsyncContextManager[object]:
+        raise ActionRefused("consoles are not supported yet")
+
+
+class _UndeclaredDefine(_Minimal):
+    async def define(self, definition: str) -> str:
+        self.defined = definition
+        return "uuid"
+
+
+@runtime_checkable
+class _ConsoleStub(Protocol):
+    def console(self, vm: Vm, *, term_type: str, term_size: tuple[int, int]) -> object: ...
+
+
+class _InheritsTheStub(_Minimal, _ConsoleStub):
+    capabilities = _Minimal.capabilities | {Capability.CONSOLE}
+
+
+class _Consoles(_Minimal):
+    capabilities = _Minimal.capabilities | {Capability.CONSOLE}
+
+    @contextlib.asynccontextmanager
+    async def console(
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int]
+    ) -> AsyncIterator[object]:
+        yield (vm, term_type, term_size)
+
+
+def test_the_check_accepts_an_honest_backend() -> None:
+    assert isinstance(_Minimal(), Backend)
+    contract.check_capabilities(_Minimal())
+    contract.check_capabilities(_Consoles())
+
+
+@pytest.mark.parametrize(
+    ("backend", "said"),
+    [
+        (_StubbedConsole(), "declares console but does not implement ConsoleTransport"),
+        (_InheritsTheStub(), "declares console but does not implement ConsoleTransport"),  # type: ignore[abstract]
+        (_UndeclaredDefine(), "implements DefinitionSink but does not declare define"),
+    ],
+)
+def test_the_check_catches_a_dishonest_backend(backend: Backend, said: str) -> None:
+    with pytest.raises(AssertionError, match=said):
+        contract.check_capabilities(backend)
