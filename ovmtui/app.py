@@ -20,15 +20,16 @@ from ovmtui.backend.factory import backend_for
 from ovmtui.commands import EstateCommands
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionRefused, OvmError, RepositoryError
+from ovmtui.identity import current_user
 from ovmtui.messages import ActionProgressed, ActionsFinished, DriftChanged, EstateUpdated
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
+from ovmtui.operations import run_as_job
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.screens.drift import DriftScreen
 from ovmtui.services.actions import (
     ActionResult,
     ActionService,
     InMemoryJournal,
-    current_user,
     summarize,
 )
 from ovmtui.services.definitions import (
@@ -37,7 +38,7 @@ from ovmtui.services.definitions import (
     default_definitions_dir,
     export_definitions,
 )
-from ovmtui.services.jobs import EXPORT_KIND, export_outcome, run_as_job
+from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import (
     BackupInfo,

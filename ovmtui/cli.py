@@ -326,7 +326,7 @@ def _confirmer(args: argparse.Namespace, prompt: str) -> Callable[[str], bool]:
 
 def _reconcile(args: argparse.Namespace) -> int:
     from ovmtui.headless import reconcile_report
-    from ovmtui.services.actions import current_user
+    from ovmtui.identity import current_user
 
     return asyncio.run(
         reconcile_report(
@@ -341,7 +341,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     from ovmtui.headless import restore
-    from ovmtui.services.actions import current_user
+    from ovmtui.identity import current_user
 
     repository = _repository_only(args)
     confirm = _confirmer(args, "Restore?")

@@ -418,13 +418,14 @@ async def export_definitions_report(
     The archive is signed with the repository's key: it imports later as this one's own.
     The export is a job of the repository, listed by ``ovmtui jobs`` like the TUI's.
     """
-    from ovmtui.services.actions import current_user
+    from ovmtui.identity import current_user
+    from ovmtui.operations import run_as_job
     from ovmtui.services.definitions import (
         ArchiveKey,
         default_definitions_dir,
         export_definitions,
     )
-    from ovmtui.services.jobs import EXPORT_KIND, export_outcome, run_as_job
+    from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 
     target = directory if directory is not None else default_definitions_dir(repository)
     snapshot = await poll_estate_once(config, repository, warn=warn)

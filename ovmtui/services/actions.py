@@ -8,41 +8,19 @@ refresh the hosts that were touched.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import getpass
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from ovmtui.backend.base import Backend
 from ovmtui.errors import ActionRefused, OvmError
-from ovmtui.model import HostKey, PlacedVm, VmAction
+from ovmtui.identity import current_user
+from ovmtui.model import HostKey, PlacedVm, VmAction, action_refusal
+from ovmtui.operations import Journal, Operation, Operations
+
+READ_ONLY = "ovmtui runs in read-only mode: no action is allowed"
 
 ResultCallback = Callable[["ActionResult"], None]
-
-INTERRUPTED = (
-    "interrupted: ovmtui ended while it ran; the host may still have done it, check the VM"
-)
-
-
-class ActionJournal(Protocol):
-    """Where every action is written before it runs and completed after (the audit log)."""
-
-    async def journal_started(
-        self,
-        *,
-        user: str,
-        pool: str,
-        host: str,
-        vm: str,
-        uuid: str,
-        operation: str,
-        command: str,
-    ) -> int: ...
-
-    async def journal_finished(self, started_id: int, *, ok: bool, detail: str | None) -> int: ...
 
 
 class InMemoryJournal:
@@ -55,10 +33,10 @@ class InMemoryJournal:
         self,
         *,
         user: str,
-        pool: str,
-        host: str,
-        vm: str,
-        uuid: str,
+        pool: str | None,
+        host: str | None,
+        vm: str | None,
+        uuid: str | None,
         operation: str,
         command: str,
     ) -> int:
@@ -68,18 +46,6 @@ class InMemoryJournal:
     async def journal_finished(self, started_id: int, *, ok: bool, detail: str | None) -> int:
         self.records.append(("finished", started_id, ok, detail))
         return len(self.records)
-
-
-def current_user() -> str:
-    """The operator, as the OS knows them (sudo keeps the name of who ran it)."""
-    for name in ("SUDO_USER", "LOGNAME", "USER"):
-        value = os.environ.get(name)
-        if value:
-            return value
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # a uid with no passwd entry (containers)
-        return f"uid {os.getuid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +73,7 @@ class ActionService:
         refresh: Callable[[HostKey], None] | None = None,
         read_only: bool = False,
         max_concurrency: int = 8,
-        journal: ActionJournal | None = None,
+        journal: Journal | None = None,
         user: str | None = None,
     ) -> None:
         self._backend_for = backend_for
@@ -117,8 +83,13 @@ class ActionService:
         self.journal = journal
         # Why there is no journal, for the refusal every action then gets.
         self.no_journal = "no repository is open"
-        self._user = user or current_user()
         self.hold: str | None = None  # why actions must wait (a restore under way), or None
+        self.operations = Operations(
+            user=user or current_user(),
+            journal=lambda: self.journal,
+            refusal=lambda: READ_ONLY if self.read_only else None,
+            no_journal=lambda: self.no_journal,
+        )
 
     def command_for(self, placed: PlacedVm, action: VmAction) -> str:
         backend = self._backend(placed)
@@ -127,71 +98,40 @@ class ActionService:
     def check(self, placed: PlacedVm, action: VmAction) -> None:
         """Raise ``ActionRefused`` when the action must not run, with the reason."""
         if self.read_only:
-            raise ActionRefused("ovmtui runs in read-only mode: no action is allowed")
+            raise ActionRefused(READ_ONLY)
         if self.hold is not None:
             raise ActionRefused(self.hold)
-        if self.journal is None:
-            # The journal is the safety net of every action: none runs without its record.
-            raise ActionRefused(
-                f"it would not be recorded in the journal ({self.no_journal}): "
-                "no action runs unrecorded"
-            )
+        self.operations.journal()  # none runs unrecorded: raises, saying why
         backend = self._backend(placed)
-        if action.capability not in backend.capabilities:
-            raise ActionRefused(f"{placed.host} cannot {action.label.lower()} VMs")
+        reason = action_refusal(placed, action, backend.capabilities)
+        if reason is not None:
+            raise ActionRefused(reason)
 
     async def run(self, placed: PlacedVm, action: VmAction) -> ActionResult:
         started = time.time()
         command = ""
-        # This journal to the end, even if it is detached meanwhile (the app quitting).
-        journal = self.journal
-        record: int | None = None
         error: str | None = None
         try:
             backend = self._backend(placed)
             command = backend.command_for(placed.vm, action)
-            if journal is None:
-                self.check(placed, action)  # refuses, saying why (read-only, no journal)
-                raise ActionRefused(f"it would not be recorded in the journal ({self.no_journal})")
-            # Written before anything else: a refusal is on the record too, and a crash
-            # halfway leaves "started, no result". An action the journal cannot record
-            # (its error is an OvmError too) does not run.
-            record = await self._journal_started(journal, placed, action, command)
-            self.check(placed, action)
-            await backend.act(placed.vm, action)
+            operation = Operation(
+                action.value, command, placed.pool, placed.host, placed.vm.name, placed.uuid
+            )
+            # Checked after the "started" record: a refusal is on the record too.
+            done = await self.operations.run(
+                operation,
+                lambda: backend.act(placed.vm, action),
+                check=lambda: self.check(placed, action),
+            )
+            if done.unrecorded is not None:
+                error = f"done, but its outcome is not recorded in the journal: {done.unrecorded}"
         except OvmError as exc:
             error = exc.message
-        except asyncio.CancelledError:
-            # ovmtui is ending (quit, SIGTERM, SIGHUP): say so on the record, then go on
-            # ending. The host may still carry the action out; the record says to check.
-            if record is not None and journal is not None:
-                with contextlib.suppress(OvmError):
-                    await journal.journal_finished(record, ok=False, detail=INTERRUPTED)
-            raise
         finally:
             if self._refresh is not None and not self.read_only:
                 self._refresh(placed.host_key)
-        if record is not None and journal is not None:
-            try:
-                await journal.journal_finished(record, ok=error is None, detail=error)
-            except OvmError as exc:
-                outcome = "done" if error is None else error
-                error = f"{outcome}, but its outcome is not recorded in the journal: {exc.message}"
         return ActionResult(
             placed, action, command, error is None, error, started, time.time() - started
-        )
-
-    async def _journal_started(
-        self, journal: ActionJournal, placed: PlacedVm, action: VmAction, command: str
-    ) -> int:
-        return await journal.journal_started(
-            user=self._user,
-            pool=placed.pool,
-            host=placed.host,
-            vm=placed.vm.name,
-            uuid=placed.uuid,
-            operation=action.value,
-            command=command,
         )
 
     async def run_many(

@@ -65,8 +65,10 @@ from ovmtui.errors import (
     VmNotFound,
 )
 from ovmtui.files import fsync_directory, stamped_files
+from ovmtui.identity import current_user
 from ovmtui.model import Capability, EstateSnapshot, HostKey, HostStatus, Vm
-from ovmtui.services.actions import ActionJournal, current_user
+from ovmtui.operations import Journal as ActionJournal
+from ovmtui.operations import Operation, Operations
 from ovmtui.space import no_space_left
 
 FORMAT = "ovmtui-definitions"
@@ -852,18 +854,9 @@ async def import_definition(
     entry = archive.find(vm)
     command = command or import_command(archive.path, vm, host, trust_archive=trust_archive)
     provenance = archive.provenance(key)
-    record: int | None = None
-    if journal is not None:
-        record = await journal.journal_started(
-            user=user or current_user(),
-            pool=host.pool,
-            host=host.name,
-            vm=entry.name,
-            uuid=entry.uuid,
-            operation=IMPORT_OPERATION,
-            command=command,
-        )
-    try:
+    operations = Operations(user=user or current_user(), journal=lambda: journal)
+
+    async def define() -> str:
         if not provenance.verified and not trust_archive:
             raise ActionRefused(
                 f"{archive.path} is not verified as this repository's ({key.repository}): "
@@ -876,16 +869,17 @@ async def import_definition(
         _refuse_if_present(entry, host, snapshot, known)
         text = await asyncio.to_thread(archive.read, entry)
         _check_definition(archive.path, entry, text)
-        defined = await target.define(text)
-    except OvmError as exc:
-        if journal is not None and record is not None:
-            await journal.journal_finished(record, ok=False, detail=exc.message)
-        raise
-    if journal is not None and record is not None:
+        return await target.define(text)
+
+    def outcome(defined: str) -> tuple[bool, str]:
         detail = provenance.journal_detail()
         if _canonical_uuid(defined) != entry.uuid:
             detail += f"; the host defined it with UUID {defined}"
-        await journal.journal_finished(record, ok=True, detail=detail)
+        return True, detail
+
+    operation = Operation(IMPORT_OPERATION, command, host.pool, host.name, entry.name, entry.uuid)
+    done = await operations.run(operation, define, outcome=outcome)
+    defined = done.value
     return ImportResult(entry, host, defined, command, provenance)
 
 

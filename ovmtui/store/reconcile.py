@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ovmtui.operations import Operation, Operations
 from ovmtui.store.backup import create_backup
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.repository import Repository
@@ -27,17 +28,12 @@ async def reconcile(
     wanted = set(uuids)
     targets = [vm for vm in await repo.drifted() if vm.uuid in wanted]
     backup = await create_backup(repo, backup_dir)
+    operations = Operations(user=user, journal=lambda: repo)
     started = [
         (
             vm,
-            await repo.journal_started(
-                user=user,
-                pool=vm.pool,
-                host=vm.host,
-                vm=vm.name,
-                uuid=vm.uuid,
-                operation="reconcile",
-                command=vm.command,
+            await operations.begin(
+                Operation("reconcile", vm.command, vm.pool, vm.host, vm.name, vm.uuid)
             ),
         )
         for vm in targets
@@ -45,7 +41,7 @@ async def reconcile(
     forgotten = {
         vm.uuid
         for vm in await repo.forget_drifted(
-            {vm.uuid: record for vm, record in started},
+            {vm.uuid: record.id for vm, record in started},
             detail=lambda vm: f"{vm.change}; backup before: {backup}",
             kept="a host reports it again: nothing to reconcile",
         )

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from ovmtui.errors import ForeignBackup, RepositoryError
 from ovmtui.files import FileInUse, claimed, fsync_directory, fsync_file, remove_debris
+from ovmtui.operations import Operation, Operations
 from ovmtui.store.backup import BackupInfo, create_backup, inspect_backup
 from ovmtui.store.repository import Repository
 from ovmtui.store.schema import sqlite_uri
@@ -199,10 +200,10 @@ async def record_restore(
 
 
 async def _journal(repo: Repository, command: str, user: str, *, ok: bool, detail: str) -> None:
-    started = await repo.journal_started(
-        user=user, pool=None, host=None, vm=None, uuid=None, operation="restore", command=command
-    )
-    await repo.journal_finished(started, ok=ok, detail=detail)
+    """The restore's record, in ``repo``: written whole, started and finished at once."""
+    operations = Operations(user=user, journal=lambda: repo)
+    record = await operations.begin(Operation("restore", command))
+    await record.finish(ok=ok, detail=detail)
 
 
 async def _restore(

@@ -37,9 +37,9 @@ from ovmtui.backend.factory import backend_for
 from ovmtui.config import EstateConfig, HostConfig, PoolConfig
 from ovmtui.demo import demo_estate
 from ovmtui.errors import ActionRefused, ArchiveError, VmNotFound
+from ovmtui.identity import current_user
 from ovmtui.model import EstateSnapshot, HostKey, HostStatus, Vm, VmState
 from ovmtui.services import definitions as definitions_module
-from ovmtui.services.actions import current_user
 from ovmtui.services.definitions import (
     ArchiveKey,
     DefinitionArchive,
