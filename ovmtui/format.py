@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
+import datetime
+
 UNKNOWN = "—"
+
+# Local time to the second: the journal, drift, backups and job listings, on screen and in
+# the headless commands' text output alike.
+TIMESTAMP = "%Y-%m-%d %H:%M:%S"
+
+
+def timestamp(epoch_s: float) -> str:
+    """A moment in local time, as every listing shows it: 2026-03-14 09:26:53."""
+    return datetime.datetime.fromtimestamp(epoch_s).strftime(TIMESTAMP)
+
+
+def mib(value: int | None, unknown: str = UNKNOWN) -> str:
+    """A memory size given in MiB: 512 MiB, 1.5 GiB, 2.0 TiB.
+
+    `unknown` stands for a size not reported: the screens' "—", or the "?" that the
+    headless commands' plain text uses for every unknown.
+    """
+    if value is None:
+        return unknown
+    if value < 1024:
+        return f"{value} MiB"
+    return _scaled(value / 1024, ("GiB", "TiB"))
 
 
 def size(value_bytes: int | None) -> str:
@@ -13,21 +37,17 @@ def size(value_bytes: int | None) -> str:
         return f"{value_bytes} B"
     if value_bytes < 1024 * 1024:
         return f"{value_bytes // 1024} KiB"
-    return (
-        mib(round(value_bytes / (1024 * 1024)))
-        if value_bytes >= 1 << 30
-        else (f"{value_bytes / (1024 * 1024):.1f} MiB")
-    )
+    return _scaled(value_bytes / (1024 * 1024), ("MiB", "GiB", "TiB"))
 
 
-def mib(value: int | None) -> str:
-    if value is None:
-        return UNKNOWN
-    if value >= 1024 * 1024:
-        return f"{value / (1024 * 1024):.1f} TiB"
-    if value >= 1024:
-        return f"{value / 1024:.1f} GiB"
-    return f"{value} MiB"
+def _scaled(value: float, units: tuple[str, ...]) -> str:
+    """`value` in units[0], to one decimal, in the first unit where it shows under 1024:
+    the unit is chosen after rounding, so 1023.96 GiB reads 1.0 TiB, not 1024.0 GiB."""
+    for unit in units[:-1]:
+        if round(value, 1) < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} {units[-1]}"
 
 
 def duration(seconds: float | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 from textual import work
@@ -13,7 +12,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ovmtui.context import AppContext
 from ovmtui.errors import ForeignBackup, OvmError
-from ovmtui.format import size
+from ovmtui.format import size, timestamp
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.restore import describe_plan
@@ -62,7 +61,7 @@ class BackupsScreen(Screen[None]):
         identity = self.context.repository_identity
         for info in self._infos:
             table.add_row(
-                datetime.datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S"),
+                timestamp(info.time),
                 info.whose(identity),
                 size(info.size_bytes),
                 _show(info.schema_version),

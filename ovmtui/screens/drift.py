@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +10,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
+from ovmtui.format import timestamp
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.store.drift import DriftedVm
 
@@ -35,7 +34,11 @@ class DriftScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.add_columns("VM", "recorded", "pool/host", "last seen", "in drift since", "UUID")
         table.focus()
+        self.context.drift_signal.subscribe(self, self.show_drift)
         self._show(tuple(self.context.drifted))
+
+    def on_unmount(self) -> None:
+        self.context.drift_signal.unsubscribe(self)
 
     def show_drift(self, drifted: tuple[DriftedVm, ...]) -> None:
         self._show(drifted)
@@ -97,4 +100,4 @@ class DriftScreen(Screen[None]):
 def _when(at: float | None) -> str:
     if at is None:
         return "never"
-    return datetime.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+    return timestamp(at)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Awaitable, Callable, Sequence
 
 from textual import work
@@ -12,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from ovmtui.errors import OvmError
+from ovmtui.format import timestamp
 from ovmtui.store.journal import JournalEntry
 
 LoadJournal = Callable[[], Awaitable[Sequence[JournalEntry]]]
@@ -74,7 +74,7 @@ class JournalScreen(Screen[None]):
             result = _result(entry)
             cells = (
                 str(entry.id),
-                datetime.datetime.fromtimestamp(entry.at).strftime("%Y-%m-%d %H:%M:%S"),
+                timestamp(entry.at),
                 entry.user,
                 "" if entry.host is None else f"{entry.pool}/{entry.host}",
                 entry.vm or "",

@@ -9,10 +9,10 @@ the repository agree with the hosts.
 
 from __future__ import annotations
 
-import datetime
 import shlex
 from dataclasses import dataclass
 
+from ovmtui.format import timestamp
 from ovmtui.model import VmState
 
 
@@ -31,12 +31,7 @@ class DriftedVm:
         return f"ovmtui reconcile {shlex.quote(self.uuid)}"
 
     def describe(self) -> str:
-        seen = (
-            "never seen live"
-            if self.seen_at is None
-            else "last seen "
-            + datetime.datetime.fromtimestamp(self.seen_at).strftime("%Y-%m-%d %H:%M:%S")
-        )
+        seen = "never seen live" if self.seen_at is None else "last seen " + timestamp(self.seen_at)
         return (
             f"{self.name}: recorded {self.recorded_state.value} on {self.pool}/{self.host} "
             f"({seen}); no host reports it now"

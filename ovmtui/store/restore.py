@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import os
 import shlex
 import shutil
@@ -39,6 +38,7 @@ from pathlib import Path
 
 from ovmtui.errors import ForeignBackup, RepositoryError
 from ovmtui.files import FileInUse, claimed, fsync_directory, fsync_file, remove_debris
+from ovmtui.format import timestamp
 from ovmtui.operations import Operation, Operations
 from ovmtui.store.backup import BackupInfo, create_backup, inspect_backup
 from ovmtui.store.repository import Repository
@@ -70,7 +70,7 @@ def describe_plan(plan: RestorePlan) -> str:
     """The restore's question, in words: what goes, what comes."""
 
     def holds(info: BackupInfo) -> str:
-        when = datetime.datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
+        when = timestamp(info.time)
         return (
             f"{info.path} ({when}, schema {info.schema_version}, {info.hosts} hosts, "
             f"{info.vms} VMs, {info.journal_records} journal records)"

@@ -1,4 +1,4 @@
-"""The VM table's pure row logic: incremental order, filter, scope, marks, formatters."""
+"""The VM table's pure row logic: incremental order, filter, scope and marks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovmtui import format as fmt
 from ovmtui.model import PlacedVm, Vm, VmState
 from ovmtui.widgets import _vm_rows
 from ovmtui.widgets._vm_rows import (
@@ -76,49 +75,6 @@ def small_chunks(load: int = 4, bulk: int = 3) -> Iterator[None]:
 
 
 # --- formatters -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("mib", "text"),
-    [
-        (None, "—"),
-        (0, "0 MiB"),
-        (512, "512 MiB"),
-        (1023, "1023 MiB"),
-        (1024, "1.0 GiB"),
-        (1536, "1.5 GiB"),
-        (2048, "2.0 GiB"),
-        (1024 * 1024, "1.0 TiB"),
-    ],
-)
-def test_format_mib(mib: int | None, text: str) -> None:
-    assert fmt.mib(mib) == text
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (None, "—"),
-        (-5.0, "0m"),
-        (59.9, "0m"),
-        (42 * 60 + 10, "42m"),
-        (5 * 3600 + 12 * 60, "5h 12m"),
-        (3600, "1h 00m"),
-        (3 * 86400 + 4 * 3600 + 59 * 60, "3d 04h"),
-        (400 * 86400, "400d 00h"),
-    ],
-)
-def test_format_uptime(seconds: float | None, text: str) -> None:
-    assert fmt.uptime(seconds) == text
-
-
-def test_format_percent_and_count() -> None:
-    assert fmt.percent(None) == "—"
-    assert fmt.percent(math.nan) == "—"
-    assert fmt.percent(12.345) == "12.3"
-    assert fmt.percent(0) == "0.0"
-    assert fmt.count(None) == "—"
-    assert fmt.count(8) == "8"
 
 
 def test_uptime_needs_an_active_vm() -> None:
