@@ -133,6 +133,31 @@ _ACTION_STATES: dict[VmAction, frozenset[VmState]] = {
 }
 
 
+def action_refusal(
+    placed: PlacedVm,
+    action: VmAction,
+    capabilities: frozenset[Capability],
+    *,
+    reachable: bool | None = None,
+) -> str | None:
+    """Why the VM's host or state rules ``action`` out, or None when it may be tried.
+
+    The one statement of these rules: ``ActionService.check`` refuses with it (capabilities
+    from the backend) and the dashboard dims keys and palette entries with it (from the
+    snapshot, which also says whether the host answers). The state is as last polled, so
+    the host still has the last word. The words name no VM, so that a key's reason reads
+    the same for every VM in that state and the footer need not be redrawn between them.
+    """
+    verb = action.label.lower()
+    if action.capability not in capabilities:
+        return f"{placed.host} cannot {verb} VMs"
+    if reachable is False:
+        return f"{placed.host} does not answer"
+    if not action.applies_to(placed.vm.state):
+        return f"cannot {verb} a VM that is {placed.vm.state.value}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Disk:
     target: str  # guest device name: vda, xvda, hdc
