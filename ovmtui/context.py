@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from textual.signal import Signal
+
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.definitions import ExportResult
@@ -17,6 +19,14 @@ from ovmtui.store.restore import RestoreOutcome, RestorePlan
 
 
 class AppContext(Protocol):
+    # Subscribed to by screens while mounted (subscribe in on_mount, unsubscribe in
+    # on_unmount): the estate as each snapshot is published, the VMs in drift when that list
+    # changes, each VM action's result, and the reason when the app turns read-only.
+    estate_signal: Signal[EstateSnapshot]
+    drift_signal: Signal[tuple[DriftedVm, ...]]
+    action_signal: Signal[ActionResult]
+    read_only_signal: Signal[str]
+
     @property
     def snapshot(self) -> EstateSnapshot: ...
 

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ovmtui import format as fmt
-from ovmtui.backend.factory import backend_for
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionRefused, RepositoryError
 from ovmtui.model import EstateSnapshot, HostKey, HostStatus, Vm
-from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.services.session import EstateSession, Notice, SessionEvents
 from ovmtui.store.backup import (
     create_backup,
     default_backup_dir,
@@ -30,30 +29,32 @@ from ovmtui.store.repository import Repository
 from ovmtui.store.restore import describe_plan, plan_restore, record_restore, restore_repository
 from ovmtui.store.schema import BUSY_TIMEOUT_MS, describe_error
 
+HEADLESS_CONCURRENCY = 32
+
 
 async def poll_estate_once(
     config: EstateConfig, repository: Path | None = None, warn: TextIO | None = None
 ) -> EstateSnapshot:
     """Poll the whole estate once; with a repository, record what was seen there."""
-    hosts = [PolledHost(backend_for(h), h.roles) for h in config.hosts]
-    poller = EstatePoller(hosts, max_concurrency=32)
-    repo = await Repository.open(repository) if repository is not None else None
-    try:
-        if repo is not None:
-            for line in await repo.import_estate(config):
-                if warn is not None:
-                    warn.write(f"ovmtui: {line}\n")
-            known = await repo.load_snapshot()
-            if known is not None:
-                poller.seed(known)
-        snapshot = await poller.poll_once()
-        if repo is not None:
-            await repo.save_snapshot(snapshot)
-        return snapshot
-    finally:
-        await poller.close()
-        if repo is not None:
-            await repo.close()
+    async with _session(config, repository, warn) as session:
+        return await session.poll_once()
+
+
+def _session(config: EstateConfig, repository: Path | None, warn: TextIO | None) -> EstateSession:
+    """The core, as a headless command uses it: every host at once, notices to ``warn``."""
+
+    def tell(notice: Notice) -> None:
+        if warn is not None:
+            warn.write(f"ovmtui: {notice.text}\n")
+
+    # Many hosts at once: a command waits for every answer, and draws nothing meanwhile.
+    return EstateSession(
+        config,
+        repository=repository,
+        events=SessionEvents(notice=tell),
+        max_concurrency=HEADLESS_CONCURRENCY,
+        unwritable="raise",
+    )
 
 
 async def backup(repository: Path, directory: Path | None, keep: int, out: TextIO) -> int:
@@ -406,33 +407,9 @@ async def export_definitions_report(
     The archive is signed with the repository's key: it imports later as this one's own.
     The export is a job of the repository, listed by ``ovmtui jobs`` like the TUI's.
     """
-    from ovmtui.identity import current_user
-    from ovmtui.operations import run_as_job
-    from ovmtui.services.definitions import (
-        ArchiveKey,
-        default_definitions_dir,
-        export_definitions,
-    )
-    from ovmtui.services.jobs import EXPORT_KIND, export_outcome
-
-    target = directory if directory is not None else default_definitions_dir(repository)
-    snapshot = await poll_estate_once(config, repository, warn=warn)
-    backends = {host.key: backend_for(host) for host in config.hosts}
-    repo = await Repository.open(repository)
-    try:
-        key = await ArchiveKey.of(repo)
-        result = await run_as_job(
-            repo,
-            EXPORT_KIND,
-            str(target),
-            lambda: export_definitions(snapshot, backends.get, target, key=key),
-            outcome=export_outcome,
-            user=current_user(),
-            unrecorded=None if warn is None else lambda text: warn.write(f"ovmtui: {text}\n"),
-        )
-    finally:
-        await asyncio.gather(*(backend.close() for backend in backends.values()))
-        await repo.close()
+    async with _session(config, repository, warn) as session:
+        await session.poll_once()
+        result = await session.export_definitions(directory)
     out.write(f"{result.path}\n")
     out.write(
         f"exported {result.exported} VM definitions from {result.hosts} hosts; "
@@ -487,24 +464,21 @@ async def import_definition_report(
     archive = await asyncio.to_thread(read_archive, archive_path)
     key = host_key_for(config, host)
     archive.find(vm)  # a VM the archive does not hold is said before polling anything
-    snapshot = await poll_estate_once(config, repository, warn=warn)
-    target = backend_for(next(h for h in config.hosts if h.key == key))
-    repo = await Repository.open(repository)
-    try:
+    async with _session(config, repository, warn) as session:
+        snapshot = await session.poll_once()
+        repo = session.open_repository()
         result = await import_definition(
             archive,
             vm,
             key,
             snapshot,
-            lambda wanted: target if wanted == key else None,
+            session.poller.backend,
             journal=repo,
             key=await ArchiveKey.of(repo),
             trust_archive=trust_archive,
             command=command,
+            user=session.user,
         )
-    finally:
-        await target.close()
-        await repo.close()
     entry = result.entry
     out.write(
         f"defined {entry.name} ({result.uuid}) on {key} from {archive_path}; "

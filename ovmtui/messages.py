@@ -1,4 +1,9 @@
-"""Messages that carry service results into the UI. Payloads are immutable."""
+"""Messages that carry the session's results into the app's message loop, in order.
+
+The app turns each into a signal that screens subscribe to (see ``ovmtui.app``). Payloads are
+immutable. None of them may replace another: each snapshot's delta builds on the one before,
+and every notice and result must be told.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from textual.message import Message
 
 from ovmtui.model import EstateSnapshot, VmAction
 from ovmtui.services.actions import ActionResult
+from ovmtui.services.session import Notice
 from ovmtui.store.drift import DriftedVm
 
 
@@ -25,14 +31,6 @@ class DriftChanged(Message):
         self.drifted = drifted
 
 
-class ActionProgressed(Message):
-    """One VM of a (possibly bulk) action finished."""
-
-    def __init__(self, result: ActionResult) -> None:
-        super().__init__()
-        self.result = result
-
-
 class ActionsFinished(Message):
     """Every VM of an action finished."""
 
@@ -40,3 +38,11 @@ class ActionsFinished(Message):
         super().__init__()
         self.action = action
         self.results = results
+
+
+class NoticeGiven(Message):
+    """The session has something to tell the operator."""
+
+    def __init__(self, notice: Notice) -> None:
+        super().__init__()
+        self.notice = notice

@@ -88,7 +88,21 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.table.focus()
+        # Immediate: a snapshot is shown in the turn it is published, as the estate's data
+        # is what this screen is for (each snapshot's delta builds on the one before).
+        self.context.estate_signal.subscribe(self, self.show_estate, immediate=True)
+        self.context.drift_signal.subscribe(self, self.show_drift)
+        self.context.read_only_signal.subscribe(self, lambda _reason: self.refresh_bindings())
         self.show_estate(self.context.snapshot)
+        self.show_drift(self.context.drifted)
+
+    def on_unmount(self) -> None:
+        for signal in (
+            self.context.estate_signal,
+            self.context.drift_signal,
+            self.context.read_only_signal,
+        ):
+            signal.unsubscribe(self)
 
     # -- data down ------------------------------------------------------------------------
 

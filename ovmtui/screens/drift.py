@@ -34,7 +34,11 @@ class DriftScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.add_columns("VM", "recorded", "pool/host", "last seen", "in drift since", "UUID")
         table.focus()
+        self.context.drift_signal.subscribe(self, self.show_drift)
         self._show(tuple(self.context.drifted))
+
+    def on_unmount(self) -> None:
+        self.context.drift_signal.unsubscribe(self)
 
     def show_drift(self, drifted: tuple[DriftedVm, ...]) -> None:
         self._show(drifted)

@@ -1,0 +1,469 @@
+"""The core: one estate session, the same for the TUI and the headless commands.
+
+``EstateSession`` wires what every face of ovmtui needs: the poller, the VM actions, the
+repository (last-known state, journal, jobs), the writer that records every snapshot, drift,
+backups, exports, reconciles and restores. It knows nothing of Textual: the app is its face
+on a screen (bindings, screens, notices), ``headless`` its face in a shell. It reports
+through ``SessionEvents`` callbacks, called on the event loop's thread.
+
+Started and stopped as an async context::
+
+    async with EstateSession(estate, repository=path) as session:
+        await session.poll_once()        # a headless command
+        await session.run()              # or the TUI: polls until cancelled
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from ovmtui.backend.base import Backend
+from ovmtui.backend.factory import backend_for
+from ovmtui.config import EstateConfig
+from ovmtui.errors import ActionRefused, OvmError, RepositoryError
+from ovmtui.identity import current_user
+from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
+from ovmtui.operations import run_as_job
+from ovmtui.services.actions import ActionResult, ActionService, InMemoryJournal, summarize
+from ovmtui.services.definitions import (
+    ArchiveKey,
+    ExportResult,
+    default_definitions_dir,
+    export_definitions,
+)
+from ovmtui.services.jobs import EXPORT_KIND, export_outcome
+from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.store.backup import (
+    BackupInfo,
+    create_backup,
+    default_backup_dir,
+    inspect_backup,
+    list_backups,
+)
+from ovmtui.store.drift import DriftedVm
+from ovmtui.store.journal import JournalEntry
+from ovmtui.store.reconcile import ReconcileOutcome, reconcile
+from ovmtui.store.repository import Repository
+from ovmtui.store.restore import RestoreOutcome, RestorePlan, plan_restore, restore_repository
+
+MAX_LOG = 5000
+STORE_DRAIN_S = 10.0
+# At the end, how long running actions have to write their "interrupted" record.
+ACTIONS_DRAIN_S = 5.0
+
+Severity = Literal["information", "warning", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the operator should be told (a face shows it as it can)."""
+
+    text: str
+    title: str = ""
+    severity: Severity = "information"
+    lasting: bool = False  # stays until dismissed (a reason that holds for the whole run)
+
+
+def _ignore(_value: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvents:
+    """What a face hears of the session; every callback is optional."""
+
+    estate: Callable[[EstateSnapshot], object] = _ignore
+    drift: Callable[[tuple[DriftedVm, ...]], object] = _ignore
+    action: Callable[[ActionResult], object] = _ignore
+    notice: Callable[[Notice], object] = _ignore
+    # The session turned read-only while running (its repository stopped taking writes).
+    read_only: Callable[[str], object] = _ignore
+
+
+class EstateSession:
+    """Owns the services of one estate; see the module docstring."""
+
+    def __init__(
+        self,
+        estate: EstateConfig,
+        *,
+        repository: Path | None = None,
+        interval_s: float = 5.0,
+        read_only: bool = False,
+        read_only_reason: str | None = None,
+        backends: Sequence[Backend] | None = None,
+        events: SessionEvents | None = None,
+        clock: Callable[[], float] | None = None,
+        max_concurrency: int | None = None,
+        user: str | None = None,
+        unwritable: Literal["raise", "read-only"] = "read-only",
+    ) -> None:
+        """``read_only_reason``: why the repository cannot be written (the session then only
+        reads it). Without a ``repository`` (tests, benchmarks) actions are journaled in
+        memory. ``unwritable``: what a repository that fails to open for writing does to
+        the session: turn it read-only (the TUI: watching matters more), or raise (a
+        headless command: it was asked to record, and says it cannot)."""
+        self.estate = estate
+        self.events = events if events is not None else SessionEvents()
+        self.user = user or current_user()
+        self._read_only = read_only or read_only_reason is not None
+        self.read_only_reason = read_only_reason
+        if backends is None:
+            backends = [backend_for(host) for host in estate.hosts]
+        roles = {host.key: host.roles for host in estate.hosts}
+        options: dict[str, object] = {} if clock is None else {"clock": clock}
+        if max_concurrency is not None:
+            options["max_concurrency"] = max_concurrency
+        self.poller = EstatePoller(
+            [PolledHost(b, roles.get(b.host, ())) for b in backends],
+            on_snapshot=self._published,
+            interval_s=interval_s,
+            **options,  # type: ignore[arg-type]
+        )
+        self.actions = ActionService(
+            self.poller.backend,
+            refresh=self.poller.refresh,
+            read_only=self._read_only,
+            user=self.user,
+        )
+        if repository is None:
+            self.actions.journal = InMemoryJournal()
+        else:
+            self.actions.no_journal = read_only_reason or "the repository is not open yet"
+        self.repository_path = repository
+        self.repository: Repository | None = None
+        self._unwritable = unwritable
+        self._snapshot = self.poller.snapshot
+        self._results: list[ActionResult] = []
+        self._to_store: asyncio.Queue[EstateSnapshot | None] = asyncio.Queue()
+        self._store_task: asyncio.Task[None] | None = None
+        self._drifted: tuple[DriftedVm, ...] = ()
+        self._action_tasks: set[asyncio.Task[object]] = set()
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> EstateSnapshot:
+        """The latest snapshot (the faces' copy may lag by one message)."""
+        return self._snapshot
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def action_log(self) -> Sequence[ActionResult]:
+        return tuple(self._results)
+
+    @property
+    def drifted(self) -> tuple[DriftedVm, ...]:
+        return self._drifted
+
+    @property
+    def backup_dir(self) -> Path | None:
+        if self.repository_path is None:
+            return None
+        return default_backup_dir(self.repository_path)
+
+    def open_repository(self) -> Repository:
+        if self.repository is None:
+            raise RepositoryError("no repository is open: nothing is recorded in this run")
+        return self.repository
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> EstateSession:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the repository (the last-known estate is published at once, marked stale)."""
+        if self.repository_path is not None:
+            await self._open_repository(self.repository_path)
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        await self.poller.run()
+
+    async def poll_once(self) -> EstateSnapshot:
+        """Every host once (a headless command); recorded like the TUI's polls (by the
+        writer, drained when the session closes)."""
+        return await self.poller.poll_once()
+
+    async def close(self) -> None:
+        await self.interrupt_actions()
+        await self.poller.close()
+        await self._detach_repository()
+
+    async def interrupt_actions(self) -> None:
+        """Actions still running are cancelled; each writes its "interrupted" record first."""
+        running = [task for task in self._action_tasks if not task.done()]
+        for task in running:
+            task.cancel()  # the face may have done so already: once more changes nothing
+        if running:
+            await asyncio.wait(running, timeout=ACTIONS_DRAIN_S)
+
+    # -- actions ------------------------------------------------------------------------
+
+    def command_for(self, placed: PlacedVm, action: VmAction) -> str:
+        try:
+            return self.actions.command_for(placed, action)
+        except OvmError as exc:
+            return f"# {exc.message}"
+
+    def refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
+        try:
+            self.actions.check(placed, action)
+        except OvmError as exc:
+            return exc.message
+        return None
+
+    async def run_actions(
+        self, targets: Sequence[PlacedVm], action: VmAction
+    ) -> tuple[ActionResult, ...]:
+        """Run ``action`` on every target (a job when there are several); each result is
+        told to ``events.action`` as it comes. Cancelled, each running one is journaled as
+        interrupted."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._action_tasks.add(task)
+            task.add_done_callback(self._action_tasks.discard)
+
+        async def run() -> list[ActionResult]:
+            return await self.actions.run_many(targets, action, on_result=self._acted)
+
+        def listed(results: list[ActionResult]) -> tuple[bool, str]:
+            ok, failed = summarize(results)
+            return failed == 0, f"{ok} done, {failed} failed"
+
+        if len(targets) > 1 and self.repository is not None and not self.repository.read_only:
+            results = await run_as_job(
+                self.repository,
+                "bulk-action",
+                f"{action.value} on {len(targets)} VMs",
+                run,
+                outcome=listed,
+                user=self.user,
+                unrecorded=lambda text: self._tell(Notice(text, "Job not recorded", "warning")),
+            )
+        else:
+            results = await run()
+        return tuple(results)
+
+    def _acted(self, result: ActionResult) -> None:
+        self._results.append(result)
+        del self._results[:-MAX_LOG]
+        self.events.action(result)
+
+    # -- the repository's contents ------------------------------------------------------
+
+    async def journal_entries(self) -> Sequence[JournalEntry]:
+        return await self.open_repository().journal_entries()
+
+    async def backups(self) -> Sequence[BackupInfo]:
+        """Newest first."""
+        directory = self.backup_dir
+        if directory is None:
+            raise RepositoryError("no repository in this run: no backups")
+        paths = await asyncio.to_thread(list_backups, directory)
+        return [await inspect_backup(path) for path in reversed(paths)]
+
+    async def back_up_now(self) -> Path:
+        directory = self.backup_dir
+        if directory is None:
+            raise RepositoryError("no repository in this run: nothing to back up")
+        return await create_backup(self.open_repository(), directory)
+
+    async def export_definitions(self, directory: Path | None = None) -> ExportResult:
+        """Every VM's definition into one archive signed by this repository; a job."""
+        if self.repository_path is None:
+            raise RepositoryError("no repository in this run: nowhere to put the archive")
+        target = directory or default_definitions_dir(self.repository_path)
+        snapshot = self._snapshot
+
+        async def export() -> ExportResult:
+            # Signed with the repository's key, so that it imports later as its own.
+            key = await ArchiveKey.of(self.open_repository())
+            return await export_definitions(snapshot, self.poller.backend, target, key=key)
+
+        # The same job from the TUI and from a shell: `ovmtui jobs` lists both.
+        repo = self.repository if self.repository is not None else None
+        return await run_as_job(
+            None if repo is None or repo.read_only else repo,
+            EXPORT_KIND,
+            str(target),
+            export,
+            outcome=export_outcome,
+            user=self.user,
+            unrecorded=lambda text: self._tell(Notice(text, "Job not recorded", "warning")),
+        )
+
+    async def reconcile(self, drifted: Sequence[DriftedVm]) -> ReconcileOutcome:
+        if self._read_only:
+            raise ActionRefused("read-only mode: a reconcile changes the repository")
+        repo, directory = self.open_repository(), self.backup_dir
+        assert directory is not None  # a repository is open
+        outcome = await reconcile(
+            repo, [vm.uuid for vm in drifted], backup_dir=directory, user=self.user
+        )
+        await self._check_drift(repo)
+        return outcome
+
+    async def plan_restore(
+        self, backup: Path, *, from_other_repository: bool = False
+    ) -> RestorePlan:
+        if self.repository_path is None:
+            raise RepositoryError("no repository in this run: nothing to restore into")
+        return await plan_restore(
+            self.repository_path, backup, from_other_repository=from_other_repository
+        )
+
+    async def restore(self, plan: RestorePlan) -> RestoreOutcome:
+        """Swap the repository under the running session, then carry on with the restored
+        one (the old one if the restore was refused)."""
+        if self._read_only:
+            raise ActionRefused("read-only mode: a restore changes the repository")
+        if any(not task.done() for task in self._action_tasks):
+            raise ActionRefused("actions are still running: restore once they have finished")
+        directory = self.backup_dir
+        assert directory is not None  # plan_restore refused already
+        self.actions.hold = "the repository is being restored: try again in a moment"
+        await self._detach_repository()
+        try:
+            return await restore_repository(plan, backup_dir=directory, user=self.user)
+        finally:
+            await self._open_repository(plan.repository, restored=True)
+            self.actions.hold = None
+            self.poller.refresh()
+
+    # -- the repository: open, record, close --------------------------------------------
+
+    async def _open_repository(self, path: Path, *, restored: bool = False) -> None:
+        if self.read_only_reason is not None:
+            await self._open_for_reading(path)
+            return
+        repo: Repository | None = None
+        try:
+            repo = await Repository.open(path)
+            differences = await repo.import_estate(self.estate)
+            known = await repo.load_snapshot()
+        except OvmError as exc:
+            if repo is not None:
+                # Closed, or its aiosqlite thread (not a daemon) keeps the process alive at
+                # exit: quitting would hang for good.
+                await repo.close()
+            if self._unwritable == "raise":
+                raise
+            # Writable a moment ago (checked before start-up), not now: nothing may run
+            # unrecorded, so carry on read-only, watching the estate, and say why.
+            self._go_read_only(f"{path}: cannot be written: {exc.message}")
+            await self._open_for_reading(path)
+            return
+        self.repository = repo
+        self.actions.journal = repo
+        for line in differences:
+            self._tell(Notice(line, "Estate file differs from the repository", "warning"))
+        if known is not None and restored:
+            self.poller.adopt(known)
+        elif known is not None:
+            # Last-known state at once, marked stale, before the first poll answers.
+            self.poller.seed(known)
+            self._snapshot = self.poller.snapshot
+            self.events.estate(self._snapshot)
+        # A task of our own: a save cancelled halfway would leave its transaction open; this
+        # one is drained at the end instead.
+        self._store_task = asyncio.create_task(self._store_snapshots(repo))
+
+    def _go_read_only(self, reason: str) -> None:
+        self.read_only_reason = reason
+        self._read_only = self.actions.read_only = True
+        self.actions.no_journal = reason
+        self.events.read_only(reason)
+
+    async def _open_for_reading(self, path: Path) -> None:
+        """The last-known state and the journal, to read: nothing is written, nothing runs."""
+        repo: Repository | None = None
+        try:
+            repo = await Repository.open(path, read_only=True)
+            known = await repo.load_snapshot()
+            drifted = tuple(await repo.drifted())
+        except OvmError as exc:
+            if repo is not None:
+                await repo.close()
+            self._tell(
+                Notice(
+                    f"{exc}\nNo last-known state: only what the hosts answer now is shown.",
+                    "The repository cannot be read either",
+                    "error",
+                    lasting=True,
+                )
+            )
+            return
+        self.repository = repo
+        if known is not None:
+            self.poller.seed(known)
+            self._snapshot = self.poller.snapshot
+            self.events.estate(self._snapshot)
+        if drifted:
+            self._drifted = drifted
+            self.events.drift(drifted)
+
+    async def _store_snapshots(self, repo: Repository) -> None:
+        """Record every published snapshot, in order (their deltas build on each other)."""
+        failed = False
+        while (snapshot := await self._to_store.get()) is not None:
+            try:
+                await repo.save_snapshot(snapshot)
+                await self._check_drift(repo)
+                failed = False
+            except OvmError as exc:
+                if not failed:  # once, not at every refresh
+                    self._tell(Notice(str(exc), exc.title, "error"))
+                failed = True
+
+    async def _check_drift(self, repo: Repository) -> None:
+        drifted = tuple(await repo.drifted())
+        if drifted != self._drifted:
+            self._drifted = drifted
+            self.events.drift(drifted)
+
+    async def _detach_repository(self) -> None:
+        """Save what is queued, then close: nothing seen is lost, nothing half-written."""
+        repo, self.repository = self.repository, None
+        self.actions.journal = None
+        self.actions.no_journal = "the repository is closed"
+        if self._store_task is not None:
+            self._to_store.put_nowait(None)  # save what is queued, then stop
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._store_task, STORE_DRAIN_S)
+            self._store_task = None
+        if repo is not None and not repo.read_only:
+            with contextlib.suppress(OvmError):
+                # In full: deltas still queued when the writer stopped are not lost.
+                await repo.save_snapshot(dataclasses.replace(self._snapshot, delta=None))
+        if repo is not None:
+            await repo.close()
+
+    def _published(self, snapshot: EstateSnapshot) -> None:
+        self._snapshot = snapshot
+        if self._store_task is not None:  # none for a repository opened only to read
+            self._to_store.put_nowait(snapshot)
+        self.events.estate(snapshot)
+
+    def _tell(self, notice: Notice) -> None:
+        self.events.notice(notice)
