@@ -1,22 +1,43 @@
-"""Command palette: every VM action and every host, by name ("Start web01", "Open host h3")."""
+"""Command palette: every VM action and every host, by name ("Start web01", "Open host h3").
+
+A VM action its host or state rules out is listed too, dimmed, after those that can run,
+with the reason as its help: the palette says why, as the dimmed key does. Chosen anyway,
+it runs nothing and says why again.
+"""
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 
 from ovmtui.context import AppContext
-from ovmtui.model import HostKey, VmAction
+from ovmtui.model import HostKey, PlacedVm, VmAction
 
 MAX_HITS = 200
+# Ranks an entry that cannot run below one that can and matches as well.
+REFUSED_SCORE = 0.5
+
+
+class PaletteCommand(NamedTuple):
+    text: str
+    help: str
+    callback: partial[None]
+    # A VM action: its reason to refuse is asked only when it is shown (not for all of
+    # the estate's VMs on every key typed).
+    placed: PlacedVm | None = None
+    action: VmAction | None = None
 
 
 class _EstateScreen(Protocol):
     context: AppContext
 
     def run_on_vm(self, uuid: str, action: VmAction) -> None: ...
+
+    def vm_refusal(self, placed: PlacedVm, action: VmAction) -> str | None: ...
 
     def open_host(self, key: HostKey) -> None: ...
 
@@ -46,48 +67,70 @@ class EstateCommands(Provider):
             return screen  # type: ignore[return-value]  # duck-typed: the dashboard
         return None
 
-    def _commands(self, screen: _EstateScreen) -> list[tuple[str, str, partial[None]]]:
+    def _commands(self, screen: _EstateScreen) -> list[PaletteCommand]:
         context = screen.context
         snapshot = context.snapshot
-        commands: list[tuple[str, str, partial[None]]] = [
-            ("Refresh every host now", "ctrl+r", partial(screen.action_refresh)),
-            ("Filter VMs", "/", partial(screen.action_filter)),
-            ("Sort by the next column", "o", partial(screen.action_sort_next)),
-            ("Reverse the sort", "O", partial(screen.action_sort_reverse)),
-            ("Show the action log", "l", partial(screen.action_action_log)),
-            ("Show the audit journal", "j", partial(screen.action_journal)),
-            ("Back up or restore the repository", "b", partial(screen.action_backups)),
-            (
+        commands = [
+            PaletteCommand("Refresh every host now", "ctrl+r", partial(screen.action_refresh)),
+            PaletteCommand("Filter VMs", "/", partial(screen.action_filter)),
+            PaletteCommand("Sort by the next column", "o", partial(screen.action_sort_next)),
+            PaletteCommand("Reverse the sort", "O", partial(screen.action_sort_reverse)),
+            PaletteCommand("Show the action log", "l", partial(screen.action_action_log)),
+            PaletteCommand("Show the audit journal", "j", partial(screen.action_journal)),
+            PaletteCommand(
+                "Back up or restore the repository", "b", partial(screen.action_backups)
+            ),
+            PaletteCommand(
                 "Export every VM's definition to an archive",
                 "E",
                 partial(screen.action_export_definitions),
             ),
-            ("Show state drift (recorded vs reported)", "D", partial(screen.action_drift)),
+            PaletteCommand(
+                "Show state drift (recorded vs reported)", "D", partial(screen.action_drift)
+            ),
         ]
         for host in snapshot.hosts:
             commands.append(
-                (f"Open host {host.name}", f"pool {host.pool}", partial(screen.open_host, host.key))
+                PaletteCommand(
+                    f"Open host {host.name}",
+                    f"pool {host.pool}",
+                    partial(screen.open_host, host.key),
+                )
             )
         if context.read_only:
             return commands
         for placed in snapshot.placed_vms():
             for action in VmAction:
-                if action.applies_to(placed.vm.state):
-                    commands.append(
-                        (
-                            f"{action.label} {placed.vm.name}",
-                            f"{placed.vm.state.value} on {placed.host}",
-                            partial(screen.run_on_vm, placed.uuid, action),
-                        )
+                commands.append(
+                    PaletteCommand(
+                        f"{action.label} {placed.vm.name}",
+                        f"{placed.vm.state.value} on {placed.host}",
+                        partial(screen.run_on_vm, placed.uuid, action),
+                        placed,
+                        action,
                     )
+                )
         return commands
+
+    def refusal(self, screen: _EstateScreen, command: PaletteCommand) -> str | None:
+        """Why a listed command cannot run now (a VM action only), or None."""
+        if command.placed is None or command.action is None:
+            return None
+        return screen.vm_refusal(command.placed, command.action)
 
     async def discover(self) -> Hits:
         screen = self._target()
         if screen is None:
             return
-        for text, help_text, callback in self._commands(screen)[:20]:
-            yield DiscoveryHit(text, callback, help=help_text)
+        for command in self._commands(screen)[:20]:
+            refusal = self.refusal(screen, command)
+            display = Content(command.text)
+            yield DiscoveryHit(
+                display if refusal is None else display.stylize("dim"),
+                command.callback,
+                text=command.text,
+                help=escape(command.help if refusal is None else refusal),
+            )
 
     async def search(self, query: str) -> Hits:
         screen = self._target()
@@ -95,10 +138,21 @@ class EstateCommands(Provider):
             return
         matcher = self.matcher(query)
         hits = 0
-        for text, help_text, callback in self._commands(screen):
-            score = matcher.match(text)
+        for command in self._commands(screen):
+            score = matcher.match(command.text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+                refusal = self.refusal(screen, command)
+                display = matcher.highlight(command.text)
+                if refusal is not None:
+                    score *= REFUSED_SCORE
+                    display = display.stylize("dim")
+                yield Hit(
+                    score,
+                    display,
+                    command.callback,
+                    text=command.text,
+                    help=escape(command.help if refusal is None else refusal),
+                )
                 hits += 1
                 if hits >= MAX_HITS:
                     return

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input
 
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
-from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction
+from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction, action_refusal
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.store.drift import DriftedVm
 from ovmtui.widgets.estate_header import EstateHeader
@@ -29,6 +31,12 @@ _ACTION_KEYS = {
     VmAction.RESUME: "u",
     VmAction.FORCE_OFF: "K",
 }
+
+_BINDING_ACTIONS = {f"vm-{action.value}": action for action in _ACTION_KEYS}
+
+# Redrawing the footer's keys costs about 100 ms. While the cursor runs through the table,
+# they are redrawn once it rests this long (a key pressed meanwhile is checked as it comes).
+CURSOR_SETTLE_S = 0.05
 
 _SORT_COLUMNS = ("name", "state", "host", "vcpus", "memory", "cpu", "uptime")
 
@@ -74,6 +82,10 @@ class DashboardScreen(Screen[None]):
         self.host_panel = HostPanel(clock=context.clock, id="host-panel")
         self.filter_box = Input(placeholder="filter: name, state or host", id="filter")
         self.table = VmTable(now=context.clock, id="vm-table")
+        # What the VM keys said when the footer was last drawn: it is redrawn only when
+        # that changes, not on every cursor move.
+        self._keys_state: tuple[object, ...] | None = None
+        self._keys_settling: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -113,6 +125,7 @@ class DashboardScreen(Screen[None]):
         self.estate_tree.show_estate(snapshot)
         self.table.apply_snapshot(snapshot)
         self._update_host_panel()
+        self._sync_vm_keys()
 
     def _update_host_panel(self) -> None:
         key = self._scope.host_key
@@ -128,9 +141,16 @@ class DashboardScreen(Screen[None]):
         self._scope = event.scope
         self.table.set_scope(event.scope.pool, event.scope.host)
         self._update_host_panel()
+        self._sync_vm_keys()
 
     def on_vm_table_vm_highlighted(self, event: VmTable.VmHighlighted) -> None:
         self._update_host_panel()
+        if self._keys_settling is not None:
+            self._keys_settling.stop()
+        self._keys_settling = self.set_timer(CURSOR_SETTLE_S, self._sync_vm_keys)
+
+    def on_vm_table_marks_changed(self, event: VmTable.MarksChanged) -> None:
+        self._sync_vm_keys()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
@@ -140,10 +160,12 @@ class DashboardScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "vm":
-            # Hidden in read-only mode. Otherwise always enabled: dimming keys as the cursor
-            # moves would rebuild the footer on every move (~60 ms each); an action that does
-            # not apply says so when pressed.
-            return not self.context.read_only
+            # Hidden in read-only mode; dimmed (None: shown, and the key does nothing) when
+            # none of its targets can take it, with the reason beside it (active_bindings).
+            if self.context.read_only:
+                return False
+            vm_action = VmAction(str(parameters[0]))
+            return None if self.vm_key_refusal(vm_action) is not None else True
         if action == "keep_filter":
             return self.focused is self.filter_box
         if action == "clear_filter":
@@ -151,11 +173,59 @@ class DashboardScreen(Screen[None]):
             return self.focused is box or bool(box.value)
         return True
 
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """Textual's, with the reason of each dimmed VM key as its tooltip: the footer shows
+        it on hover, the key panel beside the key."""
+        bindings = super().active_bindings
+        for key, active in bindings.items():
+            vm_action = _BINDING_ACTIONS.get(active.binding.id or "")
+            if vm_action is None or active.enabled or active.node is not self:
+                continue
+            reason = self.vm_key_refusal(vm_action)
+            if reason is not None:
+                binding = dataclasses.replace(active.binding, tooltip=reason)
+                bindings[key] = active._replace(binding=binding, tooltip=reason)
+        return bindings
+
+    def _sync_vm_keys(self) -> None:
+        """Redraw the footer's keys if what the VM keys say has changed."""
+        self._keys_settling = None
+        state = (self.context.read_only, *(self.vm_key_refusal(a) for a in VmAction))
+        if state != self._keys_state:
+            self._keys_state = state
+            self.refresh_bindings()
+
+    def vm_refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
+        """Why ``action`` cannot run on this VM now, or None when it can be tried."""
+        host = self.context.snapshot.host(placed.host_key)
+        if host is not None:
+            reason = action_refusal(placed, action, host.capabilities, reachable=host.reachable)
+            if reason is not None:
+                return reason
+        return self.context.refusal(placed, action)  # read-only, a restore, no journal …
+
+    def vm_key_refusal(self, action: VmAction) -> str | None:
+        """Why the key of ``action`` is dimmed: none of its targets can take it."""
+        if self.table.marked:
+            # The reasons depend on the host and the state only: one VM of each will do.
+            kinds = {(p.host_key, p.vm.state): p for p in self.table.marked_vms()}
+            reasons = {self.vm_refusal(p, action) for p in kinds.values()}
+            if None in reasons:
+                return None
+            if len(reasons) == 1:
+                return f"marked VMs: {reasons.pop()}"
+            return f"none of the marked VMs can {action.label.lower()}"
+        cursor = self.table.cursor_vm
+        if cursor is None:
+            return "no VM under the cursor"
+        return self.vm_refusal(cursor, action)
+
     def targets(self, action: VmAction) -> tuple[list[PlacedVm], int]:
         """The VMs an action would touch: the marked ones, else the one under the cursor.
 
-        Returns the targets and how many marked VMs were skipped because the action does
-        not apply to their state (forcing off a VM that is already off, say).
+        Returns the targets and how many marked VMs were skipped because their state or
+        host rules the action out (forcing off a VM that is already off, say).
         """
         marked = self.table.marked
         if marked:
@@ -163,11 +233,7 @@ class DashboardScreen(Screen[None]):
         else:
             cursor = self.table.cursor_vm
             candidates = [cursor] if cursor is not None else []
-        targets = [
-            p
-            for p in candidates
-            if action.applies_to(p.vm.state) and self.context.refusal(p, action) is None
-        ]
+        targets = [p for p in candidates if self.vm_refusal(p, action) is None]
         return targets, len(candidates) - len(targets)
 
     def action_vm(self, name: str) -> None:
@@ -187,7 +253,7 @@ class DashboardScreen(Screen[None]):
                 else f"{action.label} {len(targets)} VMs?"
             )
             if skipped:
-                title += f" ({skipped} marked VMs skipped: not applicable to their state)"
+                title += f" ({skipped} marked VMs skipped: their state or host rules it out)"
             warning = FORCE_OFF_WARNING if action.loses_guest_state else None
             self.app.push_screen(
                 ConfirmDialog(title, commands, warning=warning, confirm_label=action.label),
@@ -203,10 +269,8 @@ class DashboardScreen(Screen[None]):
         cursor = self.table.cursor_vm
         if cursor is None:
             return f"No VM to {verb}: the table is empty."
-        refusal = self.context.refusal(cursor, action)
-        if refusal is not None:
-            return refusal
-        return f"{cursor.vm.name} is {cursor.vm.state.value}: cannot {verb} it."
+        refusal = self.vm_refusal(cursor, action)
+        return f"{cursor.vm.name}: {refusal or f'cannot {verb} it now'}."
 
     def _run(self, targets: Sequence[PlacedVm], action: VmAction, commands: list[str]) -> None:
         shown = "\n".join(commands[:3]) + (

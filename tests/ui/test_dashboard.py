@@ -230,12 +230,14 @@ async def test_palette_offers_actions_and_hosts_by_name() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         provider = EstateCommands(app.screen)
-        titles = [text for text, _, _ in provider._commands(dashboard(app))]
-        assert "Open host ovs02" in titles
-        assert "Refresh every host now" in titles and "Show the action log" in titles
-        assert "Force off web01" in titles
-        assert "Start backup-proxy01" in titles  # shut off: start is offered
-        assert "Start web01" not in titles  # running: start is not
+        commands = {c.text: c for c in provider._commands(dashboard(app))}
+        assert "Open host ovs02" in commands
+        assert "Refresh every host now" in commands and "Show the action log" in commands
+        assert provider.refusal(dashboard(app), commands["Force off web01"]) is None
+        # Shut off: start is offered; running: start is listed with the reason it cannot.
+        assert provider.refusal(dashboard(app), commands["Start backup-proxy01"]) is None
+        refusal = provider.refusal(dashboard(app), commands["Start web01"])
+        assert refusal == "cannot start a VM that is running"
         # Run one through the screen, as the palette would.
         dashboard(app).open_host(HostKey("dev", "dev01"))
         await wait_until(pilot, lambda: table(app).row_count == 12)
