@@ -9,18 +9,11 @@ from textual.content import Content
 from textual.widgets import Static
 
 from ovmtui import format as fmt
-from ovmtui.model import EstateSnapshot, EstateTotals, TotalsTally, VmState
+from ovmtui.model import EstateSnapshot, EstateTotals, TotalsTally
 from ovmtui.terminal import ascii_content, ascii_only
+from ovmtui.widgets.state_style import HostState, markup
 
-_STATE_STYLES = {
-    VmState.RUNNING: "$success",
-    VmState.BLOCKED: "$success",
-    VmState.PAUSED: "$warning",
-    VmState.SHUTTING_DOWN: "$warning",
-    VmState.SUSPENDED: "$warning",
-    VmState.CRASHED: "$error",
-    VmState.DYING: "$error",
-}
+_UP, _UNKNOWN, _DOWN = markup(HostState.UP), markup(HostState.UNKNOWN), markup(HostState.DOWN)
 
 
 class EstateHeader(Static):
@@ -94,11 +87,11 @@ class EstateHeader(Static):
             more = "..." if self._ascii else "…"
             first.append(Content.from_markup(f"[$text-muted]waiting for the first poll{more}[/]"))
             return self._bar.join(first)
-        hosts = f"hosts [$success]{totals.hosts_up} up[/]"
+        hosts = f"hosts [{_UP}]{totals.hosts_up} up[/]"
         if totals.hosts_down:
-            hosts += f" [$error b]{totals.hosts_down} down[/]"
+            hosts += f" [{_DOWN}]{totals.hosts_down} down[/]"
         if totals.hosts_unknown:
-            hosts += f" [$warning]{totals.hosts_unknown} waiting[/]"
+            hosts += f" [{_UNKNOWN}]{totals.hosts_unknown} waiting[/]"
         first.append(Content.from_markup(hosts))
         vm_count = Content(f"{totals.vm_count} VMs")
         memory = Content(
@@ -116,9 +109,7 @@ class EstateHeader(Static):
                 break
         states = []
         for state, n in totals.vms_by_state:
-            style = _STATE_STYLES.get(state)
-            text = f"{n} {state.value}"
-            states.append(f"[{style}]{text}[/]" if style else text)
+            states.append(f"[{markup(state)}]{n} {state.value}[/]")
         second = Content.from_markup(self._dot.join(states)) if states else Content("no VMs")
         return Content("\n").join([line, second])
 

@@ -9,38 +9,23 @@ theme, focus or width), so painting is a list lookup.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Final
+from collections.abc import Iterable
+from typing import ClassVar, Final, Unpack
 
-from rich.cells import get_character_cell_size
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Region, Size
+from textual.geometry import Region
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ovmtui.model import EstateSnapshot, HostKey, HostRole, HostStatus
-from ovmtui.terminal import ascii_only, to_ascii
-from ovmtui.widgets._lines import cells, keep_in_view
+from ovmtui.terminal import to_ascii
+from ovmtui.widgets._line_view import LineView, WidgetOptions, cells, cursor_bindings
+from ovmtui.widgets._tree_lines import ASCII, UNICODE, Line, Part, Scope, fit
+from ovmtui.widgets.state_style import HOST_STATE_STYLES, HostState, css_rules, host_state
 
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What a tree line stands for: the estate, a pool or one host."""
-
-    pool: str | None = None
-    host: str | None = None
-
-    @property
-    def host_key(self) -> HostKey | None:
-        if self.pool is None or self.host is None:
-            return None
-        return HostKey(self.pool, self.host)
-
+__all__ = ["EstateTree", "Scope", "fit"]
 
 _ROLE_TAGS: Final = {HostRole.MASTER: "M", HostRole.UTILITY: "U", HostRole.VM: "V"}
 
@@ -50,136 +35,15 @@ _GUIDES: Final = "estate-tree--guides"
 _CURSOR: Final = "estate-tree--cursor"
 _POOL: Final = "estate-tree--pool"
 _DETAIL: Final = "estate-tree--detail"
-_UP: Final = "estate-tree--up"
-_UNKNOWN: Final = "estate-tree--unknown"
-_DOWN: Final = "estate-tree--down"
-_STYLED: Final = (_PLAIN, _GUIDES, _CURSOR, _POOL, _DETAIL, _UP, _UNKNOWN, _DOWN)
-
-# A name cut shorter than this says nothing: cut the end of the line instead.
-_MIN_NAME_CELLS: Final = 4
+_STATE: Final = {state: f"estate-tree--{state.value}" for state in HostState}
+_STYLED: Final = (_PLAIN, _GUIDES, _CURSOR, _POOL, _DETAIL, *_STATE.values())
 
 
-@dataclass(frozen=True, slots=True)
-class _Glyphs:
-    expanded: str
-    collapsed: str
-    branch: str
-    last_branch: str
-    stem: str
-    up: str
-    unknown: str
-    down: str
-    dot: str
-    more: str
-
-
-_UNICODE: Final = _Glyphs("▼ ", "▶ ", "├ ", "└ ", "│ ", "●", "◌", "✖", "·", "…")
-# For a terminal whose locale cannot show the above (LANG=C): see ovmtui.terminal.
-_ASCII: Final = _Glyphs("v ", "> ", "|-", "`-", "| ", "*", "o", "x", "-", "~")
-
-Part = tuple[str, str]  # text, component class
-
-
-def _cut(text: str, room: int) -> str:
-    """The head of `text` that fits `room` cells; a wide character that would straddle the
-    edge is left out (Rich's set_cell_size would put a space in its place)."""
-    if text.isascii():
-        return text[:room]
-    used = 0
-    for end, char in enumerate(text):
-        used += get_character_cell_size(char)
-        if used > room:
-            return text[:end]
-    return text
-
-
-def fit(parts: Sequence[Part], shrink: int, room: int, more: str = "…") -> list[Part]:
-    """`parts` within `room` cells, `more` (one cell) marking a cut.
-
-    The part at `shrink` (the name) gives way first, so that counts and states stay in
-    sight; when it cannot give enough, the line is cut at its end.
-    """
-    widths = [cells(text) for text, _ in parts]
-    over = sum(widths) - room
-    if over <= 0:
-        return list(parts)
-    if room <= 0:
-        return []
-    name, style = parts[shrink]
-    keep = widths[shrink] - over - 1
-    if keep >= _MIN_NAME_CELLS - 1:
-        fitted = list(parts)
-        fitted[shrink] = (_cut(name, keep) + more, style)
-        return fitted
-    fitted, left = [], room - 1
-    for (text, style), width in zip(parts, widths, strict=True):
-        if width > left:
-            if left:
-                fitted.append((_cut(text, left), style))
-            fitted.append((more, style))
-            break
-        fitted.append((text, style))
-        left -= width
-    return fitted
-
-
-class _Line:
-    """The estate, a pool or a host: its label, place and painted strips."""
-
-    __slots__ = (
-        "cursor_strip",
-        "epoch",
-        "expanded",
-        "guides",
-        "icon",
-        "index",
-        "parts",
-        "scope",
-        "shrink",
-        "signature",
-        "strip",
-    )
-
-    def __init__(self, scope: Scope, parts: tuple[Part, ...], shrink: int) -> None:
-        self.scope = scope
-        self.parts = parts
-        self.shrink = shrink
-        self.signature: object = None
-        self.guides = ""
-        self.icon = ""
-        self.expanded = True
-        self.index = -1  # -1: not shown (its pool is collapsed, or it has gone)
-        self.strip: Strip | None = None
-        self.cursor_strip: Strip | None = None
-        self.epoch = -1
-
-    @property
-    def text(self) -> str:
-        return "".join(text for text, _ in self.parts)
-
-    def relabel(self, parts: tuple[Part, ...]) -> None:
-        self.parts = parts
-        self.strip = self.cursor_strip = None
-
-    def place(self, index: int, guides: str, icon: str) -> None:
-        self.index = index
-        if (guides, icon) != (self.guides, self.icon):
-            self.guides, self.icon = guides, icon
-            self.strip = self.cursor_strip = None
-
-
-class EstateTree(ScrollView, can_focus=True):
+class EstateTree(LineView, can_focus=True):
     """Pools and their hosts, with reachability and VM counts, updated in place."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor_up", "Up", show=False, id="tree-cursor-up"),
-        Binding("down", "cursor_down", "Down", show=False, id="tree-cursor-down"),
-        Binding("pageup", "cursor_page_up", "Page up", show=False, id="tree-cursor-page-up"),
-        Binding(
-            "pagedown", "cursor_page_down", "Page down", show=False, id="tree-cursor-page-down"
-        ),
-        Binding("home", "cursor_home", "First", show=False, id="tree-cursor-home"),
-        Binding("end", "cursor_end", "Last", show=False, id="tree-cursor-end"),
+        *cursor_bindings("tree"),
         Binding("left", "collapse", "Collapse", show=False, id="tree-collapse"),
         Binding("right", "expand", "Expand", show=False, id="tree-expand"),
         Binding("enter", "select_cursor", "Show", show=False, id="tree-select"),
@@ -199,9 +63,6 @@ class EstateTree(ScrollView, can_focus=True):
         }
         & > .estate-tree--pool { text-style: bold; }
         & > .estate-tree--detail { text-style: dim; }
-        & > .estate-tree--up { color: $success; }
-        & > .estate-tree--unknown { color: $warning; }
-        & > .estate-tree--down { color: $error; text-style: bold; }
         &:focus {
             background-tint: $foreground 5%;
             & > .estate-tree--guides { color: $surface-lighten-3; }
@@ -218,33 +79,24 @@ class EstateTree(ScrollView, can_focus=True):
         & > .estate-tree--guides { color: $ansi-background; }
         &:nocolor > .estate-tree--cursor { text-style: reverse; }
     }
-    """
+    """ + css_rules("EstateTree", "estate-tree--", HOST_STATE_STYLES)
 
     class ScopeChanged(Message):
         def __init__(self, scope: Scope) -> None:
             super().__init__()
             self.scope = scope
 
-    def __init__(
-        self,
-        *,
-        name: str | None = None,
-        id: str | None = None,
-        classes: str | None = None,
-        disabled: bool = False,
-    ) -> None:
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
-        # Fixed for the app's life: the terminal's character set is known before it starts.
-        self._ascii = ascii_only(self)
-        self._glyphs = _ASCII if self._ascii else _UNICODE
-        self._root = _Line(Scope(), (("Estate", _PLAIN),), 0)
+    def __init__(self, **options: Unpack[WidgetOptions]) -> None:
+        super().__init__(**options)
+        self._glyphs = ASCII if self._ascii else UNICODE
+        self._root = Line(Scope(), (("Estate", _PLAIN),), 0)
         self._root.place(0, "", self._glyphs.expanded)
-        self._lines: list[_Line] = [self._root]
-        self._pools: dict[str, _Line] = {}
+        self._lines: list[Line] = [self._root]
+        self._pools: dict[str, Line] = {}
         # Keyed by (pool, name), not HostKey: a plain tuple is several times cheaper to
         # build and hash, and show_estate does both for every host of every snapshot.
-        self._hosts: dict[tuple[str, str], _Line] = {}
-        self._order: list[_Line] = []  # host lines in snapshot order
+        self._hosts: dict[tuple[str, str], Line] = {}
+        self._order: list[Line] = []  # host lines in snapshot order
         self._cursor = self._root
         # Painting: styles by component class, and the width lines are cut to. A change
         # to either starts a new epoch, which retires every cached strip at once.
@@ -258,10 +110,6 @@ class EstateTree(ScrollView, can_focus=True):
     @property
     def cursor_scope(self) -> Scope:
         return self._cursor.scope
-
-    @property
-    def cursor_index(self) -> int:
-        return self._cursor.index
 
     def labels(self) -> list[str]:
         """Each shown line's label in order, the "Estate" root first.
@@ -280,9 +128,9 @@ class EstateTree(ScrollView, can_focus=True):
         """
         prior = self._order
         structural = len(prior) != len(snapshot.hosts)
-        order: list[_Line] = []
+        order: list[Line] = []
         counts: dict[str, list[int]] = {}
-        changed: list[_Line] = []
+        changed: list[Line] = []
         for host in snapshot.hosts:
             pool_counts = counts.get(host.pool)
             if pool_counts is None:
@@ -293,7 +141,7 @@ class EstateTree(ScrollView, can_focus=True):
             key = (host.pool, host.name)
             line = self._hosts.get(key)
             if line is None:
-                line = self._hosts[key] = _Line(Scope(host.pool, host.name), (), 1)
+                line = self._hosts[key] = Line(Scope(host.pool, host.name), (), 1)
                 structural = True
             elif not structural and prior[len(order)] is not line:
                 structural = True  # same hosts, another order
@@ -306,7 +154,7 @@ class EstateTree(ScrollView, can_focus=True):
         for pool, (up, total, vms) in counts.items():
             line = self._pools.get(pool)
             if line is None:
-                line = self._pools[pool] = _Line(Scope(pool), (), 0)
+                line = self._pools[pool] = Line(Scope(pool), (), 0)
             if line.signature != (up, total, vms):
                 line.signature = (up, total, vms)
                 detail = f"  {up}/{total} up {self._glyphs.dot} {vms} VMs"
@@ -319,7 +167,7 @@ class EstateTree(ScrollView, can_focus=True):
         else:
             self._refresh_lines(line.index for line in changed)
 
-    def _forget_gone(self, order: list[_Line], pools: Iterable[str]) -> None:
+    def _forget_gone(self, order: list[Line], pools: Iterable[str]) -> None:
         shown = set(order)
         for key in [key for key, line in self._hosts.items() if line not in shown]:
             self._hosts.pop(key).index = -1
@@ -331,7 +179,7 @@ class EstateTree(ScrollView, can_focus=True):
         """Rebuild the shown lines after pools or hosts came, went or were folded."""
         for line in self._lines:
             line.index = -1
-        by_pool: dict[str, list[_Line]] = {}
+        by_pool: dict[str, list[Line]] = {}
         for host_line in self._order:
             by_pool.setdefault(host_line.scope.pool or "", []).append(host_line)
         lines = [self._root]
@@ -365,11 +213,16 @@ class EstateTree(ScrollView, can_focus=True):
         self._cursor = pool if pool is not None and pool.index >= 0 else self._root
         self.post_message(self.ScopeChanged(self._cursor.scope))
 
-    def _sync_virtual_size(self) -> None:
-        # Width 0: lines are cut to the viewport, there is nothing to scroll sideways.
-        size = Size(0, len(self._lines))
-        if size != self.virtual_size:
-            self.virtual_size = size
+    # -- the line view's questions (lines are cut to the viewport: width 0)
+
+    def _line_count(self) -> int:
+        return len(self._lines)
+
+    def _cursor_line(self) -> int:
+        return self._cursor.index
+
+    def _put_cursor(self, index: int) -> None:
+        self._cursor = self._lines[index]
 
     # -- cursor
 
@@ -384,34 +237,17 @@ class EstateTree(ScrollView, can_focus=True):
         return True
 
     def _move_cursor(self, index: int, *, always_post: bool = False) -> None:
-        index = min(max(index, 0), len(self._lines) - 1)
-        old, new = self._cursor, self._lines[index]
-        self._cursor = new
-        self._refresh_lines((old.index, new.index))
-        self._scroll_to_cursor()
-        if always_post or new is not old:
-            self.post_message(self.ScopeChanged(new.scope))
+        old = self._cursor
+        super()._move_cursor(index)
+        if always_post or self._cursor is not old:
+            self.post_message(self.ScopeChanged(self._cursor.scope))
 
-    def _page_rows(self) -> int:
-        return max(1, self.scrollable_content_region.height)
-
-    def _scroll_to_cursor(self) -> None:
-        keep_in_view(self, self._cursor.index, self._page_rows())
-
-    def _set_expanded(self, pool: _Line, expanded: bool) -> None:
+    def _set_expanded(self, pool: Line, expanded: bool) -> None:
         if pool.expanded != expanded:
             pool.expanded = expanded
             self._relayout()
 
     # -- painting
-
-    def _refresh_lines(self, indexes: Iterable[int]) -> None:
-        top, rows, width = self.scroll_offset.y, self._page_rows(), self.size.width
-        regions = [
-            Region(0, index - top, width, 1) for index in indexes if top <= index < top + rows
-        ]
-        if regions:
-            self.refresh(*regions)
 
     def _prepare_paint(self) -> None:
         palette = {
@@ -444,7 +280,7 @@ class EstateTree(ScrollView, can_focus=True):
             strip = line.strip or self._paint(line, cursor=False)
         return strip.crop(scroll_x, scroll_x + self._width) if scroll_x else strip
 
-    def _paint(self, line: _Line, *, cursor: bool) -> Strip:
+    def _paint(self, line: Line, *, cursor: bool) -> Strip:
         palette, width = self._palette, self._width
         assert palette is not None
         base = palette[_PLAIN]
@@ -472,24 +308,6 @@ class EstateTree(ScrollView, can_focus=True):
 
     # -- keys and mouse
 
-    def action_cursor_up(self) -> None:
-        self._move_cursor(self._cursor.index - 1)
-
-    def action_cursor_down(self) -> None:
-        self._move_cursor(self._cursor.index + 1)
-
-    def action_cursor_page_up(self) -> None:
-        self._move_cursor(self._cursor.index - self._page_rows())
-
-    def action_cursor_page_down(self) -> None:
-        self._move_cursor(self._cursor.index + self._page_rows())
-
-    def action_cursor_home(self) -> None:
-        self._move_cursor(0)
-
-    def action_cursor_end(self) -> None:
-        self._move_cursor(len(self._lines) - 1)
-
     def action_select_cursor(self) -> None:
         self.post_message(self.ScopeChanged(self._cursor.scope))
 
@@ -512,24 +330,17 @@ class EstateTree(ScrollView, can_focus=True):
         else:
             self._set_expanded(cursor, True)
 
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is None:
-            return
-        event.stop()
-        index = self.scroll_offset.y + offset.y
-        if index >= len(self._lines):
+    def _clicked(self, x: int, y: int, chain: int) -> None:
+        index = self._line_at(y)
+        if index is None:
             return
         line = self._lines[index]
         # The cursor first: folding the pool it is in would otherwise move it twice.
         self._move_cursor(index, always_post=True)
-        icon_at, x = cells(line.guides), offset.x + self.scroll_offset.x
+        icon_at = cells(line.guides)
         is_pool = line.scope.host is None and line.scope.pool is not None
         if is_pool and icon_at <= x < icon_at + cells(line.icon):
             self._set_expanded(line, not line.expanded)
-
-    def on_mount(self) -> None:
-        self._sync_virtual_size()
 
     def _icon(self, expanded: bool) -> str:
         return self._glyphs.expanded if expanded else self._glyphs.collapsed
@@ -539,14 +350,11 @@ class EstateTree(ScrollView, can_focus=True):
         return to_ascii(name) if self._ascii else name
 
     def _host_parts(self, host: HostStatus) -> tuple[Part, ...]:
-        g = self._glyphs
-        if host.reachable is False:
-            glyph, state = g.down, _DOWN
-        elif host.stale or host.reachable is None:
-            glyph, state = g.unknown, _UNKNOWN
-        else:
-            glyph, state = g.up, _UP
-        parts: list[Part] = [(glyph + " ", state), (self._text(host.name), _PLAIN)]
+        state = host_state(host)
+        parts: list[Part] = [
+            (self._glyphs.host(state) + " ", _STATE[state]),
+            (self._text(host.name), _PLAIN),
+        ]
         roles = "".join(_ROLE_TAGS[r] for r in host.roles)
         if roles:
             parts.append((f" [{roles}]", _DETAIL))

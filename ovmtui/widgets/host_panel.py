@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Final
 
 from textual.content import Content
 from textual.widgets import Static
@@ -11,6 +12,14 @@ from textual.widgets import Static
 from ovmtui import format as fmt
 from ovmtui.model import HostStatus, VmState
 from ovmtui.terminal import ascii_content, ascii_only
+from ovmtui.widgets.state_style import HOST_STATE_STYLES, HostState, markup
+
+_UP, _UNKNOWN, _DOWN = markup(HostState.UP), markup(HostState.UNKNOWN), markup(HostState.DOWN)
+# The panel's left edge takes the colour of the host's state when it is not plainly up.
+_EDGES: Final = (
+    ("-unreachable", HOST_STATE_STYLES[HostState.DOWN].colour),
+    ("-stale", HOST_STATE_STYLES[HostState.UNKNOWN].colour),
+)
 
 
 class HostPanel(Static):
@@ -22,13 +31,12 @@ class HostPanel(Static):
         overflow: hidden;
         padding: 0 1;
     }
-    HostPanel.-unreachable {
-        border-left: thick $error;
-    }
-    HostPanel.-stale {
-        border-left: thick $warning;
-    }
-    """
+    """ + "".join(
+        f"HostPanel.{name} {{ border-left: thick {colour}; }}\n"
+        # A terminal that cannot show Unicode: the same edge, drawn in ASCII.
+        f".-ascii HostPanel.{name} {{ border-left: ascii {colour}; }}\n"
+        for name, colour in _EDGES
+    )
 
     def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None) -> None:
         super().__init__("", id=id)
@@ -74,11 +82,11 @@ def render_host(host: HostStatus | None, now: float) -> Content:
         lines.append(_row("roles", ", ".join(r.value for r in host.roles)))
     lines.append(_row("address", host.address))
     if host.reachable is False:
-        lines.append(Content.from_markup("[$error b]unreachable[/] $error", error=host.error or ""))
+        lines.append(Content.from_markup(f"[{_DOWN}]unreachable[/] $error", error=host.error or ""))
     elif host.reachable is None:
-        lines.append(Content.from_markup("[$warning]not polled yet[/]"))
+        lines.append(Content.from_markup(f"[{_UNKNOWN}]not polled yet[/]"))
     else:
-        lines.append(Content.from_markup("[$success]reachable[/]"))
+        lines.append(Content.from_markup(f"[{_UP}]reachable[/]"))
     age = host.age_s(now)
     label = "data age" if not host.stale else "last known"
     lines.append(_row(label, "never" if age is None else fmt.duration(age) + " ago"))

@@ -12,15 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ovmtui.model import PlacedVm, Vm, VmState
-from ovmtui.widgets import _vm_rows
-from ovmtui.widgets._vm_rows import (
-    SORT_COLUMNS,
-    SortedKeys,
-    SortKey,
-    VmRows,
-    haystack,
-    sort_key,
-)
+from ovmtui.widgets import _sorted_keys, _vm_rows
+from ovmtui.widgets._sorted_keys import SortedKeys, SortKey
+from ovmtui.widgets._vm_rows import SORT_COLUMNS, VmRows, haystack, sort_key
 
 
 def placed(
@@ -70,11 +64,11 @@ def expected(
 @contextmanager
 def small_chunks(load: int = 4, bulk: int = 3) -> Iterator[None]:
     # Tiny chunks and a low bulk threshold put small examples through every code path.
-    with patch.object(_vm_rows, "_LOAD", load), patch.object(_vm_rows, "_BULK_MOVES", bulk):
+    with (
+        patch.object(_sorted_keys, "_LOAD", load),
+        patch.object(_vm_rows, "_BULK_MOVES", bulk),
+    ):
         yield
-
-
-# --- formatters -----------------------------------------------------------------------
 
 
 def test_uptime_needs_an_active_vm() -> None:
