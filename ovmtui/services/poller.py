@@ -97,6 +97,10 @@ class EstatePoller:
         self._failures: dict[HostKey, int] = {}
         self._wake: dict[HostKey, asyncio.Event] = {}
         self._where: dict[str, HostKey] = {}  # uuid -> host, to tell a migration from a loss
+        # Per host, the VMs its backend last returned (the very tuple), and the hosts for
+        # which deriving from that tuple again changes nothing (see _record_success).
+        self._raw: dict[HostKey, tuple[Vm, ...]] = {}
+        self._settled: set[HostKey] = set()
         # Changes since the last snapshot, placed as they were recorded: publishing then
         # costs a copy, not a lookup per VM (it ran 3-6 ms at once at 1,000 changes).
         self._pending_changed: dict[str, PlacedVm] = {}
@@ -265,6 +269,7 @@ class EstatePoller:
             self._status[key] = status
             for vm in status.vms:
                 self._where.setdefault(vm.uuid, key)
+        self._settled.clear()
         self._snapshot = self._build(delta=None)
 
     def adopt(self, known: EstateSnapshot) -> None:
@@ -289,6 +294,7 @@ class EstatePoller:
             )
             for vm in old.vms:
                 self._where.setdefault(vm.uuid, key)
+        self._settled.clear()
         # Whole, not a delta: whatever was pending is in it.
         self._pending_changed.clear()
         self._pending_removed.clear()
@@ -304,10 +310,48 @@ class EstatePoller:
     def _record_success(self, key: HostKey, result: HostPoll) -> None:
         self._answered(key)
         old = self._status[key]
+        raw, last_raw = result.vms, self._raw.get(key)
+        self._raw[key] = raw
+        if raw is last_raw and key in self._settled:
+            # Idle: the backend returned the very VMs of its last poll, and deriving from
+            # them then changed nothing, so it would not now: no pass over the VMs (at
+            # 10,000 VMs it cost ~10 ms a poll; see docs/latency.md).
+            self._record_status(key, old, old.vms, result)
+            self._schedule_publish()
+            return
+        self._settled.discard(key)
         old_by_uuid = {vm.uuid: vm for vm in old.vms}
-        vms = _derive(old_by_uuid, old.taken_at, result.vms, result.taken_at)
+        vms = _derive(old_by_uuid, old.taken_at, raw, result.taken_at)
         if len(vms) == len(old.vms) and all(a is b for a, b in zip(vms, old.vms, strict=True)):
             vms = old.vms  # nothing changed: the same tuple lets every consumer skip this host
+        self._record_status(key, old, vms, result)
+        changed, removed, where = self._pending_changed, self._pending_removed, self._where
+        settled = raw is last_raw and len(vms) == len(old.vms)
+        pool, name = key.pool, key.name
+        for vm in vms:
+            uuid = vm.uuid
+            old_vm = old_by_uuid.pop(uuid, None)
+            placed = where.get(uuid)
+            if (old_vm is not vm and old_vm != vm) or placed is not key:
+                changed[uuid] = PlacedVm(pool, name, vm)
+                removed.discard(uuid)  # gone from one host, now on this one: it moved
+                settled = False
+                if placed is not None:
+                    self._settled.discard(placed)  # that host must claim it again
+            where[uuid] = key
+        for uuid in old_by_uuid:
+            settled = False
+            if where.get(uuid) == key:
+                del where[uuid]
+                changed.pop(uuid, None)
+                removed.add(uuid)
+        if settled:
+            self._settled.add(key)
+        self._schedule_publish()
+
+    def _record_status(
+        self, key: HostKey, old: HostStatus, vms: tuple[Vm, ...], result: HostPoll
+    ) -> None:
         status = dataclasses.replace(
             old,
             facts=result.facts,
@@ -322,26 +366,12 @@ class EstatePoller:
         )
         self._failures.pop(key, None)
         self._status[key] = status
-        changed, removed, where = self._pending_changed, self._pending_removed, self._where
-        pool, name = key.pool, key.name
-        for vm in vms:
-            uuid = vm.uuid
-            old_vm = old_by_uuid.pop(uuid, None)
-            if (old_vm is not vm and old_vm != vm) or where.get(uuid) is not key:
-                changed[uuid] = PlacedVm(pool, name, vm)
-                removed.discard(uuid)  # gone from one host, now on this one: it moved
-            where[uuid] = key
-        for uuid in old_by_uuid:
-            if where.get(uuid) == key:
-                del where[uuid]
-                changed.pop(uuid, None)
-                removed.add(uuid)
         if status != old:
             self._pending_hosts.add(key)
-        self._schedule_publish()
 
     def _record_failure(self, key: HostKey, message: str) -> None:
         self._answered(key)
+        self._settled.discard(key)
         self._failures[key] = self._failures.get(key, 0) + 1
         old = self._status[key]
         # Keep the last good data: an operator needs to see what ran there, and since when.
