@@ -3,6 +3,8 @@ in the footer's tooltip, the key panel and the palette; pressed anyway, they do 
 
 from __future__ import annotations
 
+import dataclasses
+
 from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
@@ -175,3 +177,22 @@ async def test_the_palette_lists_what_cannot_run_dimmed_with_the_reason() -> Non
         await pilot.pause(0.2)
         assert app.action_log == ()
         assert "cannot pause a VM that is shutoff" in list(app._notifications)[-1].message
+
+
+async def test_marked_keys_follow_the_next_poll() -> None:
+    backend = FakeBackend("p", "h1", [vm("web01"), vm("web02")])
+    estate, backends = fake_estate(backend)
+    app = make_app(estate, backends=backends)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("asterisk")  # marks both (running)
+        await wait_until(pilot, lambda: dimmed(app, "s"), what="Start dimmed")
+        # One shuts down behind ovmtui's back: the next poll makes Start usable.
+        web02 = next(v for v in backend.vms.values() if v.name == "web02")
+        backend.vms[web02.uuid] = dataclasses.replace(web02, state=VmState.SHUTOFF)
+        app.refresh_now()
+        await wait_until(pilot, lambda: not dimmed(app, "s"), what="Start enabled")
+        assert dashboard(app).check_action("vm", ("start",)) is True
+        await pilot.press("s")
+        await wait_until(pilot, lambda: len(app.action_log) == 1, what="one start")
+        assert [(r.placed.vm.name, r.ok) for r in app.action_log] == [("web02", True)]
