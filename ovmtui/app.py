@@ -46,6 +46,7 @@ ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 # definitions), and every wait is a keypress or a repaint held up: with 200 Xen hosts
 # polled every 2 s the loop's p99 stall was 10.3 ms at 5 ms, 6.6 ms at 1 ms and 4.0 ms at
 # 0.5 ms (bench/ssh_poll.py). Worker threads lose a little throughput, not the operator.
+# One of the latency knobs gathered in docs/latency.md.
 UI_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -199,7 +200,7 @@ class OvmApp(App[int]):
     def on_mount(self) -> None:
         # What is alive now (Textual, the screens, the modules) lives as long as the app:
         # moved out of the collector's reach, it is not rescanned by every full collection
-        # that the churn of VM objects triggers.
+        # that the churn of VM objects triggers. A latency knob: see docs/latency.md.
         gc.freeze()
         if not self.is_headless:
             self._end_on_signals()

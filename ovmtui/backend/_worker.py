@@ -7,6 +7,7 @@ instead, on a daemon thread: at exit a stuck call is simply abandoned with the p
 The thread is started by a launcher thread, not by the caller: ``Thread.start()`` waits until
 the new thread runs, which takes the GIL, and with a dozen busy workers that wait held the
 asyncio loop up for tens of milliseconds per new connection. Calls submitted meanwhile queue.
+One of the latency measures gathered in docs/latency.md.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def _ensure_libvirt_runtime() -> None:
 # The Python part of polls runs one worker at a time. The GIL runs one thread's Python
 # anyway, but with a dozen workers all waiting for it the asyncio loop waited its turn behind
 # them (polling 100 hosts stalled it for 30-50 ms); a worker waiting here does not compete
-# for the GIL. Never held across a call that may go to the host.
+# for the GIL. Never held across a call that may go to the host. See docs/latency.md.
 _python_turn = threading.Lock()
 
 

@@ -95,13 +95,14 @@ MAX_LONG_CHANNELS = 3
 # Full polls are parsed on this one thread, every host's in turn. The parse is Python (it
 # holds the GIL), so more threads would not parse faster; they would only queue with the
 # event loop for the GIL, and each of them makes the loop wait its turn again.
+# One of the latency knobs gathered in docs/latency.md.
 _PARSER: Final = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xen-parse")
 
 # A full poll (info, long listing, vm.cfg files) about this often, even if nothing
 # seems to have changed: disks hot-plugged, free memory, a vm.cfg edited by hand. In time,
 # not in polls: these change no faster because the operator polls faster, and a full poll
 # costs the client 7 ms of parsing a host (every 12th poll at 2 s intervals made the event
-# loop's p99 stall 5.1 ms instead of 4).
+# loop's p99 stall 5.1 ms instead of 4). See docs/latency.md.
 FULL_POLL_AFTER_S = 60.0
 # Each host's next full poll comes within ±25 % of it, so that the hosts first polled
 # together (every one, at start-up) do not parse their full polls in the same second
@@ -382,6 +383,7 @@ class XenSshBackend:
         # several hosts that arrive together would otherwise be worked through as one
         # block, and every other task (keys, the screen) waits for all of them. Measured
         # at 200 hosts polled every 2 s: the loop's p99 turn went from 2.0 to 1.3 ms.
+        # A latency knob: see docs/latency.md.
         await asyncio.sleep(0)
         vms = _from_rows(known, rows.value, taken_at)
         if vms is None or rows.issues:

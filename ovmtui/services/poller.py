@@ -42,7 +42,7 @@ MAX_BACKOFF_S = 60.0
 EVENT_DEBOUNCE_S = 0.05
 MIN_PUBLISH_GAP_S = 0.25
 FIRST_ROUND_WAIT_S = 1.0
-SLOT_HOLD_S = 0.5
+SLOT_HOLD_S = 0.5  # see _bounded; a latency knob (docs/latency.md)
 
 
 def default_concurrency() -> int:
@@ -52,7 +52,7 @@ def default_concurrency() -> int:
     queues with them. Measured on a cold start of 100 test-driver hosts x 100 VMs on 2
     CPUs: with 4 polls at once the loop waited 970 ms for a CPU during the 4.6 s round and
     stalled up to 17-21 ms; with 2, 300 ms and 9-17 ms, the round 10 % longer. 8 at once
-    stalled it 21-43 ms, 16 twice that.
+    stalled it 21-43 ms, 16 twice that. A latency knob: see docs/latency.md.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -209,7 +209,8 @@ class EstatePoller:
         backend = self._hosts[key].backend
         try:
             result = await self._bounded(backend.poll)
-            await asyncio.sleep(0)  # folding it in on a turn of its own (see xen_ssh.poll)
+            # Folding it in on a turn of its own (see xen_ssh.poll and docs/latency.md).
+            await asyncio.sleep(0)
         except OvmError as exc:
             self._record_failure(key, exc.message)
             return False
@@ -445,7 +446,7 @@ class EstatePoller:
             self._garbage.after_publish()
         else:
             # On a turn of its own: the collection (1-2 ms at 200 hosts polled every 2 s)
-            # and the publish (as much) would otherwise stall the loop as one.
+            # and the publish (as much) would otherwise stall the loop as one (docs/latency.md).
             loop.call_soon(self._garbage.after_publish)
 
     def _build(self, delta: EstateDelta | None) -> EstateSnapshot:
