@@ -258,7 +258,7 @@ class DashboardScreen(Screen[None]):
             return
         targets, skipped = self.targets(action)
         if not targets:
-            self.notify(self._nothing_to_do(action), severity="warning")
+            self.notify(self._nothing_to_do(action), severity="warning", markup=False)
             return
         commands = [self.context.command_for(p, action) for p in targets]
         if action.loses_guest_state or len(targets) > 1:
@@ -300,6 +300,12 @@ class DashboardScreen(Screen[None]):
         """From the command palette: act on one named VM, whatever is marked."""
         if not self.table.move_cursor_to(uuid):
             self.notify("That VM is not shown (filter or scope).", severity="warning")
+            return
+        cursor = self.table.cursor_vm
+        refusal = None if cursor is None else self.vm_refusal(cursor, action)
+        if cursor is not None and refusal is not None:
+            # A dimmed entry: say why, and leave the marks for an action that can run.
+            self.notify(f"{cursor.vm.name}: {refusal}.", severity="warning", markup=False)
             return
         self.table.clear_marks()
         self.action_vm(action.value)

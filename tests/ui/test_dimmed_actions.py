@@ -172,11 +172,15 @@ async def test_the_palette_lists_what_cannot_run_dimmed_with_the_reason() -> Non
         assert pause.score < start.score  # below what can run
         assert "dim" in str(pause.match_display.spans)  # type: ignore[union-attr]
         assert "dim" not in str(start.match_display.spans)  # type: ignore[union-attr]
-        # Chosen anyway: it says why and runs nothing.
+        # Chosen anyway: it says why, runs nothing, and leaves the marks as they were.
+        await cursor_on(pilot, app, "web01")
+        await pilot.press("space", "escape")  # marks web01, clears the filter
         pause.command()
         await pilot.pause(0.2)
         assert app.action_log == ()
-        assert "cannot pause a VM that is shutoff" in list(app._notifications)[-1].message
+        note = list(app._notifications)[-1].message
+        assert note == "backup-proxy01: cannot pause a VM that is shutoff."
+        assert len(table(app).marked) == 1
 
 
 async def test_marked_keys_follow_the_next_poll() -> None:
