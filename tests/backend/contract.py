@@ -76,8 +76,10 @@ async def check_poll_shape(backend: Backend) -> HostPoll:
     assert isinstance(backend, Backend)
     assert isinstance(backend.capabilities, frozenset)
     assert all(isinstance(cap, Capability) for cap in backend.capabilities)
+    check_capabilities(backend)
     before = time.time()
     poll = await backend.poll()
+    check_capabilities(backend)  # connected now: what it declares may follow the host
     assert isinstance(poll, HostPoll)
     _assert_frozen(poll)
     assert before - 1 <= poll.taken_at <= time.time() + 1
