@@ -678,6 +678,40 @@ async def test_unchanged_vms_are_the_same_objects(make_backend: MakeBackend) -> 
     assert changed == ["web01"]
 
 
+async def test_an_idle_poll_asks_no_domain_and_still_sees_stats_that_moved(
+    make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = make_backend(NODE_URI)
+    await backend.poll()
+    second = await backend.poll()  # every definition cached, every VM as it was
+    asked: list[str] = []
+    real_uuid = libvirt.virDomain.UUID
+
+    def uuid(dom: Any) -> Any:
+        asked.append("UUID")
+        return real_uuid(dom)
+
+    monkeypatch.setattr(libvirt.virDomain, "UUID", uuid)
+    third = await backend.poll()
+    # The same stats, in the same order, and no event since: the last poll's VMs.
+    assert third.vms is second.vms
+    assert asked == []
+    # Stats that moved without an event (a live host's CPU time): the whole pass, at once.
+    conn = backend._session.conn  # type: ignore[union-attr]
+    real_stats = conn.getAllDomainStats
+
+    def moving(*args: Any) -> Any:
+        records = real_stats(*args)
+        for _dom, stats in records:
+            stats["cpu.time"] = 42
+        return records
+
+    monkeypatch.setattr(conn, "getAllDomainStats", moving)
+    fourth = await backend.poll()
+    assert asked
+    assert [vm.cpu_time_ns for vm in fourth.vms] == [42] * len(second.vms)
+
+
 async def test_a_restart_or_a_rename_between_polls_is_seen(
     make_backend: MakeBackend,
     scratch_domain: Callable[..., tuple[str, str]],

@@ -3,8 +3,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from typing import Any
 
-from ovmtui.model import EstateSnapshot, HostKey, VmState
+import pytest
+
+from ovmtui.model import EstateSnapshot, HostKey, HostPoll, Vm, VmState
 from ovmtui.services.poller import EstatePoller, PolledHost
 from tests.services.fakes import FakeBackend, vm
 
@@ -232,3 +235,85 @@ def test_usage_update_keeps_every_other_field_of_the_vm() -> None:
     vm = vm_with_every_field()
     expected = dataclasses.replace(vm, started_at=99.0, cpu_percent=None)
     assert _with_usage(vm, 99.0, None) == expected
+
+
+class SteadyBackend(FakeBackend):
+    """Returns the very VM tuple of its last poll while its VMs did not change, as the
+    libvirt backend does on an idle host."""
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self._last: tuple[tuple[object, ...], tuple[Vm, ...]] | None = None
+
+    async def poll(self) -> HostPoll:
+        result = await super().poll()
+        ids = tuple(map(id, result.vms))
+        if self._last is not None and self._last[0] == ids:
+            return dataclasses.replace(result, vms=self._last[1])
+        self._last = (ids, result.vms)
+        return result
+
+
+async def test_an_idle_host_is_folded_in_without_a_pass_over_its_vms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ovmtui.services import poller as poller_module
+
+    derived: list[int] = []
+    real_derive = poller_module._derive
+
+    def counted(*args: Any) -> Any:
+        derived.append(1)
+        return real_derive(*args)
+
+    monkeypatch.setattr(poller_module, "_derive", counted)
+    web = vm("web01", cpu_time_ns=10, domain_id=1)
+    a = SteadyBackend("p", "a", [web, vm("db01", VmState.SHUTOFF, domain_id=None)])
+    poller, _ = make(a)
+    await poller.poll_once()
+    await poller.poll_once()  # the same VMs again: CPU % 0.0 from two equal readings
+    await poller.poll_once()  # the same VMs again, and deriving changed nothing: settled
+    derived.clear()
+    third = await poller.poll_once()
+    assert derived == []  # idle: no pass over the VMs
+    host = third.host(HostKey("p", "a"))
+    assert host is not None and host.taken_at is not None
+    assert third.delta is not None and third.delta.changed == ()
+    assert third.delta.hosts == (HostKey("p", "a"),)  # its data is newer: the host moved on
+    # A change comes with a new tuple: seen at once.
+    a.vms[web.uuid] = dataclasses.replace(web, state=VmState.PAUSED)
+    fourth = await poller.poll_once()
+    assert derived == [1]
+    assert fourth.delta is not None
+    assert [p.vm.state for p in fourth.delta.changed] == [VmState.PAUSED]
+
+
+async def test_idle_hosts_publish_what_hosts_polled_in_full_would() -> None:
+    """A VM listed by two hosts at once (mid-migration) while both are otherwise idle: the
+    snapshots are those of hosts that never return the same tuple (always the full pass)."""
+
+    async def run(kind: type[FakeBackend]) -> list[tuple[object, ...]]:
+        moving = vm("web01")
+        a = kind("p", "a", [moving, vm("app01")])
+        b = kind("p", "b", [vm("db01")])
+        poller, _ = make(a, b)
+        seen = []
+        for step in range(8):
+            if step == 3:
+                b.vms[moving.uuid] = moving  # both hosts list it now
+            if step == 6:
+                del a.vms[moving.uuid]  # the migration is over
+            snap = await poller.poll_once()
+            delta = snap.delta
+            seen.append(
+                (
+                    tuple((p.host, p.vm.name) for p in delta.changed) if delta else None,
+                    delta.removed if delta else None,
+                    tuple(sorted((p.host, p.vm.name) for p in snap.placed_vms())),
+                )
+            )
+        return seen
+
+    idle = await run(SteadyBackend)
+    assert idle == await run(FakeBackend)
+    assert any(changed for changed, _removed, _placed in idle[4:6])  # claimed back and forth
