@@ -25,6 +25,7 @@ from ovmtui.config import (
     load_estate,
 )
 from ovmtui.errors import ActionRefused, ConfigError, OvmError, RepositoryError
+from ovmtui.model import VmAction
 
 EXIT_CONFIG = 2
 EXIT_READER_LEFT = 128 + 13  # what a shell shows for a process killed by SIGPIPE
@@ -151,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="import even if the archive is not verified as this repository's (signed by "
         "another one, unsigned, or changed since); the journal records it",
     )
+    for action in VmAction:
+        verb = commands.add_parser(
+            action.value,
+            parents=[estate],
+            help=f"{action.label.lower()} VMs, as the TUI does: checked, asked, journaled",
+        )
+        verb.add_argument("vms", nargs="+", metavar="VM", help="a VM's name or UUID")
+        verb.add_argument("--host", metavar="HOST", help="where: name or pool/name")
+        verb.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+        verb.add_argument("--json", action="store_true", help="one result per VM, as JSON")
+        verb.add_argument(
+            "--read-only", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
@@ -272,6 +286,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _export_definitions(estate, repository, args.to)
         if args.command == "import-definition":
             return _import_definition(estate, repository, args)
+        if args.command in {action.value for action in VmAction}:
+            return _vm_action(estate, repository, VmAction(args.command), args)
         return _run_tui(estate, repository, interval_s=args.interval, read_only=args.read_only)
     except OvmError as exc:
         print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
@@ -408,6 +424,27 @@ def _import_definition(estate: EstateConfig, repository: Path, args: argparse.Na
             command=command,
             warn=sys.stderr,
             trust_archive=args.trust_archive,
+        )
+    )
+
+
+def _vm_action(
+    estate: EstateConfig, repository: Path, action: VmAction, args: argparse.Namespace
+) -> int:
+    from ovmtui.headless import vm_action_report
+
+    return asyncio.run(
+        vm_action_report(
+            estate,
+            repository,
+            action,
+            args.vms,
+            sys.stdout,
+            host=args.host,
+            confirm=_confirmer(args, f"{action.label}?"),
+            as_json=args.json,
+            read_only=args.read_only,
+            warn=sys.stderr,
         )
     )
 

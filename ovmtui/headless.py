@@ -15,7 +15,8 @@ from typing import Any, TextIO
 from ovmtui import format as fmt
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionRefused, RepositoryError
-from ovmtui.model import EstateSnapshot, HostKey, HostStatus, Vm
+from ovmtui.model import EstateSnapshot, HostKey, HostStatus, PlacedVm, Vm, VmAction
+from ovmtui.services.actions import ActionResult
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
 from ovmtui.store.backup import (
     create_backup,
@@ -488,3 +489,92 @@ async def import_definition_report(
     if not result.provenance.verified and warn is not None:
         warn.write(f"ovmtui: warning: {result.provenance.journal_detail()}\n")
     return 0
+
+
+async def vm_action_report(
+    config: EstateConfig,
+    repository: Path,
+    action: VmAction,
+    names: Sequence[str],
+    out: TextIO,
+    *,
+    host: str | None,
+    confirm: Callable[[str], bool],
+    as_json: bool,
+    read_only: bool = False,
+    warn: TextIO | None = None,
+) -> int:
+    """The TUI's VM actions from a shell, through the same core: the same checks, the same
+    journal. Polls once, finds each VM (by name or UUID; a name held twice needs ``host``),
+    shows the exact commands and asks, then runs them all; one result per VM. Refusals raise
+    (exit 2); 0 only when every VM's action succeeded."""
+    if read_only:
+        raise ActionRefused(
+            f"read-only mode: {action.label.lower()} changes a VM; nothing was done"
+        )
+    async with _session(config, repository, warn) as session:
+        snapshot = await session.poll_once()
+        where = host_key_for(config, host) if host is not None else None
+        targets = [_find_vm(snapshot, name, where) for name in dict.fromkeys(names)]
+        for placed in targets:
+            if not action.applies_to(placed.vm.state):
+                raise ActionRefused(
+                    f"{placed.vm.name} on {placed.pool}/{placed.host} is {placed.vm.state.value}: "
+                    f"{action.label.lower()} does not apply; nothing was done",
+                    title="Not applicable",
+                )
+            refusal = session.refusal(placed, action)
+            if refusal is not None:
+                raise ActionRefused(f"{placed.vm.name}: {refusal}; nothing was done")
+        commands = "\n".join(f"  $ {session.command_for(p, action)}" for p in targets)
+        warning = (
+            "\nThe guest loses what it had not written to disk." if action.loses_guest_state else ""
+        )
+        question = f"{action.label} {len(targets)} VM(s):\n{commands}{warning}"
+        if not confirm(question):
+            out.write(f"{action.label.lower()} cancelled: nothing was done\n")
+            return 1
+        results = await session.run_actions(targets, action)
+    if as_json:
+        json.dump([_result_json(result) for result in results], out, indent=2)
+        out.write("\n")
+    for result in [] if as_json else results:
+        place = f"{result.placed.pool}/{result.placed.host}"
+        state = "done" if result.ok else f"FAILED: {result.error}"
+        out.write(f"{result.placed.vm.name} ({place}): {action.label.lower()} {state}\n")
+    return 0 if all(result.ok for result in results) else 1
+
+
+def _find_vm(snapshot: EstateSnapshot, text: str, host: HostKey | None) -> PlacedVm:
+    """The VM named (or with the UUID) ``text``, on ``host`` if given; raises ActionRefused."""
+    wanted = text.lower()
+    found = [
+        placed
+        for placed in snapshot.placed_vms()
+        if (placed.vm.name == text or placed.uuid.lower() == wanted)
+        and (host is None or placed.host_key == host)
+    ]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        where = ", ".join(f"{p.pool}/{p.host}" for p in found)
+        raise ActionRefused(
+            f"{len(found)} VMs are named {text!r}, on {where}: say which with --host; "
+            "nothing was done",
+            title="Ambiguous VM",
+        )
+    scope = f" on {host}" if host is not None else " in the estate"
+    raise ActionRefused(f"no VM {text!r}{scope}; nothing was done", title="No such VM")
+
+
+def _result_json(result: ActionResult) -> dict[str, Any]:
+    return {
+        "vm": result.placed.vm.name,
+        "uuid": result.placed.uuid,
+        "pool": result.placed.pool,
+        "host": result.placed.host,
+        "action": result.action.value,
+        "command": result.command,
+        "ok": result.ok,
+        "error": result.error,
+    }

@@ -239,11 +239,16 @@ class EstateSession:
         """Run ``action`` on every target (a job when there are several); each result is
         told to ``events.action`` as it comes. Cancelled, each running one is journaled as
         interrupted."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._action_tasks.add(task)
-            task.add_done_callback(self._action_tasks.discard)
+        # A task of its own, known to the session: closing the session interrupts it (each
+        # running action journaled as interrupted); the caller cancelled cancels it too.
+        task = asyncio.ensure_future(self._run_actions(targets, action))
+        self._action_tasks.add(task)
+        task.add_done_callback(self._action_tasks.discard)
+        return await task
 
+    async def _run_actions(
+        self, targets: Sequence[PlacedVm], action: VmAction
+    ) -> tuple[ActionResult, ...]:
         async def run() -> list[ActionResult]:
             return await self.actions.run_many(targets, action, on_result=self._acted)
 
