@@ -165,6 +165,20 @@ def use_ascii(app: App[Any]) -> None:
 
     app.get_key_display = ascii_key_display  # type: ignore[method-assign]
     app.notify = ascii_notify  # type: ignore[method-assign]
+    app.action_command_palette = lambda: _ascii_palette(app)  # type: ignore[method-assign]
+
+
+def _ascii_palette(app: App[Any]) -> None:
+    """Textual's command palette, with an ASCII placeholder and search icon."""
+    from textual.command import CommandPalette, SearchIcon
+
+    class AsciiPalette(CommandPalette):
+        def on_mount(self) -> None:
+            for icon in self.query(SearchIcon):
+                icon.icon = ">"
+
+    if app.use_command_palette and not CommandPalette.is_open(app):
+        app.push_screen(AsciiPalette(placeholder="Search for commands...", id="--command-palette"))
 
 
 def ascii_only(node: DOMNode) -> bool:

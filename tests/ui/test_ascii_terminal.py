@@ -75,3 +75,17 @@ async def test_key_panel_and_notices_with_an_ellipsis_are_ascii(
         await pilot.press(key)
         await pilot.pause(0.5)
         assert not_ascii(app) == ""
+
+
+async def test_command_palette_is_ascii(ascii_app: OvmApp) -> None:
+    app = ascii_app
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: "Search for commands" in "\n".join(screen_lines(app)))
+        await pilot.pause(0.2)
+        assert not_ascii(app) == ""
+        await pilot.press(*"pause db")  # the list of matches, with its help lines
+        await pilot.pause(0.5)
+        assert "Pause db01" in "\n".join(screen_lines(app))
+        assert not_ascii(app) == ""
