@@ -307,7 +307,7 @@ class EstateSession:
             return await export_definitions(snapshot, self.poller.backend, target, key=key)
 
         # The same job from the TUI and from a shell: `ovmtui jobs` lists both.
-        repo = self.repository if self.repository is not None else None
+        repo = self.repository
         return await run_as_job(
             None if repo is None or repo.read_only else repo,
             EXPORT_KIND,

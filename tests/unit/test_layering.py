@@ -19,6 +19,8 @@ import pytest
         "ovmtui.backend.libvirt",
         "ovmtui.services.poller",
         "ovmtui.services.actions",
+        "ovmtui.services.session",
+        "ovmtui.operations",
         "ovmtui.headless",
         "ovmtui.demo",
     ],
