@@ -1,46 +1,67 @@
-"""Every action of this session with its per-VM result."""
+"""Every action of this session with its per-VM result, live while the screen is open."""
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
 
+from ovmtui.context import AppContext
+from ovmtui.screens._list_screen import Cells, ListScreen
 from ovmtui.services.actions import ActionResult
+from ovmtui.services.session import MAX_LOG
 
 
-class ActionLogScreen(Screen[None]):
+@dataclass(frozen=True, slots=True)
+class LoggedAction:
+    """A result and its place in this screen's log: the session's log drops its oldest
+    results past MAX_LOG, so an index into it would not name the same result for long."""
+
+    seq: int
+    result: ActionResult
+
+
+class ActionLogScreen(ListScreen[LoggedAction]):
     BINDINGS = [Binding("escape,q,l", "app.pop_screen", "Back", id="action-log-close")]
+    TABLE_ID = "action-log"
+    COLUMNS = ("time", "action", "VM", "host", "result", "command")
 
-    def __init__(self, results: Sequence[ActionResult]) -> None:
+    def __init__(self, context: AppContext) -> None:
         super().__init__()
-        self._results = list(results)
+        self.context = context
+        self._log: list[LoggedAction] = []
 
-    def compose(self) -> ComposeResult:
-        ok = sum(1 for r in self._results if r.ok)
-        yield Static(
-            f"Action log: {len(self._results)} actions, {ok} done, "
-            f"{len(self._results) - ok} failed",
-            id="action-log-title",
+    def key_of(self, item: LoggedAction) -> str:
+        return str(item.seq)
+
+    def cells_of(self, item: LoggedAction) -> Cells:
+        result = item.result
+        return (
+            datetime.datetime.fromtimestamp(result.started_at).strftime("%H:%M:%S"),
+            result.action.label,
+            result.placed.vm.name,
+            result.placed.host,
+            "done" if result.ok else f"FAILED: {result.error}",
+            result.command,
         )
-        yield DataTable(id="action-log", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+
+    def title_of(self, items: Sequence[LoggedAction]) -> str:
+        ok = sum(1 for item in items if item.result.ok)
+        return f"Action log: {len(items)} actions, {ok} done, {len(items) - ok} failed"
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("time", "action", "VM", "host", "result", "command")
-        for result in reversed(self._results):
-            when = datetime.datetime.fromtimestamp(result.started_at).strftime("%H:%M:%S")
-            table.add_row(
-                when,
-                result.action.label,
-                result.placed.vm.name,
-                result.placed.host,
-                "done" if result.ok else f"FAILED: {result.error}",
-                result.command,
-            )
-        table.focus()
+        # Subscribed before the log is read: a result comes either in the log or after it.
+        self.context.action_signal.subscribe(self, self.add_result)
+        self._log = [LoggedAction(seq, r) for seq, r in enumerate(self.context.action_log)]
+        self.show(self._log[::-1])
+
+    def on_unmount(self) -> None:
+        self.context.action_signal.unsubscribe(self)
+
+    def add_result(self, result: ActionResult) -> None:
+        seq = self._log[-1].seq + 1 if self._log else 0
+        self._log.append(LoggedAction(seq, result))
+        del self._log[:-MAX_LOG]
+        self.show(self._log[::-1])

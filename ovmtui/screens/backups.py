@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
 
 from ovmtui.context import AppContext
 from ovmtui.errors import ForeignBackup, OvmError
 from ovmtui.format import size, timestamp
+from ovmtui.screens._list_screen import Cells, ListScreen
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.restore import describe_plan
 
 
-class BackupsScreen(Screen[None]):
+class BackupsScreen(ListScreen[BackupInfo]):
     """Newest first; a backup that does not verify says why and cannot be restored."""
 
     BINDINGS = [
@@ -27,57 +26,47 @@ class BackupsScreen(Screen[None]):
         Binding("R", "restore", "Restore…", id="backups-restore"),
         Binding("ctrl+r", "reload", "Reload", id="backups-reload"),
     ]
+    TABLE_ID = "backups"
+    COLUMNS = ("taken", "of", "size", "schema", "hosts", "VMs", "journal", "verified", "file")
+    INITIAL_TITLE = "Backups: loading…"
 
     def __init__(self, context: AppContext) -> None:
         super().__init__()
         self.context = context
-        self._infos: list[BackupInfo] = []
 
-    def compose(self) -> ComposeResult:
-        yield Static("Backups: loading…", id="backups-title")
-        yield DataTable(id="backups", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+    def key_of(self, item: BackupInfo) -> str:
+        return item.path
+
+    def cells_of(self, item: BackupInfo) -> Cells:
+        return (
+            timestamp(item.time),
+            # Whose it is can change under the screen: a restore adopts another identity.
+            item.whose(self.context.repository_identity),
+            size(item.size_bytes),
+            _number(item.schema_version),
+            _number(item.hosts),
+            _number(item.vms),
+            _number(item.journal_records),
+            "yes" if item.verified else f"NO: {item.problem}",
+            Path(item.path).name,
+        )
+
+    def title_of(self, items: Sequence[BackupInfo]) -> str:
+        if not items:
+            return "Backups: none yet (b to take one now)"
+        return f"Backups: {len(items)} (b back up now, R restore the selected one)"
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns(
-            "taken", "of", "size", "schema", "hosts", "VMs", "journal", "verified", "file"
-        )
-        table.focus()
         self.action_reload()
 
     @work(exclusive=True, group="backups")
     async def action_reload(self) -> None:
         try:
-            self._infos = list(await self.context.backups())
+            infos = await self.context.backups()
         except OvmError as exc:
-            self.query_one("#backups-title", Static).update(f"Backups: {exc}")
+            self.say(f"Backups: {exc}")
             return
-        self._show()
-
-    def _show(self) -> None:
-        table = self.query_one(DataTable)
-        table.clear()
-        identity = self.context.repository_identity
-        for info in self._infos:
-            table.add_row(
-                timestamp(info.time),
-                info.whose(identity),
-                size(info.size_bytes),
-                _show(info.schema_version),
-                _show(info.hosts),
-                _show(info.vms),
-                _show(info.journal_records),
-                "yes" if info.verified else f"NO: {info.problem}",
-                Path(info.path).name,
-                key=info.path,
-            )
-        count = len(self._infos)
-        self.query_one("#backups-title", Static).update(
-            f"Backups: {count} (b back up now, R restore the selected one)"
-            if count
-            else "Backups: none yet (b to take one now)"
-        )
+        self.show(infos)
 
     @work(exclusive=True, group="backups-create")
     async def action_back_up(self) -> None:
@@ -89,15 +78,9 @@ class BackupsScreen(Screen[None]):
         self.notify(f"Backed up to {path}", timeout=5, markup=False)
         self.action_reload()
 
-    def _selected(self) -> BackupInfo | None:
-        table = self.query_one(DataTable)
-        if not self._infos or table.cursor_row < 0:
-            return None
-        return self._infos[min(table.cursor_row, len(self._infos) - 1)]
-
     @work(exclusive=True, group="backups-restore")
     async def action_restore(self) -> None:
-        info = self._selected()
+        info = self.selected
         if info is None:
             self.notify("No backup selected.", severity="warning")
             return
@@ -147,5 +130,5 @@ class BackupsScreen(Screen[None]):
         self.action_reload()
 
 
-def _show(value: int | None) -> str:
+def _number(value: int | None) -> str:
     return "?" if value is None else str(value)

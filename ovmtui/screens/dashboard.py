@@ -344,7 +344,7 @@ class DashboardScreen(Screen[None]):
     def action_action_log(self) -> None:
         from ovmtui.screens.action_log import ActionLogScreen
 
-        self.app.push_screen(ActionLogScreen(self.context.action_log))
+        self.app.push_screen(ActionLogScreen(self.context))
 
     def action_journal(self) -> None:
         from ovmtui.screens.journal import JournalScreen

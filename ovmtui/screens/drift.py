@@ -2,66 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
 
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.format import timestamp
+from ovmtui.screens._list_screen import Cells, ListScreen
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.store.drift import DriftedVm
 
 
-class DriftScreen(Screen[None]):
+class DriftScreen(ListScreen[DriftedVm]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="drift-close"),
         Binding("R", "reconcile", "Reconcile all…", id="drift-reconcile"),
     ]
+    TABLE_ID = "drift"
+    COLUMNS = ("VM", "recorded", "pool/host", "last seen", "in drift since", "UUID")
 
     def __init__(self, context: AppContext) -> None:
         super().__init__()
         self.context = context
 
-    def compose(self) -> ComposeResult:
-        yield Static("", id="drift-title")
-        yield DataTable(id="drift", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+    def key_of(self, item: DriftedVm) -> str:
+        return item.uuid
+
+    def cells_of(self, item: DriftedVm) -> Cells:
+        return (
+            item.name,
+            item.recorded_state.value,
+            f"{item.pool}/{item.host}",
+            _when(item.seen_at),
+            _when(item.drift_since),
+            item.uuid,
+        )
+
+    def title_of(self, items: Sequence[DriftedVm]) -> str:
+        if not items:
+            return "State drift: none. The repository agrees with every host that answered."
+        return (
+            f"State drift: {len(items)} VM(s) recorded as active that no host reports. "
+            "R reconciles: the repository is backed up, then forgets them."
+        )
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("VM", "recorded", "pool/host", "last seen", "in drift since", "UUID")
-        table.focus()
-        self.context.drift_signal.subscribe(self, self.show_drift)
-        self._show(tuple(self.context.drifted))
+        self.context.drift_signal.subscribe(self, self.show)
+        self.show(tuple(self.context.drifted))
 
     def on_unmount(self) -> None:
         self.context.drift_signal.unsubscribe(self)
-
-    def show_drift(self, drifted: tuple[DriftedVm, ...]) -> None:
-        self._show(drifted)
-
-    def _show(self, drifted: tuple[DriftedVm, ...]) -> None:
-        table = self.query_one(DataTable)
-        table.clear()
-        for vm in drifted:
-            table.add_row(
-                vm.name,
-                vm.recorded_state.value,
-                f"{vm.pool}/{vm.host}",
-                _when(vm.seen_at),
-                _when(vm.drift_since),
-                vm.uuid,
-                key=vm.uuid,
-            )
-        self.query_one("#drift-title", Static).update(
-            f"State drift: {len(drifted)} VM(s) recorded as active that no host reports. "
-            "R reconciles: the repository is backed up, then forgets them."
-            if drifted
-            else "State drift: none. The repository agrees with every host that answered."
-        )
 
     @work(exclusive=True, group="drift")
     async def action_reconcile(self) -> None:

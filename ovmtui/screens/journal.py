@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widget import Widget
+from textual.widgets import Input
 
 from ovmtui.errors import OvmError
 from ovmtui.format import timestamp
+from ovmtui.screens._list_screen import Cells, ListScreen
 from ovmtui.store.journal import JournalEntry
 
 LoadJournal = Callable[[], Awaitable[Sequence[JournalEntry]]]
 
 
-class JournalScreen(Screen[None]):
+class JournalScreen(ListScreen[JournalEntry]):
     """Newest first. The filter matches host, VM, user, operation or result."""
 
     BINDINGS = [
@@ -25,26 +25,40 @@ class JournalScreen(Screen[None]):
         Binding("slash", "filter", "Filter", id="journal-filter", priority=True),
         Binding("ctrl+r", "reload", "Reload", id="journal-reload"),
     ]
+    TABLE_ID = "journal"
+    COLUMNS = ("#", "time", "user", "host", "VM", "operation", "result", "command")
+    INITIAL_TITLE = "Audit journal: loading…"
 
     def __init__(self, load: LoadJournal) -> None:
         super().__init__()
         self._load = load
         self._entries: Sequence[JournalEntry] = ()
 
-    def compose(self) -> ComposeResult:
-        yield Static("Audit journal: loading…", id="journal-title")
+    def compose_above_table(self) -> Iterable[Widget]:
         yield Input(
             placeholder="filter: host, VM, user, operation, ok / failed / unfinished",
             id="journal-filter-box",
         )
-        yield DataTable(id="journal", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+
+    def key_of(self, item: JournalEntry) -> str:
+        return str(item.id)
+
+    def cells_of(self, item: JournalEntry) -> Cells:
+        return (
+            str(item.id),
+            timestamp(item.at),
+            item.user,
+            "" if item.host is None else f"{item.pool}/{item.host}",
+            item.vm or "",
+            item.operation,
+            _result(item),
+            item.command or "",
+        )
+
+    def title_of(self, items: Sequence[JournalEntry]) -> str:
+        return f"Audit journal: {len(items)} of {len(self._entries)} actions"
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(
-            "#", "time", "user", "host", "VM", "operation", "result", "command"
-        )
-        self.query_one(DataTable).focus()
         self.action_reload()
 
     @work(exclusive=True, group="journal")
@@ -52,43 +66,27 @@ class JournalScreen(Screen[None]):
         try:
             self._entries = await self._load()
         except OvmError as exc:
-            self.query_one("#journal-title", Static).update(f"Audit journal: {exc}")
+            self.say(f"Audit journal: {exc}")
             return
-        self._show()
+        self._filter()
 
     def action_filter(self) -> None:
         self.set_focus(self.query_one(Input))
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self._show()
+        self._filter()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.set_focus(self.query_one(DataTable))
+        self.set_focus(self.table)
 
-    def _show(self) -> None:
+    def _filter(self) -> None:
         needle = self.query_one(Input).value.strip().lower()
-        table = self.query_one(DataTable)
-        table.clear()
-        shown = 0
-        for entry in reversed(self._entries):
-            result = _result(entry)
-            cells = (
-                str(entry.id),
-                timestamp(entry.at),
-                entry.user,
-                "" if entry.host is None else f"{entry.pool}/{entry.host}",
-                entry.vm or "",
-                entry.operation,
-                result,
-                entry.command or "",
-            )
-            if needle and not any(needle in cell.lower() for cell in cells[2:7]):
-                continue
-            table.add_row(*cells)
-            shown += 1
-        self.query_one("#journal-title", Static).update(
-            f"Audit journal: {shown} of {len(self._entries)} actions"
-        )
+        shown = [
+            entry
+            for entry in reversed(self._entries)
+            if not needle or any(needle in cell.lower() for cell in self.cells_of(entry)[2:7])
+        ]
+        self.show(shown)
 
 
 def _result(entry: JournalEntry) -> str:

@@ -10,6 +10,7 @@ from ovmtui.model import EstateSnapshot, HostStatus, Vm, VmState
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.screens.drift import DriftScreen
 from ovmtui.store.backup import list_backups
+from ovmtui.store.drift import DriftedVm
 from ovmtui.store.repository import Repository
 from ovmtui.widgets.estate_header import EstateHeader
 from tests.ui.conftest import SIZE, make_app, table, wait_until
@@ -71,3 +72,38 @@ async def test_reconcile_refused_in_read_only_mode(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: any("Read-only" in n.message for n in app._notifications))
         assert len(app.drifted) == 1
     assert not (tmp_path / "backups").exists()
+
+
+def drifted(*names: str, state: VmState = VmState.RUNNING) -> tuple[DriftedVm, ...]:
+    return tuple(
+        DriftedVm(
+            "prod", "ovs01", f"6f1c0000-0000-4000-8000-0000000000{n:02d}", name, state, 5.0, 6.0
+        )
+        for n, name in enumerate(names)
+    )
+
+
+async def test_the_cursor_stays_on_its_vm_when_the_drift_list_changes() -> None:
+    """The list is updated in place: a VM before the cursor gone, the cursor stays put."""
+    app = make_app(interval_s=3600.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 64)
+        await pilot.press("D")
+        await wait_until(pilot, lambda: isinstance(app.screen, DriftScreen))
+        screen = app.screen
+        rows = screen.query_one(DataTable)
+        ghosts = drifted("ghost00", "ghost01", "ghost02", "ghost03")
+        app.session.events.drift(ghosts)  # as the session reports a new drift list
+        await wait_until(pilot, lambda: rows.row_count == 4)
+        await pilot.press("down", "down")
+        assert rows.get_row_at(rows.cursor_row)[0] == "ghost02"
+        app.session.events.drift(ghosts[1:])  # ghost00, above the cursor, is live again
+        await wait_until(pilot, lambda: rows.row_count == 3)
+        assert rows.get_row_at(rows.cursor_row)[0] == "ghost02"
+        assert rows.cursor_row == 1
+        assert isinstance(screen, DriftScreen) and screen.selected == ghosts[2]
+        # Recorded differently now: the row changes in place and the cursor stays.
+        paused = drifted("ghost00", "ghost01", "ghost02", "ghost03", state=VmState.PAUSED)
+        app.session.events.drift(paused[1:])
+        await wait_until(pilot, lambda: rows.get_row_at(1)[1] == "paused")
+        assert screen.selected == paused[2] and rows.cursor_row == 1
