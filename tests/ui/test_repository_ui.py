@@ -110,3 +110,32 @@ async def test_journal_screen_without_repository_says_so() -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, JournalScreen))
         title = app.screen.query_one("#journal-title", Static)
         await wait_until(pilot, lambda: "no repository" in str(title.render()))
+
+
+async def test_journal_reload_keeps_the_cursor_on_its_record(tmp_path: Path) -> None:
+    """A reload lists a new action on top; the cursor stays on the record it was on."""
+    from textual.widgets import DataTable
+
+    from ovmtui.model import VmAction
+    from ovmtui.screens.journal import JournalScreen
+
+    app = make_app(repository=tmp_path / "repository.sqlite")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 64)
+        await pilot.press("slash", *"kafka01", "enter", "p")
+        await wait_until(pilot, lambda: len(app.action_log) == 1)
+        await pilot.press("escape", "slash", *"kafka02", "enter", "p")
+        await wait_until(pilot, lambda: len(app.action_log) == 2)
+        await pilot.press("escape", "j")
+        await wait_until(pilot, lambda: isinstance(app.screen, JournalScreen))
+        journal = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: journal.row_count == 2)
+        await pilot.press("down")
+        assert journal.get_row_at(journal.cursor_row)[4] == "kafka01"
+        kafka03 = next(p for p in app.snapshot.placed_vms() if p.vm.name == "kafka03")
+        app.start_actions([kafka03], VmAction.PAUSE)
+        await wait_until(pilot, lambda: len(app.action_log) == 3)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: journal.row_count == 3, what="the reload")
+        assert [journal.get_row_at(i)[4] for i in range(3)] == ["kafka03", "kafka02", "kafka01"]
+        assert journal.get_row_at(journal.cursor_row)[4] == "kafka01"
