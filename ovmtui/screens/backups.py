@@ -23,7 +23,7 @@ class BackupsScreen(ListScreen[BackupInfo]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="backups-close"),
         Binding("b", "back_up", "Back up now", id="backups-create"),
-        Binding("R", "restore", "Restore…", id="backups-restore"),
+        Binding("R", "restore", "Restore", id="backups-restore"),
         Binding("ctrl+r", "reload", "Reload", id="backups-reload"),
     ]
     TABLE_ID = "backups"

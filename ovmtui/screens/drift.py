@@ -18,7 +18,7 @@ from ovmtui.store.drift import DriftedVm
 class DriftScreen(ListScreen[DriftedVm]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="drift-close"),
-        Binding("R", "reconcile", "Reconcile all…", id="drift-reconcile"),
+        Binding("R", "reconcile", "Reconcile all", id="drift-reconcile"),
     ]
     TABLE_ID = "drift"
     COLUMNS = ("VM", "recorded", "pool/host", "last seen", "in drift since", "UUID")
