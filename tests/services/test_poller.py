@@ -297,7 +297,7 @@ async def test_idle_hosts_publish_what_hosts_polled_in_full_would() -> None:
         a = kind("p", "a", [moving, vm("app01")])
         b = kind("p", "b", [vm("db01")])
         poller, _ = make(a, b)
-        seen = []
+        seen: list[tuple[object, ...]] = []
         for step in range(8):
             if step == 3:
                 b.vms[moving.uuid] = moving  # both hosts list it now
