@@ -38,6 +38,7 @@ import libvirt
 from ovmtui.backend._worker import DaemonWorker
 from ovmtui.backend.base import EventCallback
 from ovmtui.backend.libvirt_xml import DomainStatic, host_cpu, parse_domain_xml
+from ovmtui.backend.pacing import waiting, working
 from ovmtui.errors import (
     ActionFailed,
     HostTimeout,
@@ -174,6 +175,13 @@ def _open_uri(uri: str) -> str:
     # Appended as is: re-encoding would escape the operator's socket= and keyfile= paths.
     query = f"{parts.query}&no_tty=1" if parts.query else "no_tty=1"
     return urlunsplit(parts._replace(query=query))
+
+
+def _is_local(uri: str) -> bool:
+    """Whether the URI names no remote host (``test://``, ``qemu:///system``): its answers
+    are computed on this machine's CPUs."""
+    parts = urlsplit(uri)
+    return not parts.hostname
 
 
 def _one_line(text: str) -> str:
@@ -322,6 +330,7 @@ class LibvirtBackend:
         self._uri = uri
         self._timeout = call_timeout_s
         self._session: _Session | None = None
+        self._local = _is_local(uri)
         self._connect_lock = asyncio.Lock()
         self._callback: EventCallback | None = None
         self._definition_fetches = 0
@@ -368,7 +377,10 @@ class LibvirtBackend:
                 loop=asyncio.get_running_loop(),
             )
             try:
-                await self._call(session, lambda: self._open(session))
+                # Several round trips over qemu+ssh (ssh's own connect, then libvirt's
+                # RPC): the wide bound, so that opens do not queue behind one another.
+                async with waiting():
+                    await self._call(session, lambda: self._open(session))
             except BaseException:
                 # Cancelled or failed half way: whatever was opened must still be closed.
                 self._retire(session)
@@ -551,7 +563,11 @@ class LibvirtBackend:
         # started, stopped or migrated in between, nor any definition dropped.
         session.quiet = session.events and seq_before == session.polled_seq
         try:
-            raw = await self._call(session, lambda: self._poll_in_worker(session, cache))
+            # A remote host's poll is mostly waiting for its answer (its Python part takes
+            # the Python turn anyway); a local daemon's or the test driver's answer is made
+            # on our own CPUs: work, the narrow bound (pacing.py).
+            async with working() if self._local else waiting():
+                raw = await self._call(session, lambda: self._poll_in_worker(session, cache))
         except libvirt.libvirtError as exc:
             # A poll that fails leaves us unsure of the connection: start afresh next time.
             self._drop(session)

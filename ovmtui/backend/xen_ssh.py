@@ -41,6 +41,7 @@ import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
 from ovmtui.backend.base import ChannelsBusy, EventCallback, LongChannel
+from ovmtui.backend.pacing import waiting, working
 from ovmtui.backend.xen_parse.common import ParseIssue, XenDomain
 from ovmtui.backend.xen_parse.info import parse_info
 from ovmtui.backend.xen_parse.vm_cfg import parse_vm_cfg, vm_config
@@ -378,14 +379,15 @@ class XenSshBackend:
                 title="Toolstack failed",
             )
         taken_at = time.time()
-        rows = self._table_reader.read(text, command)
-        # A turn of the loop between reading the table and folding it in: answers of
-        # several hosts that arrive together would otherwise be worked through as one
-        # block, and every other task (keys, the screen) waits for all of them. Measured
-        # at 200 hosts polled every 2 s: the loop's p99 turn went from 2.0 to 1.3 ms.
-        # A latency knob: see docs/latency.md.
-        await asyncio.sleep(0)
-        vms = _from_rows(known, rows.value, taken_at)
+        async with working():  # reading the table is work: the narrow bound (pacing.py)
+            rows = self._table_reader.read(text, command)
+            # A turn of the loop between reading the table and folding it in: answers of
+            # several hosts that arrive together would otherwise be worked through as one
+            # block, and every other task (keys, the screen) waits for all of them. Measured
+            # at 200 hosts polled every 2 s: the loop's p99 turn went from 2.0 to 1.3 ms.
+            # A latency knob: see docs/latency.md.
+            await asyncio.sleep(0)
+            vms = _from_rows(known, rows.value, taken_at)
         if vms is None or rows.issues:
             return await self._full_poll(toolstack)
         poll = HostPoll(known.facts, vms, taken_at, warnings=known.warnings)
@@ -406,7 +408,11 @@ class XenSshBackend:
         # The table, then "\n<marker> <status> <marker>\n": one read to the end marker.
         # (One read in a timeout block, not wait_for()s: those cost a task each, a poll.)
         end = f" {lister.marker}\n"
-        async with lister.lock, self._failing(conn, f"{toolstack} list", self._poll_timeout_s):
+        async with (
+            waiting(),  # a command in flight: the wide bound (pacing.py)
+            lister.lock,
+            self._failing(conn, f"{toolstack} list", self._poll_timeout_s),
+        ):
             lister.process.stdin.write("\n")
             async with asyncio.timeout(self._poll_timeout_s):
                 data = await lister.process.stdout.readuntil(end)
@@ -451,8 +457,10 @@ class XenSshBackend:
         found = _split_sections(_text(output.stdout), marker, sections)
         # Tens of kilobytes of S-expressions: parsed off the loop, which keeps answering
         # keys, on the one parser thread (see _PARSER).
+        # Work: the narrow bound, and the waiting slot given up (pacing.py).
         loop = asyncio.get_running_loop()
-        poll, configs = await loop.run_in_executor(_PARSER, self._read_poll, toolstack, found)
+        async with working():
+            poll, configs = await loop.run_in_executor(_PARSER, self._read_poll, toolstack, found)
         self._configs = configs
         spread = self._spread.uniform(1 - FULL_POLL_SPREAD, 1 + FULL_POLL_SPREAD)
         self._known = _Known.of(poll, self._clock() + FULL_POLL_AFTER_S * spread)
@@ -518,7 +526,8 @@ class XenSshBackend:
             self._conn = None
             self._toolstack = None
             self._known = None  # a new connection starts with a full poll
-            self._conn = await self._open()
+            async with waiting():  # about nine round trips: the wide bound (pacing.py)
+                self._conn = await self._open()
             return self._conn
 
     async def _open(self) -> asyncssh.SSHClientConnection:
@@ -731,9 +740,10 @@ class XenSshBackend:
     async def _run(
         self, command: str, timeout_s: float, *, label: str
     ) -> asyncssh.SSHCompletedProcess:
-        conn = await self._connection()
-        async with self._channels, self._failing(conn, label, timeout_s):
-            return await asyncio.wait_for(self._run_on(conn, command), timeout_s)
+        async with waiting():  # a command in flight: the wide bound (pacing.py)
+            conn = await self._connection()
+            async with self._channels, self._failing(conn, label, timeout_s):
+                return await asyncio.wait_for(self._run_on(conn, command), timeout_s)
 
     @contextlib.asynccontextmanager
     async def _failing(

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ovmtui.backend.base import Backend
+from ovmtui.backend.pacing import WAIT_SLOTS, WORK_HOLD_S, Pacing, paced
 from ovmtui.errors import OvmError
 from ovmtui.model import (
     EstateDelta,
@@ -42,11 +43,13 @@ MAX_BACKOFF_S = 60.0
 EVENT_DEBOUNCE_S = 0.05
 MIN_PUBLISH_GAP_S = 0.25
 FIRST_ROUND_WAIT_S = 1.0
-SLOT_HOLD_S = 0.5  # see _bounded; a latency knob (docs/latency.md)
+# How long a working phase holds its slot before it counts as waiting; a latency knob
+# (docs/latency.md). The waiting bound's own: pacing.WAIT_SLOTS, pacing.WAIT_HOLD_S.
+SLOT_HOLD_S = WORK_HOLD_S
 
 
 def default_concurrency() -> int:
-    """How many polls work at once: as many as the CPUs this process may use, 2 to 4.
+    """How many polls work (parse, fold) at once: as many as the CPUs this process may use, 2 to 4.
 
     More only queue for those CPUs and for the GIL, and the event loop (keys, the screen)
     queues with them. Measured on a cold start of 100 test-driver hosts x 100 VMs on 2
@@ -77,6 +80,7 @@ class EstatePoller:
         on_snapshot: SnapshotCallback | None = None,
         interval_s: float = 5.0,
         max_concurrency: int | None = None,
+        max_waiting: int = WAIT_SLOTS,
         publish_delay_s: float = 0.05,
         initial: EstateSnapshot | None = None,
         clock: Callable[[], float] = time.time,
@@ -88,9 +92,9 @@ class EstatePoller:
         self._pools = tuple(dict.fromkeys(key.pool for key in self._order))
         self._on_snapshot = on_snapshot
         self.interval_s = interval_s
-        # Bounded (see default_concurrency); polls that wait on the network give their
-        # slot up (see _bounded), so this bounds work, not waiting.
-        self._limit = asyncio.Semaphore(max_concurrency or default_concurrency())
+        # Two bounds (see _bounded and backend/pacing.py): polls waiting on their hosts
+        # (wide, max_waiting) and polls working (narrow: see default_concurrency).
+        self._pacing = Pacing(max_concurrency or default_concurrency(), max_waiting)
         self._publish_delay_s = publish_delay_s
         self._clock = clock
         self._status: dict[HostKey, HostStatus] = {}
@@ -123,6 +127,11 @@ class EstatePoller:
     @property
     def snapshot(self) -> EstateSnapshot:
         return self._snapshot
+
+    @property
+    def pacing(self) -> Pacing:
+        """The two bounds (tests and benches read how many were held at once)."""
+        return self._pacing
 
     def backend(self, key: HostKey) -> Backend | None:
         host = self._hosts.get(key)
@@ -209,8 +218,6 @@ class EstatePoller:
         backend = self._hosts[key].backend
         try:
             result = await self._bounded(backend.poll)
-            # Folding it in on a turn of its own (see xen_ssh.poll and docs/latency.md).
-            await asyncio.sleep(0)
         except OvmError as exc:
             self._record_failure(key, exc.message)
             return False
@@ -220,32 +227,25 @@ class EstatePoller:
             log.exception("poll of %s failed unexpectedly", key)
             self._record_failure(key, f"internal error: {type(exc).__name__}: {exc}")
             return False
-        self._record_success(key, result)
+        # Folding is work: in a working slot, on a turn of its own (see xen_ssh.poll and
+        # docs/latency.md).
+        async with self._pacing.working():
+            await asyncio.sleep(0)
+            self._record_success(key, result)
         return True
 
     async def _bounded(self, poll: Callable[[], Awaitable[HostPoll]]) -> HostPoll:
-        """Run `poll` in one of the concurrency slots, for as long as it is quick.
+        """Run ``poll`` under this poller's two bounds (``backend/pacing.py``).
 
-        The slots bound the work that competes with the event loop for the GIL. A poll
-        still running after SLOT_HOLD_S is waiting on its host (a dead or distant one, a
-        connect timeout), not working: it gives its slot up, so that a rack of silent
-        hosts cannot keep the hosts that answer from being polled.
+        The whole poll is waiting (the wide bound: connects and commands in flight) except
+        the phases its backend marks as working (parsing: the narrow bound), and a waiting
+        phase lets its slot go after ``WAIT_HOLD_S``, so that a rack of silent hosts cannot
+        keep the hosts that answer from being polled. No poll holds a CPU slot while it
+        waits on its host.
         """
-        await self._limit.acquire()
-        held = True
-
-        def let_go() -> None:
-            nonlocal held
-            if held:
-                held = False
-                self._limit.release()
-
-        timer = asyncio.get_running_loop().call_later(SLOT_HOLD_S, let_go)
-        try:
-            return await poll()
-        finally:
-            timer.cancel()
-            let_go()
+        with paced(self._pacing):
+            async with self._pacing.waiting():
+                return await poll()
 
     # -- folding results into the estate --------------------------------------------------
 

@@ -745,3 +745,37 @@ async def test_a_restart_or_a_rename_between_polls_is_seen(
     dom.rename(f"{name}-renamed", 0)
     renamed = await polled_until(lambda vm: vm.name == f"{name}-renamed")
     assert renamed.state is VmState.SHUTOFF
+
+
+async def test_opens_of_far_hosts_do_not_queue_behind_one_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 13: a qemu+ssh open costs several round trips. Eight hosts whose opens take
+    # 0.2 s each, two working slots: the opens run at once (each on its connection's
+    # worker), not two by two behind the working slots as before.
+    from ovmtui.services.poller import EstatePoller, PolledHost
+
+    real_open = libvirt.open
+    lock = threading.Lock()
+    opening = [0, 0]  # now, most at once
+
+    def slow_open(uri: str) -> Any:
+        with lock:
+            opening[0] += 1
+            opening[1] = max(opening[1], opening[0])
+        try:
+            time.sleep(0.2)  # the network: libvirt releases the GIL
+            return real_open(uri)
+        finally:
+            with lock:
+                opening[0] -= 1
+
+    monkeypatch.setattr(libvirt, "open", slow_open)
+    backends = [LibvirtBackend(HostKey("p", f"far{i}"), DEFAULT_URI) for i in range(8)]
+    poller = EstatePoller([PolledHost(b) for b in backends], max_concurrency=2)
+    try:
+        snap = await poller.poll_once()
+    finally:
+        await poller.close()
+    assert all(h.reachable for h in snap.hosts), [h.error for h in snap.hosts]
+    assert opening[1] == 8

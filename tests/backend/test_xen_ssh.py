@@ -470,3 +470,43 @@ async def test_aes_gcm_is_preferred_and_an_old_server_still_connects(
         assert backend._conn.get_extra_info("send_cipher") == "aes128-ctr"
     finally:
         await backend.close()
+
+
+async def test_far_hosts_connect_at_once_not_two_by_two(
+    fake_xen_servers: Any, tmp_path: Path
+) -> None:
+    # Issue 13: twelve hosts 20 ms away (a delay proxy), two working slots. The connects
+    # and first polls overlap: by the time the first host has answered, the proxy has
+    # seen every host's connection open at once. Before, a poll held one of the two slots
+    # for its connect too (released after 0.5 s): two at a time.
+    from ovmtui.services.poller import EstatePoller, PolledHost
+    from tests.sshfake.delayproxy import PROXY_ADDRESS, DelayProxy, known_hosts_for
+
+    server = fake_xen_servers(hosts=12, ports_per_sshd=12, toolstack="xm")
+    known = known_hosts_for(server.known_hosts, tmp_path / "known_hosts_proxy")
+    async with DelayProxy([(h.address, h.port) for h in server.hosts], 0.01) as proxy:
+        open_at_first_answer: list[int] = []
+
+        class Watched(XenSshBackend):
+            async def poll(self) -> Any:
+                result = await super().poll()
+                open_at_first_answer.append(proxy.open)
+                return result
+
+        backends = [
+            Watched(
+                HostKey("xen", h.name),
+                f"{h.username}@{PROXY_ADDRESS}:{h.port}",
+                identity=str(h.client_key),
+                known_hosts=str(known),
+            )
+            for h in server.hosts
+        ]
+        poller = EstatePoller([PolledHost(b) for b in backends], max_concurrency=2)
+        try:
+            snap = await poller.poll_once()
+        finally:
+            await poller.close()
+    assert all(h.reachable for h in snap.hosts), [h.error for h in snap.hosts]
+    assert proxy.accepted == 12  # one connection per host
+    assert open_at_first_answer[0] == 12, open_at_first_answer

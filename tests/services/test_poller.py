@@ -317,3 +317,92 @@ async def test_idle_hosts_publish_what_hosts_polled_in_full_would() -> None:
     idle = await run(SteadyBackend)
     assert idle == await run(FakeBackend)
     assert any(changed for changed, _removed, _placed in idle[4:6])  # claimed back and forth
+
+
+class FarBackend(FakeBackend):
+    """A host some round trips away: its poll waits (connect, command), then parses."""
+
+    in_flight = 0
+    most_in_flight = 0
+    parsing = 0
+    most_parsing = 0
+
+    def __init__(self, name: str, wait_s: float = 0.05) -> None:
+        super().__init__("p", name, [vm(f"{name}-vm")])
+        self.wait_s = wait_s
+
+    async def poll(self) -> HostPoll:
+        from ovmtui.backend.pacing import waiting, working
+
+        cls = FarBackend
+        async with waiting():
+            cls.in_flight += 1
+            cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
+            try:
+                await asyncio.sleep(self.wait_s)  # the network: no CPU
+                await self.hang.wait()
+            finally:
+                cls.in_flight -= 1
+        async with working():
+            cls.parsing += 1
+            cls.most_parsing = max(cls.most_parsing, cls.parsing)
+            try:
+                await asyncio.sleep(0.001)  # the parse
+                return await super().poll()
+            finally:
+                cls.parsing -= 1
+
+
+@pytest.fixture
+def far() -> Any:
+    FarBackend.in_flight = FarBackend.most_in_flight = 0
+    FarBackend.parsing = FarBackend.most_parsing = 0
+    return FarBackend
+
+
+async def test_polls_waiting_on_their_hosts_overlap_beyond_the_working_slots(far: Any) -> None:
+    # Twelve far hosts, two working slots: their waits overlap (all twelve at once), their
+    # parses do not exceed the two slots. Before issue 13 a poll held its slot while it
+    # waited: two at a time.
+    hosts = [far(f"far{i:02}") for i in range(12)]
+    poller, _ = make(*hosts, max_concurrency=2)
+    snap = await poller.poll_once()
+    assert all(h.reachable for h in snap.hosts)
+    assert far.most_in_flight == 12
+    assert far.most_parsing <= 2
+    assert poller.pacing.working_count.most <= 2
+    assert poller.pacing.waiting_count.most == 12
+
+
+async def test_the_waiting_bound_holds_too(far: Any) -> None:
+    hosts = [far(f"far{i:02}") for i in range(12)]
+    poller, _ = make(*hosts, max_concurrency=2, max_waiting=4)
+    await poller.poll_once()
+    assert far.most_in_flight == 4
+    assert poller.pacing.waiting_count.most == 4
+
+
+async def test_more_silent_far_hosts_than_waiting_slots_never_delay_the_others(far: Any) -> None:
+    # A dark rack larger than the waiting bound: after WAIT_HOLD_S their waits let their
+    # slots go, and the host that answers is polled.
+    hung = []
+    for i in range(6):
+        host = far(f"dark{i:02}", wait_s=0.0)
+        host.hang.clear()
+        hung.append(host)
+    alive = far("alive", wait_s=0.0)
+    poller, seen = make(*hung, alive, interval_s=60, max_concurrency=2, max_waiting=2)
+    poller.pacing.wait_hold_s = 0.1
+    task = asyncio.create_task(poller.run())
+    try:
+        host = None
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            host = seen[-1].host(HostKey("p", "alive")) if seen else None
+            if host is not None and host.reachable:
+                break
+        assert host is not None and host.reachable, "the answering host waited for the dark ones"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,154 @@
+"""Two bounds on what polls do at once: waiting on hosts (wide) and working (narrow).
+
+A poll mostly waits: a connect is about nine round trips, a command one or two, and at
+50 ms from the client that is half a second in which the poll needs no CPU at all. Holding a
+CPU-sized slot for that time bounded the first round of 200 far hosts by 200 x 0.5 s / 2
+(issue 13). So the poller gives every poll two bounds, taken by phase:
+
+- ``waiting()``: connects and commands in flight. Wide (``WAIT_SLOTS``, 64): it bounds the
+  handshakes and sessions opened at once, not CPU. A phase still waiting after
+  ``WAIT_HOLD_S`` is a host that does not answer (a dead rack, a connect timeout): it lets
+  its slot go, so silent hosts never keep the others from being polled.
+- ``working()``: parsing and folding, the work that competes with the event loop for a CPU
+  and the GIL. Narrow (as many as CPUs, 2 to 4: ``default_concurrency`` in the poller).
+  Entering it gives up the task's waiting slot: a poll never holds both kinds at once,
+  and never acquires a waiting slot while it works (no order to deadlock on).
+  A working phase still running after ``WORK_HOLD_S`` is waiting after all (a local
+  daemon that hung): it lets go too.
+
+The poller puts its ``Pacing`` in the context of each poll (``paced``); the backends mark
+their phases with the module functions ``waiting()`` and ``working()``, which do nothing
+outside a poll (an action, a headless definition export). Nested ``waiting()`` blocks of one
+task share the outer one's slot while it is held (after ``working()`` gave it up, a command
+takes one again). A latency knob: see docs/latency.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+
+WAIT_SLOTS = 64
+# A connect plus a full poll at 100 ms is about 1 s; twice that and the host is silent.
+WAIT_HOLD_S = 2.0
+WORK_HOLD_S = 0.5
+
+
+@dataclass(eq=False)
+class _Held:
+    """One slot a task holds; released once, whoever comes first (exit, timer, working)."""
+
+    release: Callable[[], None]
+    timer: asyncio.TimerHandle | None = None
+    done: bool = False
+
+    def let_go(self) -> None:
+        if not self.done:
+            self.done = True
+            if self.timer is not None:
+                self.timer.cancel()
+            self.release()
+
+
+@dataclass(eq=False)
+class _Counter:
+    now: int = 0
+    most: int = 0  # the most held at once (a test checks the bound and the overlap)
+
+    def up(self) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+
+    def down(self) -> None:
+        self.now -= 1
+
+
+@dataclass(eq=False)
+class Pacing:
+    """The two bounds of one poller (see the module's docstring)."""
+
+    work_slots: int
+    wait_slots: int = WAIT_SLOTS
+    wait_hold_s: float = WAIT_HOLD_S
+    work_hold_s: float = WORK_HOLD_S
+    waiting_count: _Counter = field(default_factory=_Counter)
+    working_count: _Counter = field(default_factory=_Counter)
+
+    def __post_init__(self) -> None:
+        self._wait = asyncio.Semaphore(self.wait_slots)
+        self._work = asyncio.Semaphore(self.work_slots)
+
+    async def _take(self, semaphore: asyncio.Semaphore, counter: _Counter, hold_s: float) -> _Held:
+        await semaphore.acquire()
+        counter.up()
+
+        def release() -> None:
+            counter.down()
+            semaphore.release()
+
+        held = _Held(release)
+        held.timer = asyncio.get_running_loop().call_later(hold_s, held.let_go)
+        return held
+
+    @contextlib.asynccontextmanager
+    async def waiting(self) -> AsyncIterator[None]:
+        outer = _WAIT_SLOT.get()
+        if outer is not None and not outer.done:  # nested: the outer block's slot
+            yield
+            return
+        held = await self._take(self._wait, self.waiting_count, self.wait_hold_s)
+        token = _WAIT_SLOT.set(held)
+        try:
+            yield
+        finally:
+            _WAIT_SLOT.reset(token)
+            held.let_go()
+
+    @contextlib.asynccontextmanager
+    async def working(self) -> AsyncIterator[None]:
+        waiting = _WAIT_SLOT.get()
+        if waiting is not None:
+            waiting.let_go()  # done with the network for now: never both at once
+        held = await self._take(self._work, self.working_count, self.work_hold_s)
+        try:
+            yield
+        finally:
+            held.let_go()
+
+
+_PACING: contextvars.ContextVar[Pacing | None] = contextvars.ContextVar(
+    "ovmtui_pacing", default=None
+)
+_WAIT_SLOT: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
+    "ovmtui_wait_slot", default=None
+)
+
+
+@contextlib.contextmanager
+def paced(pacing: Pacing | None) -> Iterator[None]:
+    """Within this block (of one task), ``waiting()`` and ``working()`` use ``pacing``."""
+    token = _PACING.set(pacing)
+    try:
+        yield
+    finally:
+        _PACING.reset(token)
+
+
+@contextlib.asynccontextmanager
+async def _unbounded() -> AsyncIterator[None]:
+    yield
+
+
+def waiting() -> contextlib.AbstractAsyncContextManager[None]:
+    """A connect or a command in flight: the current poll's waiting bound, if any."""
+    pacing = _PACING.get()
+    return _unbounded() if pacing is None else pacing.waiting()
+
+
+def working() -> contextlib.AbstractAsyncContextManager[None]:
+    """Parsing or folding: the current poll's working bound, if any."""
+    pacing = _PACING.get()
+    return _unbounded() if pacing is None else pacing.working()
