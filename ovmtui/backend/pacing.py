@@ -12,9 +12,13 @@ CPU-sized slot for that time bounded the first round of 200 far hosts by 200 x 0
 - ``working()``: parsing and folding, the work that competes with the event loop for a CPU
   and the GIL. Narrow (as many as CPUs, 2 to 4: ``default_concurrency`` in the poller).
   Entering it gives up the task's waiting slot: a poll never holds both kinds at once,
-  and never acquires a waiting slot while it works (no order to deadlock on).
+  and never acquires a waiting slot while it works (no order to deadlock on). The work
+  begins on a turn of the event loop of its own.
   A working phase still running after ``WORK_HOLD_S`` is waiting after all (a local
   daemon that hung): it lets go too.
+
+New connections start ``CONNECT_SPACING_S`` apart (``connect_turn()``), so that their round
+trips do not land in the same turns of the event loop.
 
 The poller puts its ``Pacing`` in the context of each poll (``paced``); the backends mark
 their phases with the module functions ``waiting()`` and ``working()``, which do nothing
@@ -35,6 +39,12 @@ WAIT_SLOTS = 64
 # A connect plus a full poll at 100 ms is about 1 s; twice that and the host is silent.
 WAIT_HOLD_S = 2.0
 WORK_HOLD_S = 0.5
+# New connections start at least this far apart (at most 200 a second). Connects started
+# at one instant stay in step: every one of their round trips lands in the same turn of the
+# event loop, which then decrypts, verifies and answers for all of them at once (64 far
+# hosts at once: the loop's p99 stall was well over 5 ms). 200 connects a second is about
+# what one CPU's worth of key exchanges and first polls takes anyway (issue 13).
+CONNECT_SPACING_S = 0.005
 
 
 @dataclass(eq=False)
@@ -74,12 +84,22 @@ class Pacing:
     wait_slots: int = WAIT_SLOTS
     wait_hold_s: float = WAIT_HOLD_S
     work_hold_s: float = WORK_HOLD_S
+    connect_spacing_s: float = CONNECT_SPACING_S
     waiting_count: _Counter = field(default_factory=_Counter)
     working_count: _Counter = field(default_factory=_Counter)
 
     def __post_init__(self) -> None:
         self._wait = asyncio.Semaphore(self.wait_slots)
         self._work = asyncio.Semaphore(self.work_slots)
+        self._next_connect = float("-inf")
+
+    async def connect_turn(self) -> None:
+        """Wait for this connect's start, ``connect_spacing_s`` after the last one's."""
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._next_connect + self.connect_spacing_s)
+        self._next_connect = start
+        if start > now:
+            await asyncio.sleep(start - now)
 
     async def _take(self, semaphore: asyncio.Semaphore, counter: _Counter, hold_s: float) -> _Held:
         await semaphore.acquire()
@@ -112,7 +132,12 @@ class Pacing:
         waiting = _WAIT_SLOT.get()
         if waiting is not None:
             waiting.let_go()  # done with the network for now: never both at once
+        queued = self._work.locked()
         held = await self._take(self._work, self.working_count, self.work_hold_s)
+        if not queued:
+            # On a turn of the loop of its own either way: answers of several hosts that
+            # land together are not worked through as one block while keys wait.
+            await asyncio.sleep(0)
         try:
             yield
         finally:
@@ -146,6 +171,13 @@ def waiting() -> contextlib.AbstractAsyncContextManager[None]:
     """A connect or a command in flight: the current poll's waiting bound, if any."""
     pacing = _PACING.get()
     return _unbounded() if pacing is None else pacing.waiting()
+
+
+async def connect_turn() -> None:
+    """Before a new connection: spaced from the poller's other connects, if in a poll."""
+    pacing = _PACING.get()
+    if pacing is not None:
+        await pacing.connect_turn()
 
 
 def working() -> contextlib.AbstractAsyncContextManager[None]:
