@@ -11,6 +11,7 @@ from textual.widgets import Static
 from ovmtui import format as fmt
 from ovmtui.model import EstateSnapshot, EstateTotals, TotalsTally
 from ovmtui.terminal import ascii_content, ascii_only
+from ovmtui.widgets.data_age import OLD_AFTER_S, OLD_STYLE, DataAge, data_age
 from ovmtui.widgets.state_style import HostState, markup
 
 _UP, _UNKNOWN, _DOWN = markup(HostState.UP), markup(HostState.UNKNOWN), markup(HostState.DOWN)
@@ -30,17 +31,25 @@ class EstateHeader(Static):
         *,
         read_only: Callable[[], bool],
         clock: Callable[[], float] = time.time,
+        old_after_s: float = OLD_AFTER_S,
         id: str | None = None,
     ) -> None:
         super().__init__("", id=id)
-        # Asked at every redraw (once a second): the app may turn read-only while it runs
-        # (its repository became unwritable), and the header must say so.
+        # Asked every second: the app may turn read-only while it runs (its repository
+        # became unwritable), and the header must say so.
         self._read_only = read_only
         self._clock = clock
+        self._old_after_s = old_after_s
         self._snapshot: EstateSnapshot | None = None
         self._totals: EstateTotals | None = None
         self._tally = TotalsTally()
+        # Of the snapshot shown: when its oldest fresh data was taken (None: no fresh
+        # data), and how many hosts are stale or unreachable.
+        self._oldest: float | None = None
+        self._stale = 0
         self._shown: Content | None = None
+        # What the one-second tick compares: read-only, and the age as shown.
+        self._ticked: tuple[bool, DataAge | None] | None = None
         self._drifted = 0
         # Fixed for the app's life: the terminal's character set is known before it starts.
         self._ascii = ascii_only(self)
@@ -48,7 +57,7 @@ class EstateHeader(Static):
         self._dot = ", " if self._ascii else " · "
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self._redraw)
+        self.set_interval(1.0, self._tick)
         self._redraw()
 
     def on_resize(self) -> None:
@@ -57,13 +66,32 @@ class EstateHeader(Static):
     def show_estate(self, snapshot: EstateSnapshot) -> None:
         self._snapshot = snapshot
         self._totals = self._tally.totals(snapshot)
+        fresh = [
+            h.taken_at
+            for h in snapshot.hosts
+            if h.reachable and not h.stale and h.taken_at is not None
+        ]
+        self._oldest = min(fresh) if fresh else None
+        self._stale = sum(1 for h in snapshot.hosts if h.stale or h.reachable is False)
         self._redraw()
 
     def show_drift(self, count: int) -> None:
         self._drifted = count
         self._redraw()
 
+    def _tick_state(self) -> tuple[bool, DataAge | None]:
+        oldest = self._oldest
+        age = None if oldest is None else data_age(self._clock() - oldest, self._old_after_s)
+        return self._read_only(), age
+
+    def _tick(self) -> None:
+        # Nothing is built while the header would read as it does: at the default interval
+        # a healthy estate's data reads "just now" from one poll to the next.
+        if self._tick_state() != self._ticked:
+            self._redraw()
+
     def _redraw(self) -> None:
+        self._ticked = self._tick_state()
         content = self.render_line_content()
         if self._ascii:
             content = ascii_content(content)  # an unknown total ("—"), say
@@ -91,14 +119,18 @@ class EstateHeader(Static):
         if totals.hosts_down:
             hosts += f" [{_DOWN}]{totals.hosts_down} down[/]"
         if totals.hosts_unknown:
+            # The first round (or a host added since): how far it got, at a glance.
+            answered = totals.hosts_up + totals.hosts_down
+            total = answered + totals.hosts_unknown
             hosts += f" [{_UNKNOWN}]{totals.hosts_unknown} waiting[/]"
+            hosts += f" ({answered} of {total} answered)"
         first.append(Content.from_markup(hosts))
         vm_count = Content(f"{totals.vm_count} VMs")
         memory = Content(
             f"memory {fmt.mib(totals.memory_committed_mib)} committed"
             f" / {fmt.mib(totals.memory_physical_mib)}"
         )
-        last = [self._freshness(snapshot)]
+        last = [self._freshness()]
         if self._drifted:
             sign = "!" if self._ascii else "⚠"
             last.append(Content.from_markup(f"[$error b]{sign} {self._drifted} in drift (D)[/]"))
@@ -113,17 +145,16 @@ class EstateHeader(Static):
         second = Content.from_markup(self._dot.join(states)) if states else Content("no VMs")
         return Content("\n").join([line, second])
 
-    def _freshness(self, snapshot: EstateSnapshot) -> Content:
-        now = self._clock()
-        ages = [h.age_s(now) for h in snapshot.hosts if h.reachable and not h.stale]
-        known = [a for a in ages if a is not None]
-        if not known:
+    def _freshness(self) -> Content:
+        """The age of the oldest fresh data: bold warning once old (polls were missed)."""
+        if self._oldest is None:
             return Content.from_markup("[$warning]no fresh data[/]")
-        oldest = max(known)
-        text = f"{fmt.duration(oldest)} ago"
-        if not self._ascii:
-            text = "⟳ " + text
-        stale = sum(1 for h in snapshot.hosts if h.stale or h.reachable is False)
-        if stale:
-            return Content.from_markup(f"[$warning]{text}, {stale} stale[/]")
+        age = data_age(self._clock() - self._oldest, self._old_after_s)
+        text = age.text if self._ascii else "⟳ " + age.text
+        if self._stale:
+            text += f", {self._stale} stale"
+        if age.old:
+            return Content.from_markup(f"[{OLD_STYLE}]$text[/]", text=text)
+        if self._stale:
+            return Content.from_markup("[$warning]$text[/]", text=text)
         return Content(text)
