@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
+import pytest
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.message import Message
 
 from ovmtui.model import EstateDelta, EstateSnapshot, HostStatus, PlacedVm, Vm, VmState
+from ovmtui.widgets._vm_cells import RowCells
 from ovmtui.widgets.vm_table import VmTable
 
 M = TypeVar("M", bound=Message)
@@ -383,3 +386,61 @@ async def test_move_cursor_to_and_marked_vms() -> None:
         assert not app.table.move_cursor_to("uuid-0070")
         # Marked VMs a filter hides are still targets, in the table's order.
         assert [p.uuid for p in app.table.marked_vms()] == ["uuid-0003", "uuid-0070"]
+
+
+async def test_uptime_tick_repaints_only_visible_rows_whose_uptime_reads_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [NOW]
+
+    class ClockApp(TableApp):
+        def compose(self) -> ComposeResult:
+            yield VmTable(now=lambda: clock[0])
+
+    app = ClockApp()
+    async with app.run_test(size=SIZE) as pilot:
+        # Each VM 10 s into its minute of uptime, but vm-0003: 5 s before its next minute.
+        machines = [vm(n, started_at=NOW - 60 * n - (55 if n == 3 else 10)) for n in range(80)]
+        app.table.apply_snapshot(estate(machines))
+        await pilot.pause()
+        repainted: list[tuple[Region, ...]] = []
+        monkeypatch.setattr(app.table, "refresh", lambda *regions, **_: repainted.append(regions))
+        for second in range(1, 5):
+            clock[0] = NOW + second
+            app.table._tick_uptime()
+        assert repainted == []
+        clock[0] = NOW + 5
+        app.table._tick_uptime()
+        ((region,),) = repainted
+        assert region.height == 1 and region.y == 1 + 3  # under the header: vm-0003's line
+        # Every VM crosses a minute: the rows in view are repainted, those out of view
+        # are not even looked at.
+        clock[0] = NOW + 50
+        repainted.clear()
+        app.table._tick_uptime()
+        ((*regions,),) = repainted
+        height = app.table.size.height
+        assert len(regions) == height - 1 < 80
+        assert all(0 < r.y < height for r in regions)
+
+
+async def test_uptime_tick_costs_nothing_when_uptime_is_not_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [NOW]
+
+    class ClockApp(TableApp):
+        def compose(self) -> ComposeResult:
+            yield VmTable(now=lambda: clock[0])
+
+    app = ClockApp()
+    async with app.run_test(size=(50, 20)) as pilot:
+        app.table.apply_snapshot(estate([vm(n) for n in range(30)]))
+        await pilot.pause()
+        assert "uptime" not in app.table._columns.shown  # it gives way first
+        asked = []
+        monkeypatch.setattr(RowCells, "uptime_changed", lambda *a: asked.append(a) or True)
+        monkeypatch.setattr(app.table, "refresh", lambda *a, **k: asked.append(a))
+        clock[0] = NOW + 3600
+        app.table._tick_uptime()
+        assert asked == []
