@@ -134,11 +134,11 @@ class Pacing:
             waiting.let_go()  # done with the network for now: never both at once
         queued = self._work.locked()
         held = await self._take(self._work, self.working_count, self.work_hold_s)
-        if not queued:
-            # On a turn of the loop of its own either way: answers of several hosts that
-            # land together are not worked through as one block while keys wait.
-            await asyncio.sleep(0)
         try:
+            if not queued:
+                # On a turn of the loop of its own either way: answers of several hosts
+                # that land together are not worked through as one block while keys wait.
+                await asyncio.sleep(0)
             yield
         finally:
             held.let_go()
