@@ -510,3 +510,27 @@ async def test_far_hosts_connect_at_once_not_two_by_two(
     assert all(h.reachable for h in snap.hosts), [h.error for h in snap.hosts]
     assert proxy.accepted == 12  # one connection per host
     assert open_at_first_answer[0] == 12, open_at_first_answer
+
+
+def test_known_hosts_are_read_once_per_change_of_the_file(tmp_path: Path) -> None:
+    # Parsed off the loop, once: not by asyncssh on the loop at every connect (issue 13).
+    # An entry the operator adds (the ssh-keyscan the refusal suggests) is seen at once.
+    import asyncssh
+
+    from ovmtui.backend.xen_ssh import _known_hosts_of
+
+    path = tmp_path / "known_hosts"
+    assert _known_hosts_of(str(path)) is None
+    keys = [asyncssh.generate_private_key("ssh-ed25519") for _ in range(2)]
+    lines = [
+        f"[127.0.0.1]:{2200 + i} {k.export_public_key('openssh').decode().strip()}\n"
+        for i, k in enumerate(keys)
+    ]
+    path.write_text(lines[0])
+    first = _known_hosts_of(str(path))
+    assert first is not None and _known_hosts_of(str(path)) is first
+    with path.open("a") as f:
+        f.write(lines[1])
+    second = _known_hosts_of(str(path))
+    assert second is not None and second is not first
+    assert asyncssh.match_known_hosts(second, "127.0.0.1", "127.0.0.1", 2201)[0]
