@@ -760,18 +760,21 @@ async def test_opens_of_far_hosts_do_not_queue_behind_one_another(
     opening = [0, 0]  # now, most at once
 
     def slow_open(uri: str) -> Any:
+        assert uri.startswith("qemu+ssh://far")  # far hosts, played by the test driver
         with lock:
             opening[0] += 1
             opening[1] = max(opening[1], opening[0])
         try:
             time.sleep(0.2)  # the network: libvirt releases the GIL
-            return real_open(uri)
+            return real_open(DEFAULT_URI)
         finally:
             with lock:
                 opening[0] -= 1
 
     monkeypatch.setattr(libvirt, "open", slow_open)
-    backends = [LibvirtBackend(HostKey("p", f"far{i}"), DEFAULT_URI) for i in range(8)]
+    backends = [
+        LibvirtBackend(HostKey("p", f"far{i}"), f"qemu+ssh://far{i}/system") for i in range(8)
+    ]
     poller = EstatePoller([PolledHost(b) for b in backends], max_concurrency=2)
     try:
         snap = await poller.poll_once()
