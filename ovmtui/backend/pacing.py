@@ -87,10 +87,12 @@ class Pacing:
     connect_spacing_s: float = CONNECT_SPACING_S
     waiting_count: _Counter = field(default_factory=_Counter)
     working_count: _Counter = field(default_factory=_Counter)
+    folding_count: _Counter = field(default_factory=_Counter)
 
     def __post_init__(self) -> None:
         self._wait = asyncio.Semaphore(self.wait_slots)
         self._work = asyncio.Semaphore(self.work_slots)
+        self._fold = asyncio.Semaphore(self.work_slots)
         self._next_connect = float("-inf")
 
     async def connect_turn(self) -> None:
@@ -127,13 +129,24 @@ class Pacing:
             _WAIT_SLOT.reset(token)
             held.let_go()
 
+    def working(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._working(self._work, self.working_count)
+
+    def folding(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Work on the event loop's own thread (the poller folding an answer in): a bound
+        of the same size but of its own, so that answers do not queue behind polls
+        working in threads, and still no more than a few are folded in one turn."""
+        return self._working(self._fold, self.folding_count)
+
     @contextlib.asynccontextmanager
-    async def working(self) -> AsyncIterator[None]:
+    async def _working(
+        self, semaphore: asyncio.Semaphore, counter: _Counter
+    ) -> AsyncIterator[None]:
         waiting = _WAIT_SLOT.get()
         if waiting is not None:
             waiting.let_go()  # done with the network for now: never both at once
-        queued = self._work.locked()
-        held = await self._take(self._work, self.working_count, self.work_hold_s)
+        queued = semaphore.locked()
+        held = await self._take(semaphore, counter, self.work_hold_s)
         try:
             if not queued:
                 # On a turn of the loop of its own either way: answers of several hosts

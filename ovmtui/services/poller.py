@@ -227,9 +227,9 @@ class EstatePoller:
             log.exception("poll of %s failed unexpectedly", key)
             self._record_failure(key, f"internal error: {type(exc).__name__}: {exc}")
             return False
-        # Folding is work: in a working slot, on a turn of the loop of its own (see
-        # backend/pacing.py and docs/latency.md).
-        async with self._pacing.working():
+        # Folding is work on the loop: in a folding slot, on a turn of the loop of its own
+        # (see backend/pacing.py and docs/latency.md).
+        async with self._pacing.folding():
             self._record_success(key, result)
         return True
 
