@@ -9,8 +9,10 @@ CPU-sized slot for that time bounded the first round of 200 far hosts by 200 x 0
   handshakes and sessions opened at once, not CPU. A phase still waiting after
   ``WAIT_HOLD_S`` is a host that does not answer (a dead rack, a connect timeout): it lets
   its slot go, so silent hosts never keep the others from being polled.
-- ``working()``: parsing and folding, the work that competes with the event loop for a CPU
-  and the GIL. Narrow (as many as CPUs, 2 to 4: ``default_concurrency`` in the poller).
+- ``working()``: parsing, the work that competes with the event loop for a CPU and the
+  GIL. Narrow (as many as CPUs, 2 to 4: ``default_concurrency`` in the poller). Folding an
+  answer in (on the loop itself) takes ``folding()``, a narrow bound of the same size but
+  its own, so that answers do not queue behind polls working in threads.
   Entering it gives up the task's waiting slot: a poll never holds both kinds at once,
   and never acquires a waiting slot while it works (no order to deadlock on). The work
   begins on a turn of the event loop of its own.
