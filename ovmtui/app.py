@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,6 +50,18 @@ ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 # 0.5 ms (bench/ssh_poll.py). Worker threads lose a little throughput, not the operator.
 # One of the latency knobs gathered in docs/latency.md.
 UI_SWITCH_INTERVAL_S = 0.0005
+
+
+# How long Textual has to give the terminal back once the session is closed.
+EXIT_GRACE_S = 3.0
+
+
+def _end_process_after(grace_s: float, code: Callable[[], int]) -> None:
+    def end() -> None:
+        time.sleep(grace_s)
+        os._exit(code())
+
+    threading.Thread(target=end, name="ovmtui-exit-guard", daemon=True).start()
 
 
 def tune_process_for_ui() -> None:
@@ -251,6 +265,12 @@ class OvmApp(App[int]):
     async def on_unmount(self) -> None:
         self.workers.cancel_group(self, "poller")
         await self.session.close()
+        if not self.is_headless:
+            # Everything is recorded and closed. What is left is Textual giving the terminal
+            # back, and on a terminal that has gone (SIGHUP: the SSH session dropped) its
+            # writer thread can deadlock the shutdown for good (seen in 1 of 3 tmux runs):
+            # the process ends on its own after a grace period, whatever happens.
+            _end_process_after(EXIT_GRACE_S, lambda: self.return_code or 0)
 
     # -- session to screens ---------------------------------------------------------------
 

@@ -379,6 +379,12 @@ class EstateSession:
             self._go_read_only(f"{path}: cannot be written: {exc.message}")
             await self._open_for_reading(path)
             return
+        except BaseException:
+            # Cancelled halfway (a SIGHUP or a quit while it opens): closed here, or nothing
+            # else would, and its aiosqlite thread would keep the process from ending.
+            if repo is not None:
+                await repo.close()
+            raise
         self.repository = repo
         self.actions.journal = repo
         for line in differences:
@@ -419,6 +425,10 @@ class EstateSession:
                 )
             )
             return
+        except BaseException:
+            if repo is not None:  # cancelled halfway: see _open_repository
+                await repo.close()
+            raise
         self.repository = repo
         if known is not None:
             self.poller.seed(known)
