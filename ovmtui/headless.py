@@ -517,15 +517,14 @@ async def vm_action_report(
         where = host_key_for(config, host) if host is not None else None
         targets = [_find_vm(snapshot, name, where) for name in dict.fromkeys(names)]
         for placed in targets:
-            if not action.applies_to(placed.vm.state):
+            # The one statement of what may be tried (state, capability, read-only, journal).
+            refusal = session.refusal(placed, action)
+            if refusal is not None:
                 raise ActionRefused(
-                    f"{placed.vm.name} on {placed.pool}/{placed.host} is {placed.vm.state.value}: "
+                    f"{placed.vm.name} on {placed.pool}/{placed.host}: {refusal}: "
                     f"{action.label.lower()} does not apply; nothing was done",
                     title="Not applicable",
                 )
-            refusal = session.refusal(placed, action)
-            if refusal is not None:
-                raise ActionRefused(f"{placed.vm.name}: {refusal}; nothing was done")
         commands = "\n".join(f"  $ {session.command_for(p, action)}" for p in targets)
         warning = (
             "\nThe guest loses what it had not written to disk." if action.loses_guest_state else ""

@@ -67,6 +67,8 @@ class ListScreen(Screen[None], Generic[ItemT]):
         self._column_keys: list[ColumnKey] = []
 
     # -- what a subclass says -------------------------------------------------------------
+    # Abstract: every list screen defines these three. Not abc.abstractmethod: Textual's
+    # message-pump metaclass does not combine with ABCMeta.
 
     def key_of(self, item: ItemT) -> str:
         raise NotImplementedError

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,14 +119,12 @@ class EstateSession:
         if backends is None:
             backends = [backend_for(host) for host in estate.hosts]
         roles = {host.key: host.roles for host in estate.hosts}
-        options: dict[str, object] = {} if clock is None else {"clock": clock}
-        if max_concurrency is not None:
-            options["max_concurrency"] = max_concurrency
         self.poller = EstatePoller(
             [PolledHost(b, roles.get(b.host, ())) for b in backends],
             on_snapshot=self._published,
             interval_s=interval_s,
-            **options,  # type: ignore[arg-type]
+            max_concurrency=max_concurrency,
+            clock=clock or time.time,
         )
         self.actions = ActionService(
             self.poller.backend,

@@ -71,6 +71,10 @@ class LineView(ScrollView, can_focus=True):
         """The line the cursor is on."""
         return self._cursor_line()
 
+    # Abstract: the tree and the table each define _cursor_line, _line_count and
+    # _put_cursor. Not abc.abstractmethod: Textual's message-pump metaclass does not combine
+    # with ABCMeta.
+
     def _cursor_line(self) -> int:
         raise NotImplementedError
 

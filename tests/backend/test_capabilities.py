@@ -80,7 +80,7 @@ class _Minimal:
         return None
 
     async def poll(self) -> HostPoll:
-        raise NotImplementedError
+        raise NotImplementedError  # never polled: the contract check reads declarations only
 
     async def act(self, vm: Vm, action: VmAction) -> None:
         self.acted = (vm, action)
