@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import select
 import shlex
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from ovmtui import __version__
 from ovmtui.config import (
+    MAX_WAITING_RANGE,
     EstateConfig,
     default_config_path,
     default_repository_path,
@@ -55,6 +57,13 @@ def _estate_options(*, in_subcommand: bool = False) -> argparse.ArgumentParser:
         type=Path,
         help="the SQLite repository (default: repository = in the estate file, else "
         "$XDG_DATA_HOME/ovmtui/repository.sqlite; the demo keeps its own)",
+    )
+    parent.add_argument(
+        "--max-waiting",
+        metavar="N",
+        type=_max_waiting,
+        help="hosts waited on at once: connects and commands in flight "
+        "(default: max_waiting = in the estate file, else 64)",
     )
     return parent
 
@@ -178,13 +187,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _max_waiting(text: str) -> int:
+    low, high = MAX_WAITING_RANGE
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of hosts, got {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected from {low} to {high} hosts")
+    return value
+
+
 def resolve_estate(args: argparse.Namespace) -> EstateConfig:
     if args.demo:
         from ovmtui.demo import demo_estate
 
-        return demo_estate()
-    path = args.config if args.config is not None else default_config_path()
-    return load_estate(path)
+        estate = demo_estate()
+    else:
+        estate = load_estate(args.config if args.config is not None else default_config_path())
+    if getattr(args, "max_waiting", None) is not None:
+        estate = dataclasses.replace(estate, max_waiting=args.max_waiting)
+    return estate
 
 
 def resolve_repository(args: argparse.Namespace, estate: EstateConfig | None) -> Path:

@@ -24,7 +24,11 @@ _HOST_KEYS = frozenset(
     {"name", "libvirt", "ssh", "identity", "known_hosts", "toolstack", "jump", "roles"}
 )
 _POOL_KEYS = frozenset({"name", "shared_storage", "hosts"})
-_TOP_KEYS = frozenset({"pools", "repository"})
+_TOP_KEYS = frozenset({"pools", "repository", "max_waiting"})
+# How many hosts may be waited on at once (connects and commands in flight): see
+# backend/pacing.py. Far estates of many hosts may want more; a jump host with a small
+# connection-tracking table or an sshd MaxStartups limit in the way, fewer.
+MAX_WAITING_RANGE = (1, 1024)
 
 # Bounds checked before any other work on a value, so that refusing a huge file or value
 # costs little: an estate of a thousand hosts is about a tenth of MAX_FILE_BYTES.
@@ -102,6 +106,7 @@ class EstateConfig:
     pools: tuple[PoolConfig, ...]
     source: str  # the file it came from, or "demo estate"
     repository: Path | None = None
+    max_waiting: int | None = None  # None: pacing.WAIT_SLOTS
 
     @property
     def hosts(self) -> tuple[HostConfig, ...]:
@@ -384,7 +389,9 @@ class _Parser:
         for key in data:
             if key not in _TOP_KEYS:
                 raise self.fail(
-                    f"unknown key {_show(key)}", "expected 'pools' or 'repository'", key=key
+                    f"unknown key {_show(key)}",
+                    "expected 'pools', 'repository' or 'max_waiting'",
+                    key=key,
                 )
         pools_raw = data.get("pools")
         if not isinstance(pools_raw, list) or not pools_raw:
@@ -402,9 +409,19 @@ class _Parser:
             repo_path = Path(repository).expanduser()
             if not repo_path.is_absolute() and self.base_dir is not None:
                 repo_path = self.base_dir / repo_path
+        max_waiting = data.get("max_waiting")
+        low, high = MAX_WAITING_RANGE
+        if max_waiting is not None and (
+            type(max_waiting) is not int or not low <= max_waiting <= high
+        ):
+            raise self.fail(
+                "max_waiting",
+                f"expected a whole number of hosts from {low} to {high}",
+                key="max_waiting",
+            )
         pools = tuple(self.pool(index, raw) for index, raw in enumerate(pools_raw))
         self._check_unique(pools)
-        return EstateConfig(pools, self.source, repo_path)
+        return EstateConfig(pools, self.source, repo_path, max_waiting)
 
     def pool(self, index: int, raw: object) -> PoolConfig:
         where = f"pools[{index}]"

@@ -27,6 +27,7 @@ from typing import Literal
 
 from ovmtui.backend.base import Backend
 from ovmtui.backend.factory import backend_for
+from ovmtui.backend.pacing import WAIT_SLOTS
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionRefused, OvmError, RepositoryError
 from ovmtui.identity import current_user
@@ -103,6 +104,7 @@ class EstateSession:
         events: SessionEvents | None = None,
         clock: Callable[[], float] | None = None,
         max_concurrency: int | None = None,
+        max_waiting: int | None = None,
         user: str | None = None,
         unwritable: Literal["raise", "read-only"] = "read-only",
     ) -> None:
@@ -124,6 +126,7 @@ class EstateSession:
             on_snapshot=self._published,
             interval_s=interval_s,
             max_concurrency=max_concurrency,
+            max_waiting=max_waiting or estate.max_waiting or WAIT_SLOTS,
             clock=clock or time.time,
         )
         self.actions = ActionService(

@@ -174,3 +174,28 @@ def test_the_tui_shortens_the_gil_switch_interval(
     finally:
         sys.setswitchinterval(before)
     assert seen == [pytest.approx(UI_SWITCH_INTERVAL_S)]
+
+
+def test_max_waiting_reaches_the_poller_from_the_file_and_the_command_line(
+    tmp_path: Path,
+) -> None:
+    from ovmtui.backend.pacing import WAIT_SLOTS
+    from ovmtui.cli import build_parser, resolve_estate
+    from ovmtui.services.session import EstateSession
+
+    config = tmp_path / "estate.toml"
+    config.write_text(
+        'max_waiting = 150\n[[pools]]\nname = "p"\n[[pools.hosts]]\nname = "h"\n'
+        'libvirt = "test:///default"\n'
+    )
+
+    def slots(argv: list[str]) -> int:
+        estate = resolve_estate(build_parser().parse_args(argv))
+        return EstateSession(estate, backends=[]).poller.pacing.wait_slots
+
+    assert slots(["--demo"]) == WAIT_SLOTS
+    assert slots(["--config", str(config)]) == 150
+    assert slots(["--config", str(config), "--max-waiting", "8"]) == 8
+    assert slots(["--config", str(config), "inventory", "--max-waiting", "9"]) == 9
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--max-waiting", "0"])

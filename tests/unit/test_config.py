@@ -532,3 +532,12 @@ def test_a_file_of_one_huge_value_is_refused_fast() -> None:
     message = config_error(text)
     assert message.startswith("estate.toml:1: unknown key 'x'"), message
     assert time.perf_counter() - started < 2.0
+
+
+def test_max_waiting_is_read_and_checked() -> None:
+    assert parse_estate(GOOD, "estate.toml", base_dir=None).max_waiting is None
+    estate = parse_estate("max_waiting = 200\n" + GOOD, "estate.toml", base_dir=None)
+    assert estate.max_waiting == 200
+    for bad in ("0", "1025", "true", '"64"', "6.5"):
+        with pytest.raises(ConfigError, match=r"estate.toml:1: max_waiting: expected a whole"):
+            parse_estate(f"max_waiting = {bad}\n" + GOOD, "estate.toml", base_dir=None)
