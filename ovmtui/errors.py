@@ -45,6 +45,12 @@ class ActionRefused(OvmError):
     title = "Action refused"
 
 
+class ConsoleUnavailable(OvmError):
+    """The VM's console cannot be had: not running, unknown to the host, or in use."""
+
+    title = "No console"
+
+
 class VmNotFound(OvmError):
     title = "VM not found"
 

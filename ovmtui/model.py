@@ -158,6 +158,27 @@ def action_refusal(
     return None
 
 
+# A guest has a console to attach to while it exists on its host with a console device
+# behind it: running, idle, paused (attached, its output resumes with it), shutting down.
+_CONSOLE_STATES = frozenset(
+    {VmState.RUNNING, VmState.BLOCKED, VmState.PAUSED, VmState.SHUTTING_DOWN, VmState.SUSPENDED}
+)
+
+
+def console_refusal(
+    placed: PlacedVm, capabilities: frozenset[Capability], *, reachable: bool | None = None
+) -> str | None:
+    """Why the VM's console cannot be opened, or None when it may be tried (the rules of
+    ``action_refusal``, for the console: the key, the palette and ``ovmtui console``)."""
+    if Capability.CONSOLE not in capabilities:
+        return f"{placed.host} gives no serial consoles"
+    if reachable is False:
+        return f"{placed.host} does not answer"
+    if placed.vm.state not in _CONSOLE_STATES:
+        return f"no console: the VM is {placed.vm.state.value}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Disk:
     target: str  # guest device name: vda, xvda, hdc

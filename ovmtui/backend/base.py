@@ -190,17 +190,41 @@ class EventSource(Protocol):
 
 
 @runtime_checkable
+class ConsoleChannel(LongChannel, Protocol):
+    """A VM's serial console: a long channel that can say why it ended."""
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the console ended, in the transport's words, once ``read`` has returned
+        ``b""`` ("the guest shut off", "another client took the console"); ``None`` while it
+        is open or when the transport cannot tell (the caller then asks the poller)."""
+        ...
+
+
+@runtime_checkable
 class ConsoleTransport(Protocol):
     """Capability ``CONSOLE``: the VM's serial console as a byte stream (libvirt's
-    ``openConsole`` stream, or ``xm/xl/virsh console`` in a PTY over SSH)."""
+    ``openConsole`` stream, or ``xm/xl console`` in a PTY over SSH)."""
 
     def console(
-        self, vm: Vm, *, term_type: str, term_size: tuple[int, int]
-    ) -> AbstractAsyncContextManager[LongChannel]:
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int], force: bool = False
+    ) -> AbstractAsyncContextManager[ConsoleChannel]:
         """The console until the context is left, with no timeout (a long-lived channel).
 
-        Raises ``ChannelsBusy`` at once when the host runs as many long channels as it may.
+        Entered once the console is attached, as well as the transport can tell: what is
+        written from then on reaches the guest (``xm console`` and ``virsh console`` drop
+        keys typed before they attach). ``force`` takes the console from another client
+        where the host allows it (libvirt); never the default.
+
+        Raises ``ChannelsBusy`` at once when the host runs as many long channels as it may;
+        ``ConsoleUnavailable`` when the VM has no console to give (not running, unknown to
+        the host, taken by another client without ``force``), with the host's reason.
         """
+        ...
+
+    def console_command(self, vm: Vm) -> str:
+        """The equivalent shell command, for the status line and the audit journal
+        (``xm console 12``, ``virsh console web01``), its arguments quoted."""
         ...
 
 
