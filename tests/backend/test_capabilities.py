@@ -99,9 +99,12 @@ class _StubbedConsole(_Minimal):
     capabilities = _Minimal.capabilities | {Capability.CONSOLE}
 
     def console(
-        self, vm: Vm, *, term_type: str, term_size: tuple[int, int]
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int], force: bool = False
     ) -> contextlib.AbstractAsyncContextManager[object]:
         raise ActionRefused("consoles are not supported yet")
+
+    def console_command(self, vm: Vm) -> str:
+        return f"console {vm.name}"
 
 
 class _UndeclaredDefine(_Minimal):
@@ -112,7 +115,11 @@ class _UndeclaredDefine(_Minimal):
 
 @runtime_checkable
 class _ConsoleStub(Protocol):
-    def console(self, vm: Vm, *, term_type: str, term_size: tuple[int, int]) -> object: ...
+    def console(
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int], force: bool = False
+    ) -> object: ...
+
+    def console_command(self, vm: Vm) -> str: ...
 
 
 class _InheritsTheStub(_Minimal, _ConsoleStub):
@@ -124,9 +131,12 @@ class _Consoles(_Minimal):
 
     @contextlib.asynccontextmanager
     async def console(
-        self, vm: Vm, *, term_type: str, term_size: tuple[int, int]
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int], force: bool = False
     ) -> AsyncIterator[object]:
-        yield (vm, term_type, term_size)
+        yield (vm, term_type, term_size, force)
+
+    def console_command(self, vm: Vm) -> str:
+        return f"console {vm.name}"
 
 
 def test_the_check_accepts_an_honest_backend() -> None:
