@@ -25,15 +25,23 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from ovmtui.backend.base import Backend
+from ovmtui.backend.base import Backend, ConsoleTransport
 from ovmtui.backend.factory import backend_for
 from ovmtui.backend.pacing import WAIT_SLOTS
 from ovmtui.config import EstateConfig
-from ovmtui.errors import ActionRefused, OvmError, RepositoryError
+from ovmtui.errors import ActionRefused, ConsoleUnavailable, OvmError, RepositoryError
 from ovmtui.identity import current_user
-from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
+from ovmtui.model import (
+    Capability,
+    EstateSnapshot,
+    HostKey,
+    PlacedVm,
+    VmAction,
+    console_refusal,
+)
 from ovmtui.operations import run_as_job
 from ovmtui.services.actions import ActionResult, ActionService, InMemoryJournal, summarize
+from ovmtui.services.consoles import ConsoleSession, default_console_log_dir
 from ovmtui.services.definitions import (
     ArchiveKey,
     ExportResult,
@@ -107,6 +115,7 @@ class EstateSession:
         max_waiting: int | None = None,
         user: str | None = None,
         unwritable: Literal["raise", "read-only"] = "read-only",
+        console_log_dir: Path | None = None,
     ) -> None:
         """``read_only_reason``: why the repository cannot be written (the session then only
         reads it). Without a ``repository`` (tests, benchmarks) actions are journaled in
@@ -148,6 +157,8 @@ class EstateSession:
         self._store_task: asyncio.Task[None] | None = None
         self._drifted: tuple[DriftedVm, ...] = ()
         self._action_tasks: set[asyncio.Task[object]] = set()
+        self._consoles: dict[str, ConsoleSession] = {}
+        self.console_log_dir = console_log_dir or default_console_log_dir()
 
     # -- state --------------------------------------------------------------------------
 
@@ -209,6 +220,7 @@ class EstateSession:
 
     async def close(self) -> None:
         await self.interrupt_actions()
+        await self.close_consoles()
         await self.poller.close()
         await self._detach_repository()
 
@@ -219,6 +231,74 @@ class EstateSession:
             task.cancel()  # the face may have done so already: once more changes nothing
         if running:
             await asyncio.wait(running, timeout=ACTIONS_DRAIN_S)
+
+    # -- consoles -----------------------------------------------------------------------
+
+    @property
+    def consoles(self) -> tuple[ConsoleSession, ...]:
+        """The consoles open now, oldest first."""
+        return tuple(self._consoles.values())
+
+    def console_refusal(self, placed: PlacedVm) -> str | None:
+        host = self.snapshot.host(placed.host_key)
+        if host is None:
+            return f"{placed.host} is not in the estate"
+        return console_refusal(placed, host.capabilities, reachable=host.reachable)
+
+    def open_console(
+        self,
+        placed: PlacedVm,
+        *,
+        view_only: bool = False,
+        force: bool = False,
+        size: tuple[int, int] = (80, 24),
+    ) -> ConsoleSession:
+        """The VM's console, started (the one already open, if any: one per VM). Raises
+        ``ConsoleUnavailable`` when its host or state gives none; the rest (a host that
+        refuses) comes through the console's own status as it runs."""
+        existing = self._consoles.get(placed.uuid)
+        if existing is not None:
+            return existing
+        refusal = self.console_refusal(placed)
+        if refusal is not None:
+            raise ConsoleUnavailable(refusal)
+        console = ConsoleSession(
+            placed,
+            transport_for=self._console_transport,
+            locate=lambda uuid: self.snapshot.find_vm(uuid),
+            operations=self.actions.operations,
+            log_dir=self.console_log_dir,
+            view_only=view_only or self.read_only,
+            force=force,
+            size=size,
+        )
+        self._consoles[placed.uuid] = console
+        console.start().add_done_callback(lambda _task: self._forget_console(console))
+        return console
+
+    async def close_consoles(self) -> None:
+        """Close every console and wait until each is on the record."""
+        tasks = [console.start() for console in self.consoles]
+        for console in self.consoles:
+            console.close("ovmtui ended")
+        if tasks:
+            # One still opening (a host slow to answer) has no attachment to leave: it is
+            # cancelled, and its record says "interrupted".
+            _done, pending = await asyncio.wait(tasks, timeout=ACTIONS_DRAIN_S)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=ACTIONS_DRAIN_S)
+
+    def _forget_console(self, console: ConsoleSession) -> None:
+        if self._consoles.get(console.key) is console:
+            del self._consoles[console.key]
+
+    def _console_transport(self, key: HostKey) -> ConsoleTransport | None:
+        backend = self.poller.backend(key)
+        if backend is None or Capability.CONSOLE not in backend.capabilities:
+            return None
+        return backend if isinstance(backend, ConsoleTransport) else None
 
     # -- actions ------------------------------------------------------------------------
 
