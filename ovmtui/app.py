@@ -25,10 +25,12 @@ from textual.signal import Signal
 from ovmtui.backend.base import Backend
 from ovmtui.commands import EstateCommands
 from ovmtui.config import EstateConfig
+from ovmtui.errors import ConsoleUnavailable, OvmError
 from ovmtui.messages import ActionsFinished, DriftChanged, EstateUpdated, NoticeGiven
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
+from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStatus
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
@@ -93,15 +95,24 @@ class OvmApp(App[int]):
         backends: Sequence[Backend] | None = None,
         repository: Path | None = None,
         read_only_reason: str | None = None,
+        console_log_dir: Path | None = None,
+        console: ConsoleRequest | None = None,
     ) -> None:
         """``read_only_reason``: why the repository cannot be written (see
-        ``headless.check_repository``); the app then runs read-only and only reads it."""
+        ``headless.check_repository``); the app then runs read-only and only reads it.
+        ``console``: open this VM's console at once, full screen, and end the program when
+        the operator leaves it (``ovmtui console``)."""
         super().__init__()
         self.estate = estate
         self._clock = clock
+        self._console_request = console
+        # Why the program ends with a failure the screen could not show (its console
+        # could not be had): printed by the command line once the terminal is back.
+        self.exit_reason: str | None = None
         self.session = EstateSession(
             estate,
             repository=repository,
+            console_log_dir=console_log_dir,
             interval_s=interval_s,
             read_only=read_only,
             read_only_reason=read_only_reason,
@@ -155,6 +166,16 @@ class OvmApp(App[int]):
 
     def command_for(self, placed: PlacedVm, action: VmAction) -> str:
         return self.session.command_for(placed, action)
+
+    @property
+    def consoles(self) -> tuple[ConsoleSession, ...]:
+        return self.session.consoles
+
+    def console_refusal(self, placed: PlacedVm) -> str | None:
+        return self.session.console_refusal(placed)
+
+    def open_console(self, placed: PlacedVm) -> ConsoleSession:
+        return self.session.open_console(placed)
 
     def refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
         return self.session.refusal(placed, action)
@@ -225,7 +246,35 @@ class OvmApp(App[int]):
 
     async def _run_session(self) -> None:
         await self.session.start()
+        if self._console_request is not None:
+            # The console needs its host's answer first (its capabilities, the VM's state).
+            await self.session.poll_once()
+            self._open_requested_console(self._console_request)
         await self.session.run()
+
+    def _open_requested_console(self, request: ConsoleRequest) -> None:
+        placed = self.session.snapshot.find_vm(request.uuid)
+        try:
+            if placed is None:
+                raise ConsoleUnavailable(f"the VM {request.name} is no longer in the estate")
+            console = self.session.open_console(placed, force=request.force)
+        except OvmError as exc:
+            self._fail(exc.message)
+            return
+
+        def ended(task: asyncio.Task[ConsoleStatus]) -> None:
+            status = task.result() if not task.cancelled() else console.status
+            if status.attaches == 0:
+                self._fail(status.detail or "the console could not be opened")
+
+        console.start().add_done_callback(ended)
+        dashboard = self.screen_stack[0]
+        assert isinstance(dashboard, DashboardScreen)
+        dashboard.show_console(console, on_leave=lambda: self.exit(return_code=0))
+
+    def _fail(self, reason: str) -> None:
+        self.exit_reason = reason
+        self.exit(return_code=1)
 
     def _end_on_signals(self) -> None:
         """SIGTERM, SIGHUP (the terminal or SSH session gone) and SIGINT end ovmtui as `q`

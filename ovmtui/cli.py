@@ -17,6 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ovmtui import __version__
 from ovmtui.config import (
@@ -28,6 +29,9 @@ from ovmtui.config import (
 )
 from ovmtui.errors import ActionRefused, ConfigError, OvmError, RepositoryError
 from ovmtui.model import VmAction
+
+if TYPE_CHECKING:
+    from ovmtui.services.consoles import ConsoleRequest
 
 EXIT_CONFIG = 2
 EXIT_READER_LEFT = 128 + 13  # what a shell shows for a process killed by SIGPIPE
@@ -57,6 +61,12 @@ def _estate_options(*, in_subcommand: bool = False) -> argparse.ArgumentParser:
         type=Path,
         help="the SQLite repository (default: repository = in the estate file, else "
         "$XDG_DATA_HOME/ovmtui/repository.sqlite; the demo keeps its own)",
+    )
+    parent.add_argument(
+        "--console-log",
+        metavar="DIR",
+        type=Path,
+        help="where consoles' session logs go (default: $XDG_STATE_HOME/ovmtui/consoles)",
     )
     parent.add_argument(
         "--max-waiting",
@@ -160,6 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="import even if the archive is not verified as this repository's (signed by "
         "another one, unsigned, or changed since); the journal records it",
+    )
+    console = commands.add_parser(
+        "console",
+        parents=[estate],
+        help="a VM's serial console, full screen (Ctrl+] ends it), as virsh console",
+    )
+    console.add_argument("vm", metavar="VM", help="its name or UUID")
+    console.add_argument("--host", metavar="HOST", help="where it runs (a name held twice)")
+    console.add_argument(
+        "--force",
+        action="store_true",
+        help="take the console from another client (libvirt hosts); never the default",
+    )
+    console.add_argument(
+        "--read-only",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="watch only: no key is sent to the guest",
     )
     for action in VmAction:
         verb = commands.add_parser(
@@ -311,7 +339,15 @@ def _main(argv: Sequence[str] | None) -> int:
             return _import_definition(estate, repository, args)
         if args.command in {action.value for action in VmAction}:
             return _vm_action(estate, repository, VmAction(args.command), args)
-        return _run_tui(estate, repository, interval_s=args.interval, read_only=args.read_only)
+        if args.command == "console":
+            return _console(estate, repository, args)
+        return _run_tui(
+            estate,
+            repository,
+            interval_s=args.interval,
+            read_only=args.read_only,
+            console_log_dir=args.console_log,
+        )
     except OvmError as exc:
         print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -472,7 +508,40 @@ def _vm_action(
     )
 
 
-def _run_tui(estate: EstateConfig, repository: Path, *, interval_s: float, read_only: bool) -> int:
+def _console(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless import console_target
+
+    try:
+        request = asyncio.run(
+            console_target(
+                estate, repository, args.vm, host=args.host, force=args.force, warn=sys.stderr
+            )
+        )
+    except OvmError as exc:
+        # As virsh console: an unknown VM, one that is off, or no console to be had: 1.
+        print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    return _run_tui(
+        estate,
+        repository,
+        interval_s=args.interval,
+        read_only=args.read_only,
+        console_log_dir=args.console_log,
+        console=request,
+    )
+
+
+def _run_tui(
+    estate: EstateConfig,
+    repository: Path,
+    *,
+    interval_s: float,
+    read_only: bool,
+    console_log_dir: Path | None = None,
+    console: ConsoleRequest | None = None,
+) -> int:
     from ovmtui.app import OvmApp, tune_process_for_ui
     from ovmtui.headless import check_repository
 
@@ -492,11 +561,15 @@ def _run_tui(estate: EstateConfig, repository: Path, *, interval_s: float, read_
         read_only=read_only,
         repository=repository,
         read_only_reason=cannot_write,
+        console_log_dir=console_log_dir,
+        console=console,
     )
     from ovmtui.terminal import prepare_terminal
 
     prepare_terminal(app)  # TERM=dumb or unset: refused here, before any escape is written
     app.run()
+    if app.exit_reason is not None:
+        print(f"ovmtui: {app.exit_reason}", file=sys.stderr)
     return app.return_code or 0
 
 

@@ -29,7 +29,7 @@ class PaletteCommand(NamedTuple):
     # A VM action: its reason to refuse is asked only when it is shown (not for all of
     # the estate's VMs on every key typed).
     placed: PlacedVm | None = None
-    action: VmAction | None = None
+    action: VmAction | None = None  # None with a VM: its console
 
 
 class _EstateScreen(Protocol):
@@ -40,6 +40,10 @@ class _EstateScreen(Protocol):
     def vm_refusal(self, placed: PlacedVm, action: VmAction) -> str | None: ...
 
     def open_host(self, key: HostKey) -> None: ...
+
+    def open_console(self, placed: PlacedVm) -> None: ...
+
+    def action_consoles(self) -> None: ...
 
     def action_refresh(self) -> None: ...
 
@@ -88,6 +92,7 @@ class EstateCommands(Provider):
             PaletteCommand(
                 "Show state drift (recorded vs reported)", "D", partial(screen.action_drift)
             ),
+            PaletteCommand("Show the open consoles", "C", partial(screen.action_consoles)),
         ]
         for host in snapshot.hosts:
             commands.append(
@@ -97,9 +102,18 @@ class EstateCommands(Provider):
                     partial(screen.open_host, host.key),
                 )
             )
-        if context.read_only:
-            return commands
         for placed in snapshot.placed_vms():
+            # Read-only mode opens consoles too, view-only.
+            commands.append(
+                PaletteCommand(
+                    f"Console of {placed.vm.name}",
+                    f"{placed.vm.state.value} on {placed.host}",
+                    partial(screen.open_console, placed),
+                    placed,
+                )
+            )
+            if context.read_only:
+                continue
             for action in VmAction:
                 commands.append(
                     PaletteCommand(
@@ -113,9 +127,11 @@ class EstateCommands(Provider):
         return commands
 
     def refusal(self, screen: _EstateScreen, command: PaletteCommand) -> str | None:
-        """Why a listed command cannot run now (a VM action only), or None."""
-        if command.placed is None or command.action is None:
+        """Why a listed command cannot run now (a VM's action or console), or None."""
+        if command.placed is None:
             return None
+        if command.action is None:
+            return screen.context.console_refusal(command.placed)
         return screen.vm_refusal(command.placed, command.action)
 
     async def discover(self) -> Hits:

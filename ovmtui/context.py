@@ -10,6 +10,7 @@ from textual.signal import Signal
 
 from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
+from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
@@ -87,4 +88,18 @@ class AppContext(Protocol):
 
     async def export_definitions(self) -> ExportResult:
         """Every VM's definition from every reachable host into one archive."""
+        ...
+
+    @property
+    def consoles(self) -> tuple[ConsoleSession, ...]:
+        """The consoles open now, oldest first."""
+        ...
+
+    def console_refusal(self, placed: PlacedVm) -> str | None:
+        """Why the VM's console cannot be opened now, or None when it can be tried."""
+        ...
+
+    def open_console(self, placed: PlacedVm) -> ConsoleSession:
+        """The VM's console, opened and running (the one already open, if any); raises
+        ``ConsoleUnavailable`` when its host or state gives none."""
         ...

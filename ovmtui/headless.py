@@ -14,9 +14,10 @@ from typing import Any, TextIO
 
 from ovmtui import format as fmt
 from ovmtui.config import EstateConfig
-from ovmtui.errors import ActionRefused, RepositoryError
+from ovmtui.errors import ActionRefused, ConsoleUnavailable, RepositoryError
 from ovmtui.model import EstateSnapshot, HostKey, HostStatus, PlacedVm, Vm, VmAction
 from ovmtui.services.actions import ActionResult
+from ovmtui.services.consoles import ConsoleRequest
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
 from ovmtui.store.backup import (
     create_backup,
@@ -542,6 +543,28 @@ async def vm_action_report(
         state = "done" if result.ok else f"FAILED: {result.error}"
         out.write(f"{result.placed.vm.name} ({place}): {action.label.lower()} {state}\n")
     return 0 if all(result.ok for result in results) else 1
+
+
+async def console_target(
+    config: EstateConfig,
+    repository: Path,
+    name: str,
+    *,
+    host: str | None,
+    force: bool,
+    warn: TextIO | None = None,
+) -> ConsoleRequest:
+    """The VM whose console ``ovmtui console`` opens: found by name or UUID (a name held
+    twice needs ``host``) in one poll, and able to give a console now; raises
+    ``ActionRefused`` / ``ConsoleUnavailable`` with the reason otherwise."""
+    async with _session(config, repository, warn) as session:
+        snapshot = await session.poll_once()
+        where = host_key_for(config, host) if host is not None else None
+        placed = _find_vm(snapshot, name, where)
+        refusal = session.console_refusal(placed)
+        if refusal is not None:
+            raise ConsoleUnavailable(f"{placed.vm.name} on {placed.pool}/{placed.host}: {refusal}")
+    return ConsoleRequest(placed.uuid, placed.vm.name, force=force)
 
 
 def _find_vm(snapshot: EstateSnapshot, text: str, host: HostKey | None) -> PlacedVm:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from textual import work
 from textual.app import ComposeResult
@@ -17,6 +17,7 @@ from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction, action_refusal
 from ovmtui.screens.dialogs import ConfirmDialog
+from ovmtui.services.consoles import ConsoleSession
 from ovmtui.store.drift import DriftedVm
 from ovmtui.widgets.estate_header import EstateHeader
 from ovmtui.widgets.estate_tree import EstateTree, Scope
@@ -63,6 +64,8 @@ class DashboardScreen(Screen[None]):
         ),
         Binding("o", "sort_next", "Sort", id="sort-next"),
         Binding("O", "sort_reverse", "Reverse sort", show=False, id="sort-reverse"),
+        Binding("c", "console", "Console", id="vm-console"),
+        Binding("C", "consoles", "Consoles", show=False, id="consoles"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("l", "action_log", "Action log", id="action-log"),
         Binding("j", "journal", "Journal", id="journal"),
@@ -168,6 +171,9 @@ class DashboardScreen(Screen[None]):
                 return False
             vm_action = VmAction(str(parameters[0]))
             return None if self.vm_key_refusal(vm_action) is not None else True
+        if action == "console":
+            # Read-only mode opens consoles too (view-only): dimmed only for a reason.
+            return None if self.console_key_refusal() is not None else True
         if action == "keep_filter":
             return self.focused is self.filter_box
         if action == "clear_filter":
@@ -181,10 +187,16 @@ class DashboardScreen(Screen[None]):
         it on hover, the key panel beside the key."""
         bindings = super().active_bindings
         for key, active in bindings.items():
-            vm_action = _BINDING_ACTIONS.get(active.binding.id or "")
-            if vm_action is None or active.enabled or active.node is not self:
+            if active.enabled or active.node is not self:
                 continue
-            reason = self.vm_key_refusal(vm_action)
+            binding_id = active.binding.id or ""
+            vm_action = _BINDING_ACTIONS.get(binding_id)
+            if vm_action is not None:
+                reason = self.vm_key_refusal(vm_action)
+            elif binding_id == "vm-console":
+                reason = self.console_key_refusal()
+            else:
+                continue
             if reason is not None:
                 binding = dataclasses.replace(active.binding, tooltip=reason)
                 bindings[key] = active._replace(binding=binding, tooltip=reason)
@@ -193,7 +205,11 @@ class DashboardScreen(Screen[None]):
     def _sync_vm_keys(self) -> None:
         """Redraw the footer's keys if what the VM keys say has changed."""
         self._keys_settling = None
-        state = (self.context.read_only, *(self.vm_key_refusal(a) for a in VmAction))
+        state = (
+            self.context.read_only,
+            self.console_key_refusal(),
+            *(self.vm_key_refusal(a) for a in VmAction),
+        )
         if state != self._keys_state:
             self._keys_state = state
             self.refresh_bindings()
@@ -223,6 +239,13 @@ class DashboardScreen(Screen[None]):
         if cursor is None:
             return "no VM under the cursor"
         return self.vm_refusal(cursor, action)
+
+    def console_key_refusal(self) -> str | None:
+        """Why ``c`` is dimmed: the VM under the cursor has no console to give now."""
+        cursor = self.table.cursor_vm
+        if cursor is None:
+            return "no VM under the cursor"
+        return self.context.console_refusal(cursor)
 
     def _one_marked_vm_of_each_kind(self) -> list[PlacedVm]:
         """The reasons depend on a VM's host and state only: one VM of each will do.
@@ -340,6 +363,35 @@ class DashboardScreen(Screen[None]):
     def action_refresh(self) -> None:
         self.context.refresh_now()
         self.notify("Refreshing every host now.", timeout=2)
+
+    def action_console(self) -> None:
+        cursor = self.table.cursor_vm
+        reason = self.console_key_refusal()
+        if cursor is None or reason is not None:
+            self.notify(f"No console: {reason}.", severity="warning", markup=False)
+            return
+        self.open_console(cursor)
+
+    def open_console(self, placed: PlacedVm) -> None:
+        """The VM's console screen (also from the palette)."""
+        try:
+            console = self.context.open_console(placed)
+        except OvmError as exc:
+            self.notify(exc.message, title=exc.title, severity="warning", markup=False)
+            return
+        self.show_console(console)
+
+    def show_console(
+        self, console: ConsoleSession, *, on_leave: Callable[[], None] | None = None
+    ) -> None:
+        from ovmtui.screens.console import show_console
+
+        show_console(self.app, console, estate_signal=self.context.estate_signal, on_leave=on_leave)
+
+    def action_consoles(self) -> None:
+        from ovmtui.screens.consoles import ConsolesScreen
+
+        self.app.push_screen(ConsolesScreen(self.context))
 
     def action_action_log(self) -> None:
         from ovmtui.screens.action_log import ActionLogScreen

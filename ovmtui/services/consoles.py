@@ -70,6 +70,15 @@ class ConsoleStatus:
     ok: bool = True  # False: it never attached, or ended on an error
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleRequest:
+    """A console to open as the program starts (``ovmtui console VM``)."""
+
+    uuid: str
+    name: str
+    force: bool = False
+
+
 def default_console_log_dir(env: dict[str, str] | None = None) -> Path:
     env = dict(os.environ) if env is None else env
     base = env.get("XDG_STATE_HOME") or str(

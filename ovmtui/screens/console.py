@@ -1,0 +1,216 @@
+"""A VM's serial console, full screen: the terminal and a status line under it.
+
+Every key goes to the guest but two: Ctrl+] leaves (back to where it was opened from; the
+console stays open, listed by ``C`` on the dashboard) and Ctrl+P, the app's palette, which
+offers what no key can send (a literal ^] or ^P) and closing the console. The screen is
+installed in the app under the console's name, so leaving and coming back keeps its
+screen and scrollback; the console's output keeps feeding it meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.widgets import Static
+
+from ovmtui.format import size
+from ovmtui.model import EstateSnapshot, HostKey
+from ovmtui.services.consoles import ConsoleSession, ConsoleState, ConsoleStatus
+from ovmtui.widgets.terminal_view import TerminalView
+
+LEAVE_KEY = "ctrl+right_square_bracket"
+
+
+def screen_name(console: ConsoleSession) -> str:
+    return f"console-{console.key}"
+
+
+def show_console(
+    app: App[object],
+    console: ConsoleSession,
+    *,
+    estate_signal: Signal[EstateSnapshot] | None = None,
+    on_leave: Callable[[], None] | None = None,
+) -> None:
+    """Bring the console's screen up: the one it has had since it opened, or a new one."""
+    name = screen_name(console)
+    if not app.is_screen_installed(name):
+        screen = ConsoleScreen(console, estate_signal=estate_signal, on_leave=on_leave)
+        app.install_screen(screen, name)
+    if app.screen is not app.get_screen(name):
+        app.push_screen(name)
+
+
+class ConsoleCommands(Provider):
+    """The palette on a console screen: what no key can send, and leaving or closing."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], None]]]:
+        screen = self.screen
+        if not isinstance(screen, ConsoleScreen):
+            return []
+        vm = screen.console.status.vm
+        return [
+            (
+                f"Send a literal ^] to {vm}",
+                "Ctrl+] itself leaves the console",
+                partial(screen.send_literal, b"\x1d"),
+            ),
+            (
+                f"Send a literal ^P to {vm}",
+                "Ctrl+P itself opens this palette",
+                partial(screen.send_literal, b"\x10"),
+            ),
+            (f"Close the console of {vm}", "end it (its session log is kept)", screen.action_close),
+            (
+                "Leave the console",
+                "back to where it was opened; the console stays open",
+                screen.action_leave,
+            ),
+        ]
+
+    async def discover(self) -> Hits:
+        for text, help_text, callback in self._commands():
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, help_text, callback in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+class ConsoleScreen(Screen[None]):
+    COMMANDS = {ConsoleCommands}
+    BINDINGS = [
+        # Priority: the terminal takes every other key for the guest.
+        Binding(LEAVE_KEY, "leave", "Leave", id="console-leave", priority=True),
+    ]
+    DEFAULT_CSS = """
+    ConsoleScreen > TerminalView { height: 1fr; }
+    ConsoleScreen > #console-status {
+        height: 1;
+        padding: 0 1;
+        background: $panel;
+    }
+    ConsoleScreen > #console-status.-closed { background: $error 40%; }
+    ConsoleScreen > #console-status.-waiting { background: $warning 40%; }
+    """
+
+    def __init__(
+        self,
+        console: ConsoleSession,
+        *,
+        estate_signal: Signal[EstateSnapshot] | None = None,
+        on_leave: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.console = console
+        self._estate_signal = estate_signal
+        self._leave_to = on_leave
+        self._reachable: dict[HostKey, bool | None] = {}
+
+    def compose(self) -> ComposeResult:
+        yield TerminalView(view_only=self.console.status.view_only)
+        yield Static(id="console-status", markup=False)
+
+    @property
+    def terminal(self) -> TerminalView:
+        return self.query_one(TerminalView)
+
+    def on_mount(self) -> None:
+        self.console.on_output = self.terminal.feed
+        self.console.on_status = self._status_changed
+        self.console.resize(self.terminal.columns, self.terminal.rows)
+        self._show(self.console.status)
+        self.terminal.focus()
+        # Bytes in and bytes not shown change with every read: counted once a second.
+        self.set_interval(1.0, lambda: self._show(self.console.status))
+        if self._estate_signal is not None:
+            self._estate_signal.subscribe(self, self._estate)
+
+    def on_unmount(self) -> None:
+        self.console.on_output = lambda _data: None
+        self.console.on_status = lambda _status: None
+        if self._estate_signal is not None:
+            self._estate_signal.unsubscribe(self)
+
+    # -- the terminal's messages -----------------------------------------------------------
+
+    def on_terminal_view_typed(self, message: TerminalView.Typed) -> None:
+        message.stop()
+        if self.console.status.view_only:
+            self.console.answer(message.data)  # the widget sends only query answers then
+        else:
+            self.console.send(message.data)
+
+    def on_terminal_view_resized(self, message: TerminalView.Resized) -> None:
+        message.stop()
+        self.console.resize(message.columns, message.rows)
+
+    def send_literal(self, data: bytes) -> None:
+        if self.console.status.view_only:
+            self.notify("View-only: nothing is sent to the guest.", severity="warning")
+            return
+        self.console.send(data)
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def action_leave(self) -> None:
+        if self._leave_to is not None:
+            self._leave_to()
+            return
+        if self.app.screen is self:
+            self.app.pop_screen()
+
+    def action_close(self) -> None:
+        self.console.close()
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _status_changed(self, status: ConsoleStatus) -> None:
+        self._show(status)
+        if status.state is ConsoleState.CLOSED:
+            self.notify(
+                f"Console of {status.vm} closed: {status.detail or 'closed'}",
+                severity="information" if status.ok else "error",
+                markup=False,
+            )
+
+    def _show(self, status: ConsoleStatus) -> None:
+        line = self.query_one("#console-status", Static)
+        parts = [f"{status.vm} on {status.host}", status.command, status.state.value]
+        if status.view_only:
+            parts.append("VIEW-ONLY: keys are not sent")
+        parts.append(f"{size(status.bytes_in)} in")
+        dropped = self.terminal.dropped_bytes
+        if dropped:
+            parts.append(f"{size(dropped)} not shown (in the log)")
+        if status.log_path is not None:
+            parts.append(f"log {status.log_path}")
+        if status.detail:
+            parts.append(status.detail)
+        parts.append("Ctrl+] leaves")
+        line.update(" · ".join(parts))
+        line.set_class(status.state is ConsoleState.CLOSED, "-closed")
+        line.set_class(status.state is ConsoleState.REATTACHING, "-waiting")
+
+    def _estate(self, snapshot: EstateSnapshot) -> None:
+        """The dashboard's alerts reach the console too: a host that stops answering."""
+        for host in snapshot.hosts:
+            before = self._reachable.get(host.key)
+            self._reachable[host.key] = host.reachable
+            if before is True and host.reachable is False:
+                self.notify(
+                    f"{host.name} does not answer: {host.error or 'no reply'}",
+                    title="Host down",
+                    severity="error",
+                    markup=False,
+                )
+        self._show(self.console.status)
