@@ -91,6 +91,27 @@ class DefinitionSink(Protocol):
         ...
 
 
+@runtime_checkable
+class Withholding(Protocol):
+    """A backend that implements a capability its host cannot give, and says why.
+
+    libvirt's console works over any libvirt driver but the test driver, which has no
+    ``openConsole``: a libvirt backend on it withholds ``CONSOLE``. What is withheld is
+    implemented but not declared (``capabilities`` leaves it out), so the UI can dim the
+    action with the reason instead of hiding it without one.
+    """
+
+    @property
+    def withheld(self) -> Mapping[Capability, str]:
+        """Each capability withheld, with the reason in the operator's words."""
+        ...
+
+
+def withheld(backend: object) -> Mapping[Capability, str]:
+    """What ``backend`` withholds from its host (see ``Withholding``), usually nothing."""
+    return backend.withheld if isinstance(backend, Withholding) else MappingProxyType({})
+
+
 class ChannelsBusy(ActionRefused):
     """A host already runs as many long-lived channels as its connection takes."""
 
@@ -160,8 +181,8 @@ class LongChannelOpener(Protocol):
 
 
 # -- capabilities ----------------------------------------------------------------------------
-# One Protocol a capability. Those of features not built yet (console, migration, disk
-# attachment) say what a backend must offer before it may declare them; none does today.
+# One Protocol a capability. Those of features not built yet (migration, disk attachment)
+# say what a backend must offer before it may declare them; none does today.
 
 
 @runtime_checkable

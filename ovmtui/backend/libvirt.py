@@ -1,7 +1,8 @@
 """The libvirt backend: any libvirt URI (``qemu+ssh://``, ``qemu+tcp://``, ``xen+ssh://``, ``test://``).
 
-This is the only module of ovmtui that imports ``libvirt``. Nothing of libvirt leaves it:
-callers get ``ovmtui.model`` objects and ``ovmtui.errors`` exceptions.
+This module and its console part (``libvirt_console.py``) are the only ones of ovmtui that
+import ``libvirt``. Nothing of libvirt leaves them: callers get ``ovmtui.model`` objects and
+``ovmtui.errors`` exceptions.
 
 Threading model. libvirt calls block (an RPC over SSH can take seconds) but release the GIL,
 so each connection owns ONE worker thread and every libvirt call runs there, one at a time,
@@ -28,19 +29,22 @@ import dataclasses
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import libvirt
 
 from ovmtui.backend._worker import DaemonWorker
-from ovmtui.backend.base import EventCallback
+from ovmtui.backend.base import ConsoleChannel, EventCallback
+from ovmtui.backend.libvirt_console import LibvirtConsole
 from ovmtui.backend.libvirt_xml import DomainStatic, host_cpu, parse_domain_xml
 from ovmtui.backend.pacing import waiting, working
 from ovmtui.errors import (
     ActionFailed,
+    ConsoleUnavailable,
     HostTimeout,
     HostUnreachable,
     ParseError,
@@ -65,9 +69,9 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-# What this module implements, whatever the driver: consoles, migration and disk
-# attachment come when their Protocols (backend/base.py) are written here. The test driver
-# has none of the three, so then the capabilities follow the driver (``getType()``).
+# What this module implements, whatever the driver: migration and disk attachment come
+# when their Protocols (backend/base.py) are written here. What a driver cannot give is
+# withheld from it (``LibvirtBackend.withheld``): the test driver has no consoles.
 _CAPABILITIES = frozenset(
     {
         Capability.START,
@@ -79,7 +83,29 @@ _CAPABILITIES = frozenset(
         Capability.EVENTS,
         Capability.DEFINITION,
         Capability.DEFINE,
+        Capability.CONSOLE,
     }
+)
+
+_TEST_DRIVER_NO_CONSOLE = "libvirt's test driver has no consoles (no openConsole)"
+
+# Once a console stream ended: how long its guest may still look active. QEMU closes the
+# console as it exits, and the EOF comes before libvirt marks the domain shut off (on the
+# lab, once in every destroy).
+_CONSOLE_END_SETTLE_S = 5.0
+_CONSOLE_END_STEP_S = 0.2
+
+_SHUTOFF_REASONS: dict[int, str] = {
+    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "the guest shut off (it shut down)",
+    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "the guest shut off (forced off)",
+    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "the guest shut off (it crashed)",
+    libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED: "the guest migrated to another host",
+    libvirt.VIR_DOMAIN_SHUTOFF_SAVED: "the guest shut off (saved to a file)",
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "the guest shut off (it failed to start)",
+}
+_TAKEN_OVER = (
+    "another client took the console (`virsh console --force` or another ovmtui: libvirt "
+    "ends the console it held, this one)"
 )
 
 _STATES: dict[int, VmState] = {
@@ -307,6 +333,7 @@ class _Session:
     quiet: bool = False  # no event since the last good poll began; set for each poll
     pruned_for: frozenset[str] | None = None  # the cache holds only these; loop thread only
     retired: bool = False
+    consoles: set[LibvirtConsole] = field(default_factory=set)  # open ones; loop thread only
     torn_down: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
 
 
@@ -347,7 +374,21 @@ class LibvirtBackend:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return _CAPABILITIES
+        withheld = self.withheld
+        return _CAPABILITIES.difference(withheld) if withheld else _CAPABILITIES
+
+    @property
+    def withheld(self) -> Mapping[Capability, str]:
+        """What this module implements but the connected driver cannot give, with why:
+        the test driver has no ``openConsole``. Before a connection the URI's scheme tells
+        (``test://``, ``test+ssh://``); once connected, the driver itself (``getType()``)."""
+        session = self._session
+        driver = session.driver if session is not None else None
+        if driver is None:
+            driver = urlsplit(self._uri).scheme.split("+")[0]
+        if driver.lower() == "test":
+            return MappingProxyType({Capability.CONSOLE: _TEST_DRIVER_NO_CONSOLE})
+        return MappingProxyType({})
 
     @property
     def connected(self) -> bool:
@@ -553,6 +594,9 @@ class LibvirtBackend:
             return
         session.retired = True
         session.executor.shutdown(wait=False, cancel_futures=True)
+        # A stream whose connection is closed under it may never hear of it: tell it.
+        for console in list(session.consoles):
+            console.connection_lost(f"{self._uri}: the connection was closed")
         threading.Thread(
             target=_tear_down, args=(session,), name=f"libvirt-close-{self._host}", daemon=True
         ).start()
@@ -739,6 +783,109 @@ class LibvirtBackend:
             )
         except libvirt.libvirtError as exc:
             raise ActionFailed(_message(exc), title="Define failed") from None
+
+    # ---------------------------------------------------------------- console
+
+    @contextlib.asynccontextmanager
+    async def console(
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int], force: bool = False
+    ) -> AsyncIterator[ConsoleChannel]:
+        """The VM's first serial console (``openConsole``) until the context is left.
+
+        ``term_type`` and ``term_size`` are not sent: a serial line has neither. Opening is
+        bounded by the call timeout; the console itself by nothing. ``force`` takes it from
+        another client; without it a console held elsewhere is refused.
+        """
+        channel = await self._open_console(vm, force=force)
+        try:
+            yield channel
+        finally:
+            await channel.close()
+
+    def console_command(self, vm: Vm) -> str:
+        return shlex.join(["virsh", "-c", self._uri, "console", vm.name])
+
+    async def _open_console(self, vm: Vm, *, force: bool) -> LibvirtConsole:
+        session = await self._ensure_session()
+        reason = self.withheld.get(Capability.CONSOLE)
+        if reason is not None:
+            raise ConsoleUnavailable(f"{vm.name} on {self._host.name}: {reason}")
+        flags = libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else 0
+        if session.driver == "QEMU":
+            # Refuse rather than share the console unsafely. Only the QEMU driver is known
+            # to take it (the lab); virsh does not set it by default.
+            flags |= libvirt.VIR_DOMAIN_CONSOLE_SAFE
+        label = f"{self._host.name}/{vm.name}"
+
+        async def probe(failed: bool) -> str | None:
+            return await self._console_end(session, vm, failed=failed)
+
+        channel = LibvirtConsole(label, session.loop, probe, session.consoles.discard)
+        session.consoles.add(channel)
+
+        def open_in_worker() -> None:
+            conn = session.conn
+            dom = conn.lookupByUUIDString(vm.uuid)
+            stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+            try:
+                dom.openConsole(None, stream, flags)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    stream.abort()
+                raise
+            channel.attach(stream)
+
+        try:
+            await self._call(session, open_in_worker)
+        except libvirt.libvirtError as exc:
+            channel.abandon()
+            if _code(exc) in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
+                raise ConsoleUnavailable(str(self._not_found(vm))) from None
+            raise ConsoleUnavailable(f"{vm.name} on {self._host.name}: {_message(exc)}") from None
+        except BaseException:
+            channel.abandon()
+            raise
+        if session.retired:  # the connection went while the console opened
+            channel.connection_lost(f"{self._uri}: the connection was closed")
+        return channel
+
+    async def _console_end(self, session: _Session, vm: Vm, *, failed: bool) -> str | None:
+        """Why a console stream ended, from its guest's state; ``HostUnreachable`` when the
+        connection is what went."""
+
+        def state() -> tuple[int, int] | None:
+            if not session.conn.isAlive():
+                raise HostUnreachable(f"{self._uri}: the connection was lost")
+            try:
+                raw = session.conn.lookupByUUIDString(vm.uuid).state()
+            except libvirt.libvirtError as exc:
+                if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                    return None
+                raise
+            return int(raw[0]), int(raw[1])
+
+        deadline = time.monotonic() + _CONSOLE_END_SETTLE_S
+        while True:
+            try:
+                found = await self._call(session, state)
+            except libvirt.libvirtError as exc:
+                self._drop(session)
+                raise HostUnreachable(f"{self._uri}: {_message(exc)}") from None
+            except HostUnreachable:
+                self._drop(session)
+                raise
+            if found is None:
+                return "the guest is gone from this host (shut off and undefined, or migrated)"
+            if found[0] == _SHUTOFF:
+                return _SHUTOFF_REASONS.get(found[1], "the guest shut off")
+            if failed:
+                # The connection answers and the guest runs: only a forced open elsewhere
+                # ends a console stream with an error (seen on the lab: the old stream's
+                # next read fails, "stream had I/O failure").
+                return _TAKEN_OVER
+            if time.monotonic() > deadline:
+                return "the console closed while the guest still runs"
+            await asyncio.sleep(_CONSOLE_END_STEP_S)
 
     def _not_found(self, vm: Vm) -> VmNotFound:
         return VmNotFound(f"{vm.name} ({vm.uuid}) is not defined on {self._host.name}")

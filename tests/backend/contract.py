@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, DefinitionSource
+from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, DefinitionSource, withheld
 from ovmtui.errors import HostUnreachable, OvmError, VmNotFound
 from ovmtui.model import (
     Capability,
@@ -231,19 +231,32 @@ async def check_errors_are_ovm_errors(backend: Backend, vm_name: str) -> None:
 
 
 def check_capabilities(backend: Backend) -> None:
-    """A capability is declared exactly when its Protocol is implemented.
+    """A capability is declared exactly when its Protocol is implemented, unless the backend
+    withholds it from its host (``base.withheld``), with a reason.
 
     Implemented means by the backend's own methods: not missing, not inherited from the
     Protocol, and not a body that does nothing or only raises ("not supported yet"), which
-    would let the UI offer what the host then refuses.
+    would let the UI offer what the host then refuses. Withheld means implemented, not
+    declared, and said why: what the UI shows dimmed instead of offering.
     """
     declared = backend.capabilities
     assert isinstance(declared, frozenset)
     kind = type(backend).__name__
+    held_back = withheld(backend)
     for capability in Capability:
         protocol = CAPABILITY_PROTOCOLS[capability]
         missing = unimplemented_members(backend, protocol)
-        if capability in declared:
+        if capability in held_back:
+            reason = held_back[capability]
+            assert capability not in declared, f"{kind} both declares and withholds {capability}"
+            assert isinstance(reason, str) and reason.strip(), (
+                f"{kind} withholds {capability} without a reason"
+            )
+            assert not missing, (
+                f"{kind} withholds {capability} but does not implement {protocol.__name__}: "
+                f"{', '.join(missing)} missing or a stub"
+            )
+        elif capability in declared:
             assert isinstance(backend, protocol), f"{kind} declares {capability}: not a {protocol}"
             assert not missing, (
                 f"{kind} declares {capability} but does not implement {protocol.__name__}: "

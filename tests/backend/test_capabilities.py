@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 import pytest
 
-from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, EventCallback
+from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, EventCallback, withheld
 from ovmtui.backend.libvirt import LibvirtBackend
 from ovmtui.backend.xen_ssh import XenSshBackend
 from ovmtui.errors import ActionRefused
@@ -48,9 +49,32 @@ def test_libvirt_real_drivers(uri: str) -> None:
     contract.check_capabilities(LibvirtBackend(HOST, uri))
 
 
-def test_libvirt_promises_no_console_migration_or_disk_attachment_yet() -> None:
-    unbuilt = {Capability.CONSOLE, Capability.MIGRATE, Capability.ATTACH_DISK}
+def test_libvirt_promises_no_migration_or_disk_attachment_yet() -> None:
+    unbuilt = {Capability.MIGRATE, Capability.ATTACH_DISK}
     assert not unbuilt & LibvirtBackend(HOST, "qemu+ssh://root@h1/system").capabilities
+
+
+@pytest.mark.parametrize("uri", ["qemu+ssh://root@h1/system", "xen+ssh://root@h2/"])
+def test_libvirt_promises_a_console_on_real_drivers(uri: str) -> None:
+    backend = LibvirtBackend(HOST, uri)
+    assert Capability.CONSOLE in backend.capabilities
+    assert not withheld(backend)
+
+
+@pytest.mark.parametrize("uri", [DEFAULT_URI, "test+ssh://root@h1/abs/node.xml"])
+async def test_libvirt_withholds_the_console_from_the_test_driver(uri: str) -> None:
+    """The test driver has no openConsole: implemented here, withheld there, with why."""
+    backend = LibvirtBackend(HOST, uri)
+    try:
+        for _ in ("before connecting", "connected"):
+            assert Capability.CONSOLE not in backend.capabilities
+            assert "test driver has no consoles" in withheld(backend)[Capability.CONSOLE]
+            contract.check_capabilities(backend)
+            if uri != DEFAULT_URI:
+                break  # no daemon to connect to: the URI alone tells
+            await backend.connect()
+    finally:
+        await backend.close()
 
 
 def test_xen_over_ssh() -> None:
@@ -139,10 +163,32 @@ class _Consoles(_Minimal):
         return f"console {vm.name}"
 
 
+class _WithholdsConsoles(_Consoles):
+    """Implements consoles, but its host has none to give."""
+
+    capabilities = _Minimal.capabilities
+    withheld = MappingProxyType({Capability.CONSOLE: "this host has no consoles"})
+
+
+class _WithholdsWithoutSaying(_WithholdsConsoles):
+    withheld = MappingProxyType({Capability.CONSOLE: " "})
+
+
+class _DeclaresAndWithholds(_WithholdsConsoles):
+    capabilities = _Consoles.capabilities
+
+
+class _WithholdsWhatItLacks(_Minimal):
+    withheld = MappingProxyType({Capability.CONSOLE: "this host has no consoles"})
+
+
 def test_the_check_accepts_an_honest_backend() -> None:
     assert isinstance(_Minimal(), Backend)
     contract.check_capabilities(_Minimal())
     contract.check_capabilities(_Consoles())
+    contract.check_capabilities(_WithholdsConsoles())
+    assert not withheld(_Minimal())
+    assert withheld(_WithholdsConsoles()) == {Capability.CONSOLE: "this host has no consoles"}
 
 
 @pytest.mark.parametrize(
@@ -151,6 +197,9 @@ def test_the_check_accepts_an_honest_backend() -> None:
         (_StubbedConsole(), "declares console but does not implement ConsoleTransport"),
         (_InheritsTheStub(), "declares console but does not implement ConsoleTransport"),  # type: ignore[abstract]
         (_UndeclaredDefine(), "implements DefinitionSink but does not declare define"),
+        (_WithholdsWithoutSaying(), "withholds console without a reason"),
+        (_DeclaresAndWithholds(), "both declares and withholds console"),
+        (_WithholdsWhatItLacks(), "withholds console but does not implement ConsoleTransport"),
     ],
 )
 def test_the_check_catches_a_dishonest_backend(backend: Backend, said: str) -> None:
