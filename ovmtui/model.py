@@ -166,12 +166,17 @@ _CONSOLE_STATES = frozenset(
 
 
 def console_refusal(
-    placed: PlacedVm, capabilities: frozenset[Capability], *, reachable: bool | None = None
+    placed: PlacedVm,
+    capabilities: frozenset[Capability],
+    *,
+    reachable: bool | None = None,
+    withheld: str | None = None,
 ) -> str | None:
     """Why the VM's console cannot be opened, or None when it may be tried (the rules of
-    ``action_refusal``, for the console: the key, the palette and ``ovmtui console``)."""
+    ``action_refusal``, for the console: the key, the palette and ``ovmtui console``).
+    ``withheld``: the host's own reason for giving no consoles, when it says one."""
     if Capability.CONSOLE not in capabilities:
-        return f"{placed.host} gives no serial consoles"
+        return f"{placed.host}: {withheld}" if withheld else f"{placed.host} gives no consoles"
     if reachable is False:
         return f"{placed.host} does not answer"
     if placed.vm.state not in _CONSOLE_STATES:
@@ -305,6 +310,9 @@ class HostStatus:
     address: str  # the URI or ssh target, for display
     roles: tuple[HostRole, ...] = ()
     capabilities: frozenset[Capability] = frozenset()
+    # Capabilities the backend implements but this host cannot give, with why (libvirt's
+    # test driver has no consoles): the UI dims them with the reason.
+    withheld: tuple[tuple[Capability, str], ...] = ()
     facts: HostFacts | None = None
     vms: tuple[Vm, ...] = ()
     taken_at: float | None = None  # time of the last good data, None if never polled
@@ -317,6 +325,10 @@ class HostStatus:
     @property
     def key(self) -> HostKey:
         return HostKey(self.pool, self.name)
+
+    def why_not(self, capability: Capability) -> str | None:
+        """Why this host withholds ``capability``, when it says."""
+        return next((why for withheld, why in self.withheld if withheld is capability), None)
 
     def age_s(self, now: float) -> float | None:
         return None if self.taken_at is None else max(0.0, now - self.taken_at)

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from ovmtui.backend.base import Backend
+from ovmtui.backend.base import Backend, withheld
 from ovmtui.backend.pacing import WAIT_SLOTS, WORK_HOLD_S, Pacing, paced
 from ovmtui.errors import OvmError
 from ovmtui.model import (
@@ -260,6 +260,7 @@ class EstatePoller:
                 address=host.backend.address,
                 roles=host.roles,
                 capabilities=host.backend.capabilities,
+                withheld=tuple(withheld(host.backend).items()),
             )
             if old is not None:
                 # Last-known data: shown at once, flagged stale until the host answers.
@@ -363,6 +364,7 @@ class EstatePoller:
             stale=False,
             warnings=result.warnings,
             capabilities=self._hosts[key].backend.capabilities,
+            withheld=tuple(withheld(self._hosts[key].backend).items()),
         )
         self._failures.pop(key, None)
         self._status[key] = status

@@ -243,7 +243,12 @@ class EstateSession:
         host = self.snapshot.host(placed.host_key)
         if host is None:
             return f"{placed.host} is not in the estate"
-        return console_refusal(placed, host.capabilities, reachable=host.reachable)
+        return console_refusal(
+            placed,
+            host.capabilities,
+            reachable=host.reachable,
+            withheld=host.why_not(Capability.CONSOLE),
+        )
 
     def open_console(
         self,

@@ -82,3 +82,18 @@ def test_incremental_totals_equal_a_full_count() -> None:
     final = EstateTotals.of(snapshot(99, None))
     assert final.hosts_up == 1 and final.hosts_down == 1
     assert final.memory_physical_mib == 2000
+
+
+def test_a_console_is_refused_with_the_hosts_own_reason_where_it_gives_one() -> None:
+    from ovmtui.model import Capability, PlacedVm, Vm, VmState, console_refusal
+
+    running = PlacedVm("p", "h1", Vm(uuid="u", name="web01", state=VmState.RUNNING))
+    off = running._replace(vm=Vm(uuid="u", name="web01", state=VmState.SHUTOFF))
+    console = frozenset({Capability.CONSOLE})
+    assert console_refusal(running, console) is None
+    assert console_refusal(running, frozenset()) == "h1 gives no consoles"
+    assert console_refusal(running, frozenset(), withheld="the test driver has none") == (
+        "h1: the test driver has none"
+    )
+    assert console_refusal(running, console, reachable=False) == "h1 does not answer"
+    assert console_refusal(off, console) == "no console: the VM is shutoff"
