@@ -26,6 +26,7 @@ import dataclasses
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -488,7 +489,9 @@ class SshdServer:
         shutil.copyfile(_HELPER, helper / "xenstate.py")
         shutil.copyfile(_CONSOLE, helper / "xenconsole.py")
         boot_log = next(path for path in _BOOT_LOGS if path.exists())
-        shutil.copyfile(boot_log, helper / "boot.log")
+        # CR LF, as a serial console prints it (a recording has it already).
+        text = re.sub(rb"(?<!\r)\n", b"\r\n", boot_log.read_bytes())
+        (helper / "boot.log").write_bytes(text)
         (helper / "xenfake.py").write_text(_RUNNER)
 
     def _make_host(self, spec: HostSpec) -> FakeXenHost:

@@ -187,6 +187,7 @@ def _relay(
     paused = False
     next_check = 0.0
     typed = b""  # keys the guest has not read yet (it is paused)
+    on_tty = os.isatty(fd_in)  # asked now: a terminal that hung up is no longer one
     for fd in (fd_in, fd_out):
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
     while True:
@@ -230,9 +231,10 @@ def _relay(
                 continue
             except OSError as exc:
                 # EIO: the terminal's other side (sshd) is gone.
-                raise _Ended("hup" if exc.errno == errno.EIO else "eof") from exc
+                raise _Ended("hup" if on_tty or exc.errno == errno.EIO else "eof") from exc
             if not data:
-                raise _Ended("eof")
+                # On a terminal, the end of input is its other side hanging up.
+                raise _Ended("hup" if on_tty else "eof")
             if ESCAPE in data:
                 raise _Ended("escape")
             typed += data
