@@ -262,3 +262,18 @@ async def test_keys_typed_right_after_entering_reach_the_guest(
         assert said == b"echo 'id''le'\r\nidle\r\n" + prompt("web01")
     log = await ended(fake_xen_host, attaches=3)
     assert [end for _, end in outcomes(log)] == ["hup"] * 3
+
+
+async def test_a_paused_guest_takes_the_attach_and_answers_once_unpaused(
+    backend: XenSshBackend, fake_xen_host: FakeXenHost
+) -> None:
+    build01 = await vm_named(backend, "build01")
+    await backend.act(build01, VmAction.PAUSE)
+    # Silent while paused: entered after the settle, with the tool still attached.
+    async with backend.console(build01, **TERM) as console:
+        await console.write(b"echo 'wai''ted'\r")  # read by the guest once it runs
+        await backend.act(build01, VmAction.RESUME)
+        said = await read_until(console, b"waited\r\n" + prompt("build01"))
+        assert said.startswith(fake_xen_host.boot_log() + prompt("build01"))
+        assert said.endswith(b"echo 'wai''ted'\r\nwaited\r\n" + prompt("build01"))
+    assert outcomes(await ended(fake_xen_host)) == [(f"attach build01 {build01.domain_id}", "hup")]
