@@ -8,9 +8,11 @@ Both tools exec ``xenconsole``, which prints nothing when it attaches: it makes 
 terminal raw with ``TCSAFLUSH``, throwing away what was typed before, then relays bytes.
 So attachment is read from the stream: a tool that refuses (an unknown domain, one not
 started) prints its error and exits at once; one that attached stays. The first output
-followed by ``ERROR_GRACE_S`` without the stream ending is the guest talking (attached);
+followed by ``ERROR_GRACE_S`` without the stream ending is the guest talking (attached),
+unless it reads like the tools' refusals, which get ``ATTACH_SETTLE_S`` more to end;
 ``ATTACH_SETTLE_S`` of silence with the tool still running is an idle guest (attached as
-well, as far as anything but the far side's terminal modes can tell). The read under way
+well, as far as anything but the far side's terminal modes can tell: a tool slower than
+that to attach, on a very busy dom0, throws away what is typed before it does). The read under way
 when the wait ends is never cancelled (a cancelled read could lose the end of the stream):
 the channel's first read picks it up, so no byte of the guest's is lost either.
 """
@@ -35,6 +37,11 @@ ATTACH_SETTLE_S = 1.0
 ERROR_GRACE_S = 0.25
 ESCAPE = b"\x1d"  # Ctrl+]: xenconsole's escape key, ends the tool with status 0
 _TAIL_BYTES = 1024
+# What the tools print when they refuse ("Error: Domain 'x' is not started" and the usage,
+# "x is an invalid domain identifier (rc=-6)", "xenconsole: Could not read tty ...").
+_REFUSAL = re.compile(
+    r"^(error|usage|libxl: error|xenconsole:)|invalid domain identifier", re.IGNORECASE | re.M
+)
 _CONTROL = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f]")
 
 DomainNow = Callable[[], Awaitable[TableRow | None]]
@@ -59,6 +66,7 @@ async def attached(
     seen = b""
     deadline = loop.time() + ATTACH_SETTLE_S
     reading: asyncio.Task[bytes] | None = None
+    first_at = deadline
     try:
         while True:
             reading = reading or asyncio.ensure_future(channel.read())
@@ -71,8 +79,12 @@ async def attached(
                 ended = f"ended at once (exit status {channel.exit_status})"
                 raise ConsoleUnavailable(f"{host}: `{command}`: {said or ended}")
             if not seen:
-                deadline = min(deadline, loop.time() + ERROR_GRACE_S)
+                first_at = loop.time()
             seen += chunk
+            if _REFUSAL.search(_plain(seen[:_TAIL_BYTES])):  # a refusal comes first
+                deadline = first_at + ATTACH_SETTLE_S  # its exit is surely coming
+            else:
+                deadline = min(deadline, first_at + ERROR_GRACE_S)
     except BaseException:
         if reading is not None:
             reading.cancel()

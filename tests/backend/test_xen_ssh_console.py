@@ -152,6 +152,17 @@ async def test_unknown_and_shut_off_domains_give_the_tools_words(
         await b.close()
 
 
+async def test_a_refusal_is_one_even_when_the_tool_is_slow_to_exit_after_its_words(
+    backend: XenSshBackend, fake_xen_host: FakeXenHost
+) -> None:
+    # Longer than the grace that output which is not an error is given: read as a refusal.
+    fake_xen_host.update(lambda state: state.__setitem__("console_exit_delay", 0.5))
+    ghost = Vm(uuid="0" * 32, name="ghost", state=VmState.RUNNING, domain_id=999)
+    with pytest.raises(ConsoleUnavailable, match=r"Error: Domain '999' does not exist\."):
+        async with backend.console(ghost, **TERM):
+            raise AssertionError("entered a console the tool refused")
+
+
 @pytest.mark.parametrize(
     ("toolstack", "action", "reason"),
     [
@@ -255,7 +266,9 @@ async def test_keys_typed_right_after_entering_reach_the_guest(
     async with backend.console(web01, **TERM) as console:
         await console.write(b"echo 'ear''ly'\r")
         assert b"\r\nearly\r\n" in await read_until(console, b"early\r\n")
-    # ... or after the settle of an idle guest, which prints nothing (a later attach).
+    # ... or after the settle of an idle guest, which prints nothing (a later attach; the
+    # tool's start-up well within the settle, as xm's on a dom0 that is not overloaded).
+    fake_xen_host.update(lambda state: state.__setitem__("console_attach_delay", 0.0))
     async with backend.console(web01, **TERM) as console:
         await console.write(b"echo 'id''le'\r")
         said = await read_until(console, b"idle\r\n" + prompt("web01"))

@@ -24,7 +24,8 @@ attach but its guest neither prints nor reads until unpaused.
 ``attach NAME DOMID``, then how it ended: ``escape`` (Ctrl+]), ``eof`` (input closed),
 ``hup``, ``term``, ``gone`` (the domain stopped or changed id); ``refused IDENT`` for an
 attach that failed. Knobs in ``state.json``: ``console_attach_delay`` (seconds between
-the domain check and raw mode, as xm's own start-up and xend's answer take; 0.2 if unset).
+the domain check and raw mode, as xm's own start-up and xend's answer take; 0.2 if unset),
+``console_exit_delay`` (seconds between a refusal's words and the exit; 0 if unset).
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def main(tool: str, args: list[str], state_dir: Path) -> int:
         _log(state_dir, f"refused {ident}")
         if not quiet:
             _err(*refusal)
+        # A slow exit after the words (xm's atexit handlers, a loaded dom0).
+        time.sleep(float(state.get("console_exit_delay", 0.0)))
         return 1
     dom = xenstate.find_domain(state, tool, ident)
     assert dom is not None
