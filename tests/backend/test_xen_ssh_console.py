@@ -257,22 +257,22 @@ async def test_keys_typed_right_after_entering_reach_the_guest(
     # The fake does throw them away: a bare channel that types at once loses its keys.
     argv = ["xm", "console", str(mail01.domain_id)]
     async with backend.long_channel(argv, **TERM) as bare:
-        await bare.write(b"echo 'ear''ly'\r")
+        await bare.write(b"echo 'ovmtui-ea''rly'\r")
         await read_until(bare, prompt("mail01"))  # the boot log: attached now
-        await bare.write(b"echo 'la''te'\r")
-        said = await read_until(bare, b"late\r\n")
-        assert b"early\r\n" not in said
+        await bare.write(b"echo 'ovmtui-la''te'\r")
+        said = await read_until(bare, b"ovmtui-late\r\n")
+        assert b"ovmtui-early\r\n" not in said
     # The console is entered once attached: once the boot log has begun (a first attach) ...
     async with backend.console(web01, **TERM) as console:
-        await console.write(b"echo 'ear''ly'\r")
-        assert b"\r\nearly\r\n" in await read_until(console, b"early\r\n")
+        await console.write(b"echo 'ovmtui-ea''rly'\r")
+        assert b"\r\novmtui-early\r\n" in await read_until(console, b"ovmtui-early\r\n")
     # ... or after the settle of an idle guest, which prints nothing (a later attach; the
     # tool's start-up well within the settle, as xm's on a dom0 that is not overloaded).
     fake_xen_host.update(lambda state: state.__setitem__("console_attach_delay", 0.0))
     async with backend.console(web01, **TERM) as console:
-        await console.write(b"echo 'id''le'\r")
-        said = await read_until(console, b"idle\r\n" + prompt("web01"))
-        assert said == b"echo 'id''le'\r\nidle\r\n" + prompt("web01")
+        await console.write(b"echo 'ovmtui-id''le'\r")
+        said = await read_until(console, b"ovmtui-idle\r\n" + prompt("web01"))
+        assert said == b"echo 'ovmtui-id''le'\r\novmtui-idle\r\n" + prompt("web01")
     log = await ended(fake_xen_host, attaches=3)
     assert [end for _, end in outcomes(log)] == ["hup"] * 3
 
@@ -284,9 +284,9 @@ async def test_a_paused_guest_takes_the_attach_and_answers_once_unpaused(
     await backend.act(build01, VmAction.PAUSE)
     # Silent while paused: entered after the settle, with the tool still attached.
     async with backend.console(build01, **TERM) as console:
-        await console.write(b"echo 'wai''ted'\r")  # read by the guest once it runs
+        await console.write(b"echo 'ovmtui-wai''ted'\r")  # read by the guest once it runs
         await backend.act(build01, VmAction.RESUME)
-        said = await read_until(console, b"waited\r\n" + prompt("build01"))
+        said = await read_until(console, b"ovmtui-waited\r\n" + prompt("build01"))
         assert said.startswith(fake_xen_host.boot_log() + prompt("build01"))
-        assert said.endswith(b"echo 'wai''ted'\r\nwaited\r\n" + prompt("build01"))
+        assert said.endswith(b"echo 'ovmtui-wai''ted'\r\novmtui-waited\r\n" + prompt("build01"))
     assert outcomes(await ended(fake_xen_host)) == [(f"attach build01 {build01.domain_id}", "hup")]
