@@ -41,9 +41,13 @@ from typing import Any, Final, Literal
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
-from ovmtui.backend.base import ChannelsBusy, EventCallback, LongChannel
+from ovmtui.backend.base import ChannelsBusy, ConsoleChannel, EventCallback, LongChannel
 from ovmtui.backend.pacing import connect_turn, waiting, working
+from ovmtui.backend.xen_console import attached, console_argv
+from ovmtui.backend.xen_parse.common import NOT_FOUND as _NOT_FOUND
 from ovmtui.backend.xen_parse.common import ParseIssue, XenDomain
+from ovmtui.backend.xen_parse.common import output_text as _text
+from ovmtui.backend.xen_parse.common import toolstack_error as _toolstack_error
 from ovmtui.backend.xen_parse.info import parse_info
 from ovmtui.backend.xen_parse.vm_cfg import parse_vm_cfg, vm_config
 from ovmtui.backend.xen_parse.xl_json import parse_xl_list_long
@@ -126,9 +130,6 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 logging.getLogger("asyncssh").addHandler(logging.NullHandler())
 logging.getLogger("asyncssh").propagate = False
 
-# xm: "Error: Domain 'x' does not exist."; xl: "x is an invalid domain identifier (rc=-6)".
-_NOT_FOUND = re.compile(r"does not exist|invalid domain identifier|not found", re.IGNORECASE)
-
 _ACTION_VERBS: dict[VmAction, str] = {
     VmAction.SHUTDOWN: "shutdown",
     VmAction.REBOOT: "reboot",
@@ -139,9 +140,10 @@ _ACTION_VERBS: dict[VmAction, str] = {
 
 # Exactly what this module implements (the contract test checks it): no EVENTS (xm and xl
 # have no event stream: the poller polls), no DEFINE (defining from a vm.cfg is not written
-# yet), and no console, migration or disk attachment until their Protocols are.
+# yet), and no migration or disk attachment until their Protocols are.
 _CAPABILITIES = frozenset(
     {
+        Capability.CONSOLE,
         Capability.START,
         Capability.SHUTDOWN,
         Capability.REBOOT,
@@ -501,6 +503,45 @@ class XenSshBackend:
                 f"{self._host.name}: cannot read {config}: {_text(result.stderr).strip()}"
             )
         return _text(result.stdout)
+
+    @contextlib.asynccontextmanager
+    async def console(
+        self, vm: Vm, *, term_type: str, term_size: tuple[int, int], force: bool = False
+    ) -> AsyncIterator[ConsoleChannel]:
+        """The VM's serial console (``base.ConsoleTransport``): ``console_command(vm)`` in
+        a PTY of ``term_size`` (columns, rows) on the host's connection, a long channel.
+
+        Entered once the tool is attached (``xen_console`` says how that is told), so what
+        is written from then on reaches the guest; ``ConsoleUnavailable`` with the tool's
+        words when it refuses (unknown domain, not started). ``force`` is ignored: xm and
+        xl have no way to take a console from another client.
+        """
+        tool = await self._detect_toolstack()
+        argv = console_argv(tool, vm)
+        command = shlex.join(argv)
+
+        async def domain_now() -> TableRow | None:
+            return await self._domain_row(tool, vm)
+
+        async with self.long_channel(argv, term_type=term_type, term_size=term_size) as channel:
+            yield await attached(
+                channel, host=self._host.name, command=command, vm=vm, domain_now=domain_now
+            )
+
+    def console_command(self, vm: Vm) -> str:
+        return shlex.join(console_argv(self._toolstack or self._forced or "xm", vm))
+
+    async def _domain_row(self, tool: Toolstack, vm: Vm) -> TableRow | None:
+        """The VM's row of ``xm list NAME`` now; None once the host does not know it."""
+        command = f"{tool} list {shlex.quote(vm.name)}"
+        result = await self._run(command, self._poll_timeout_s, label=command)
+        if result.exit_status != 0:
+            said = _toolstack_error(result.stdout, result.stderr)
+            if _NOT_FOUND.search(said):
+                return None
+            raise ActionFailed(f"{self._host.name}: {command}: {said}")
+        rows = parse_list_table(_text(result.stdout), command).value
+        return next((row for row in rows if row.name == vm.name), None)
 
     async def close(self) -> None:
         self._stop_lister()
@@ -1008,12 +1049,6 @@ def _sectioned_script(sections: Sequence[tuple[str, str]], marker: str) -> str:
     return "; ".join(parts)
 
 
-def _text(output: str | bytes | None) -> str:
-    if isinstance(output, bytes):
-        return output.decode("utf-8", "replace")
-    return output or ""
-
-
 def _split_sections(
     text: str, marker: str, sections: Sequence[tuple[str, str]]
 ) -> dict[str, _Section]:
@@ -1037,17 +1072,6 @@ def _config_files(text: str) -> list[tuple[str, str]]:
         path, _, body = chunk.partition("\n")
         files.append((path.strip(), body))
     return files
-
-
-def _toolstack_error(stdout: str | bytes | None, stderr: str | bytes | None) -> str:
-    """The line that says what went wrong (xm prints `Error: ...` then its usage text)."""
-    texts = [_text(stderr), _text(stdout)]
-    lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
-    for prefixes in (("error", "libxl: error"), ("usage",)):  # the error before the usage
-        for line in lines:
-            if line.lower().startswith(prefixes):
-                return line
-    return lines[0] if lines else "no output"
 
 
 _known_hosts_lock = threading.Lock()

@@ -84,6 +84,7 @@ def test_xen_over_ssh() -> None:
     assert Capability.EVENTS not in backend.capabilities
     assert Capability.DEFINITION in backend.capabilities
     assert Capability.DEFINE not in backend.capabilities
+    assert Capability.CONSOLE in backend.capabilities  # xm/xl console in a PTY
 
 
 def test_the_services_fake() -> None:

@@ -26,6 +26,7 @@ import dataclasses
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -49,6 +50,13 @@ MAX_LISTEN_SOCKS = 16  # OpenSSH sshd.c; more ListenAddress lines make sshd exit
 _HERE = Path(__file__).resolve().parent
 _FAKE_BIN = _HERE / "bin"
 _HELPER = _HERE / "xenstate.py"
+_CONSOLE = _HERE / "xenconsole.py"
+# The boot log the fake guests replay on their console: the recorded one when it is there,
+# the short placeholder until then.
+_BOOT_LOGS = (
+    _HERE.parent / "data" / "console" / "linux-boot.log",
+    _HERE.parent / "data" / "console" / "PLACEHOLDER-linux-boot.log",
+)
 _TOOLS = ("xm", "xl")
 # A command that runs until its input ends or a signal ends it, on every host's PATH
 # whatever its toolstack: what long-lived channels run in the tests (see bin/longrun).
@@ -175,6 +183,22 @@ class FakeXenHost:
             pid, _, what = line.partition(" ")
             entries.append((int(pid), what))
         return entries
+
+    def console_log(self) -> list[tuple[int, str]]:
+        """What each ``xm/xl console`` did, in order: ``(pid, "attach NAME DOMID" |
+        "refused IDENT" | "escape" | "eof" | "hup" | "term" | "gone")``."""
+        path = self.state_dir / xenstate.CONSOLE_LOG
+        if not path.exists():
+            return []
+        entries = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            pid, _, what = line.partition(" ")
+            entries.append((int(pid), what))
+        return entries
+
+    def boot_log(self) -> bytes:
+        """The boot log this host's guests replay on their consoles, as they print it."""
+        return (self.server.root / "helper" / "boot.log").read_bytes()
 
     def state(self) -> dict[str, Any]:
         return xenstate.update_state(self.state_dir)
@@ -463,6 +487,11 @@ class SshdServer:
         helper = self.root / "helper"
         helper.mkdir()
         shutil.copyfile(_HELPER, helper / "xenstate.py")
+        shutil.copyfile(_CONSOLE, helper / "xenconsole.py")
+        boot_log = next(path for path in _BOOT_LOGS if path.exists())
+        # CR LF, as a serial console prints it (a recording has it already).
+        text = re.sub(rb"(?<!\r)\n", b"\r\n", boot_log.read_bytes())
+        (helper / "boot.log").write_bytes(text)
         (helper / "xenfake.py").write_text(_RUNNER)
 
     def _make_host(self, spec: HostSpec) -> FakeXenHost:

@@ -43,6 +43,8 @@ TOOLSTACKS = ("xm", "xl", "both")
 
 STATE_FILE = "state.json"
 ARGV_LOG = "argv.log"
+# What each `xm/xl console` did (xenconsole.py): "<pid> attach NAME DOMID", then how it ended.
+CONSOLE_LOG = "console.log"
 FAULT_FILE = "fault"
 # Exists while a domain is in a timed transition (delayed shutdown): the sh fast path
 # then defers to Python, which settles the transition before answering.
@@ -1275,6 +1277,11 @@ def main(argv: Sequence[str]) -> int:
         kind = ""
     if kind == "hang":
         return hang()
+    if args[:1] == ["console"] and not kind:
+        # A program of its own (a PTY loop), beside this file in the helper dir.
+        import xenconsole  # only inside an SSH session, where it lies beside this file
+
+        return int(xenconsole.main(tool, args[1:], state_dir))
     result = (
         fault_result(kind, tool, args, state_dir) if kind else run_command(tool, args, state_dir)
     )

@@ -17,6 +17,27 @@ T_co = TypeVar("T_co", covariant=True)  # frozen: a Parsed[Sub] is a Parsed[Base
 
 _MAX_ISSUE_TEXT = 200
 
+# xm: "Error: Domain 'x' does not exist."; xl: "x is an invalid domain identifier (rc=-6)".
+NOT_FOUND = re.compile(r"does not exist|invalid domain identifier|not found", re.IGNORECASE)
+
+
+def output_text(output: str | bytes | None) -> str:
+    """A command's output as text, whatever asyncssh handed over."""
+    if isinstance(output, bytes):
+        return output.decode("utf-8", "replace")
+    return output or ""
+
+
+def toolstack_error(stdout: str | bytes | None, stderr: str | bytes | None) -> str:
+    """The line that says what went wrong (xm prints `Error: ...` then its usage text)."""
+    texts = [output_text(stderr), output_text(stdout)]
+    lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
+    for prefixes in (("error", "libxl: error"), ("usage",)):  # the error before the usage
+        for line in lines:
+            if line.lower().startswith(prefixes):
+                return line
+    return lines[0] if lines else "no output"
+
 
 @dataclass(frozen=True, slots=True)
 class ParseIssue:
