@@ -51,12 +51,8 @@ _HERE = Path(__file__).resolve().parent
 _FAKE_BIN = _HERE / "bin"
 _HELPER = _HERE / "xenstate.py"
 _CONSOLE = _HERE / "xenconsole.py"
-# The boot log the fake guests replay on their console: the recorded one when it is there,
-# the short placeholder until then.
-_BOOT_LOGS = (
-    _HERE.parent / "data" / "console" / "linux-boot.log",
-    _HERE.parent / "data" / "console" / "PLACEHOLDER-linux-boot.log",
-)
+# The boot log the fake guests replay on their console: a real one, recorded on the lab.
+_BOOT_LOGS = (_HERE.parent / "data" / "console" / "linux-boot.log",)
 _TOOLS = ("xm", "xl")
 # A command that runs until its input ends or a signal ends it, on every host's PATH
 # whatever its toolstack: what long-lived channels run in the tests (see bin/longrun).
