@@ -42,7 +42,16 @@ async def test_typing_sends_bytes() -> None:
         await pilot.press("l", "s", "space", "minus", "enter", "up", "ctrl+c", "tab", "shift+tab")
         await pilot.press("q")  # the app binds q: the console takes it all the same
         assert app.typed == [
-            b"l", b"s", b" ", b"-", b"\r", b"\x1b[A", b"\x03", b"\t", b"\x1b[Z", b"q"
+            b"l",
+            b"s",
+            b" ",
+            b"-",
+            b"\r",
+            b"\x1b[A",
+            b"\x03",
+            b"\t",
+            b"\x1b[Z",
+            b"q",
         ]
         assert app.quit_pressed == 0
 
