@@ -118,10 +118,19 @@ class RowRenderer:
         run: list[str] = []
         run_key: tuple[Any, ...] | None = None
         get = row.get
+        # Rows are sparse: past their last cell (and the cursor, and any mark) all is blank.
+        end = min(width, max(row, default=-1) + 2)
+        if extras:
+            end = width
         x = 0
-        while x < width:
+        while x < end:
             char = get(x, blank)
-            text, span = _cell_text(char[0], x, width, get)
+            data = char[0]
+            if data.isascii():
+                # "" is the stub of a wide character that was overwritten since: a blank.
+                text, span = (data or " "), 1
+            else:
+                text, span = _cell_text(data, x, width)
             key = (*char[1:], extras[x]) if extras else char[1:]
             if key != run_key:
                 if run:
@@ -130,6 +139,13 @@ class RowRenderer:
                 run_key = key
             run.append(text)
             x += span
+        if x < width:
+            if blank[1:] != run_key:
+                if run:
+                    segments.append(Segment("".join(run), self._style(run_key)))
+                    run = []
+                run_key = blank[1:]
+            run.append(" " * (width - x))
         if run:
             segments.append(Segment("".join(run), self._style(run_key)))
         return Strip(segments, width)
@@ -178,12 +194,9 @@ def _extras(width: int, cursor: int | None, marks: Iterable[Mark]) -> list[str |
     return extras
 
 
-def _cell_text(data: str, x: int, width: int, get: Any) -> tuple[str, int]:
-    """What cell `x` shows and how many cells that takes: 2 for a wide character (pyte
-    leaves "" in the cell after it), which must not shift the columns that follow."""
-    if data.isascii():
-        # "" is the stub of a wide character that was overwritten since: a blank.
-        return (data or " "), 1
+def _cell_text(data: str, x: int, width: int) -> tuple[str, int]:
+    """What cell `x` (not ASCII) shows and how many cells that takes: 2 for a wide
+    character (pyte leaves "" in the cell after it); the columns that follow keep theirs."""
     if wcwidth(data[0]) == 2:
         if x + 1 >= width:
             return " ", 1  # cut at the right edge: half a character cannot be drawn

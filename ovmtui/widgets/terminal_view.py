@@ -30,7 +30,7 @@ from ovmtui.widgets._terminal_search import find, row_marks
 
 FRAME_S = 1 / 30  # at most this many repaints a second
 SLICE_S = 0.008  # parsing done between two turns of the event loop
-CHUNK = 1024  # bytes parsed at a time within a slice
+CHUNK = 4096  # bytes parsed at a time within a slice (~5 ms of a boot log)
 # About one second of pyte's throughput (~0.72 MB/s): older output is dropped beyond this,
 # so the screen never lags the guest by more than that.
 PENDING_LIMIT = 768 * 1024
@@ -248,7 +248,7 @@ class TerminalView(ScrollView, can_focus=True):
     def _line(self, index: int) -> Row:
         """Line `index` of the view: scrollback first, then the live screen."""
         if index < self._length:
-            return self._screen.scrollback[index]
+            return self._screen.kept(index)
         return self._screen.row(index - self._length)
 
     def _row_theme(self) -> RowTheme:

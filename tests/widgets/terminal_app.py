@@ -19,6 +19,7 @@ class TerminalApp(App[None]):
     def __init__(self, *, view_only: bool = False, scrollback: int = 10_000) -> None:
         super().__init__()
         self.typed: list[bytes] = []
+        self.pending_when_typed: list[int] = []
         self.resized: list[tuple[int, int]] = []
         self.left = 0
         self.quit_pressed = 0
@@ -37,6 +38,8 @@ class TerminalApp(App[None]):
 
     def on_terminal_view_typed(self, message: TerminalView.Typed) -> None:
         self.typed.append(message.data)
+        # How much output was still waiting when the bytes came: keys answered mid-flood.
+        self.pending_when_typed.append(self.view.pending_bytes)
 
     def on_terminal_view_resized(self, message: TerminalView.Resized) -> None:
         self.resized.append((message.columns, message.rows))

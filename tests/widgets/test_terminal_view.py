@@ -186,11 +186,10 @@ async def test_a_flood_of_junk_neither_raises_nor_blocks_keys() -> None:
         junk = bytes(rng.randrange(256) for _ in range(1 << 20))
         view.feed(junk)
         assert view.dropped_bytes == len(junk) - PENDING_LIMIT
-        await pilot.pause(0.05)
-        assert view.pending_bytes > 0  # still parsing...
-        await pilot.press("ctrl+c")  # ... and the key is answered all the same
-        assert b"\x03" in app.typed
-        assert view.pending_bytes > 0
+        await pilot.press("ctrl+c")
+        # The key was answered while most of the flood still waited to be parsed.
+        assert app.typed[-1] == b"\x03"
+        assert app.pending_when_typed[-1] > PENDING_LIMIT // 2
         await until(pilot, lambda: view.pending_bytes == 0, limit_s=60)
         await fed(pilot, app, b"\x1bc\x1b[2J\x1b[Hstill here")
         assert shown_rows(app)[0].startswith("still here")
