@@ -134,6 +134,14 @@ class OvmApp(App[int]):
         self.action_signal: Signal[ActionResult] = Signal(self, "action")
         self.read_only_signal: Signal[str] = Signal(self, "read-only")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Textual binds Ctrl+Q to quit with priority, before any widget sees it: on a screen
+        # whose keys are the guest's (a console: Ctrl+Q is XON, or a program's own key), it
+        # must reach the guest rather than end ovmtui. `q` and the palette stay the app's.
+        if action == "quit" and getattr(self.screen, "KEYS_TO_GUEST", False):
+            return False
+        return super().check_action(action, parameters)
+
     # -- AppContext -----------------------------------------------------------------------
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -87,6 +88,8 @@ class ConsoleCommands(Provider):
 
 
 class ConsoleScreen(Screen[None]):
+    # Every key is the guest's but Ctrl+] and Ctrl+P: the app leaves Ctrl+Q to it too.
+    KEYS_TO_GUEST: ClassVar[bool] = True
     COMMANDS = {ConsoleCommands}
     BINDINGS = [
         # Priority: the terminal takes every other key for the guest.
