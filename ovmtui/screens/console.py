@@ -188,18 +188,20 @@ class ConsoleScreen(Screen[None]):
 
     def _show(self, status: ConsoleStatus) -> None:
         line = self.query_one("#console-status", Static)
-        parts = [f"{status.vm} on {status.host}", status.command, status.state.value]
+        # What matters at a glance first: a long command (a libvirt URI with its key file)
+        # or log path may run off the end of the line.
+        parts = [status.state.value, f"{status.vm} on {status.host}"]
         if status.view_only:
             parts.append("VIEW-ONLY: keys are not sent")
+        if status.detail:
+            parts.append(status.detail)
         parts.append(f"{size(status.bytes_in)} in")
         dropped = self.terminal.dropped_bytes
         if dropped:
             parts.append(f"{size(dropped)} not shown (in the log)")
+        parts += ["Ctrl+] leaves", status.command]
         if status.log_path is not None:
             parts.append(f"log {status.log_path}")
-        if status.detail:
-            parts.append(status.detail)
-        parts.append("Ctrl+] leaves")
         line.update(" · ".join(parts))
         line.set_class(status.state is ConsoleState.CLOSED, "-closed")
         line.set_class(status.state is ConsoleState.REATTACHING, "-waiting")

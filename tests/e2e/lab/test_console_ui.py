@@ -1,0 +1,138 @@
+"""The console as an operator uses it on the lab: `c` on a real QEMU guest over qemu+ssh,
+its heartbeat and shell in the terminal widget, Ctrl+] back to a dashboard that still
+refreshes, a reset guest seen rebooting in the same console, a destroyed and restarted
+guest re-attached by itself; and `ovmtui console vm1` in tmux.
+
+Every test leaves its guest running with its console free, as the other lab tests expect.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ovmtui.screens.console import ConsoleScreen
+from ovmtui.screens.dashboard import DashboardScreen
+from ovmtui.services.consoles import ConsoleState
+from ovmtui.widgets.terminal_view import TerminalView
+from tests.e2e.lab.conftest import Lab
+from tests.e2e.lab.screen import SIZE, INTERVAL_S, focus_vm, loaded
+from tests.e2e.tmux import TmuxSession
+from tests.ui.conftest import wait_until
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
+
+BINARY = Path(sys.executable).with_name("ovmtui")
+VM, HOST = "vm2", "h1"
+LIMIT_S = 60.0  # against a hang: a heartbeat comes every second
+
+
+def terminal_text(app: object) -> str:
+    screen = app.screen  # type: ignore[attr-defined]
+    assert isinstance(screen, ConsoleScreen), screen
+    return "\n".join(screen.query_one(TerminalView).screen_state.display)
+
+
+def heartbeats(text: str) -> list[int]:
+    return [int(n) for n in re.findall(rf"{VM} heartbeat (\d+)", text)]
+
+
+async def test_the_console_of_a_lab_guest_from_the_dashboard(lab: Lab, tmp_path: Path) -> None:
+    from ovmtui.app import OvmApp
+
+    app = OvmApp(lab.estate, interval_s=INTERVAL_S, console_log_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await focus_vm(pilot, app, VM)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen), what="console")
+        await wait_until(
+            pilot, lambda: len(set(heartbeats(terminal_text(app)))) >= 2, LIMIT_S, "heartbeats"
+        )
+        # The busybox shell asks where the cursor is (ESC[6n): the widget answers, or the
+        # shell would stall here.
+        await pilot.press("enter", *"echo $((6*7))", "enter")
+        await wait_until(
+            pilot,
+            lambda: any(line.strip() == "42" for line in terminal_text(app).splitlines()),
+            LIMIT_S,
+            "42",
+        )
+        (console,) = app.consoles
+        # Back to the dashboard, which still refreshes; the console stays attached.
+        generation = app.snapshot.generation
+        await pilot.press("ctrl+right_square_bracket")
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_until(pilot, lambda: app.snapshot.generation > generation, LIMIT_S, "refresh")
+        assert console.status.state is ConsoleState.ATTACHED
+        # A hard reset reboots the guest under the same QEMU: the same console sees it boot.
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+        lab.virsh(HOST, "reset", VM)
+        await wait_until(
+            pilot,
+            lambda: f"ovmlab guest {VM} up" in terminal_text(app),
+            LIMIT_S,
+            "the guest booting again",
+        )
+        # Destroyed and started again: the console ends, waits, and re-attaches by itself.
+        lab.virsh(HOST, "destroy", VM)
+        await wait_until(
+            pilot, lambda: console.status.state is ConsoleState.REATTACHING, LIMIT_S, "the wait"
+        )
+        assert "shut off" in (console.status.detail or "")
+        lab.virsh(HOST, "start", VM)
+        await wait_until(
+            pilot,
+            lambda: console.status.state is ConsoleState.ATTACHED and console.status.attaches == 2,
+            LIMIT_S,
+            "re-attached",
+        )
+        await wait_until(
+            pilot, lambda: "re-attached" in terminal_text(app), LIMIT_S, "the gap shown"
+        )
+        console.close()
+        await wait_until(pilot, lambda: not app.consoles, LIMIT_S, "closed")
+    log = console.status.log_path
+    assert log is not None and b"42" in log.read_bytes()
+    assert lab.domstate(HOST, VM) == "running"
+
+
+def test_ovmtui_console_in_tmux_shows_the_heartbeat_and_leaves_with_0(
+    lab: Lab, tmp_path: Path
+) -> None:
+    session = TmuxSession(
+        [
+            str(BINARY),
+            "console",
+            "vm1",
+            "--config",
+            str(lab.estate_path),
+            # Not the lab's own repository: `make lab-demo` uses that one.
+            "--repository",
+            str(tmp_path / "repository.sqlite"),
+            "--console-log",
+            str(tmp_path),
+        ],
+        env={"TERM": "xterm-256color"},
+    )
+    try:
+        session.wait_for(
+            lambda s: len(set(re.findall(r"vm1 heartbeat (\d+)", s))) >= 2,
+            timeout=LIMIT_S,
+            what="the heartbeat counting",
+        )
+        assert "attached · vm1 on h1" in session.screen()
+        session.send("C-]")
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline and status is None:
+            status = session.exit_status()
+            time.sleep(0.1)
+        assert status == 0
+    finally:
+        session.kill()
