@@ -20,7 +20,7 @@ from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.consoles import ConsoleState
 from ovmtui.widgets.terminal_view import TerminalView
 from tests.e2e.lab.conftest import Lab
-from tests.e2e.lab.screen import SIZE, INTERVAL_S, focus_vm, loaded
+from tests.e2e.lab.screen import INTERVAL_S, SIZE, focus_vm, loaded
 from tests.e2e.tmux import TmuxSession
 from tests.ui.conftest import wait_until
 
