@@ -111,3 +111,41 @@ async def test_read_only_opens_the_console_view_only(fake_xen_servers: Any) -> N
         await pilot.press(*"echo hello", "enter")
         await pilot.pause(0.5)
         assert "hello" not in shown(app)
+
+
+async def test_two_consoles_at_once_and_a_xen_reboot_followed(
+    fake_xen_servers: Any, tmp_path: Path
+) -> None:
+    xen = start_xen(fake_xen_servers)
+    app = make_app(mixed_estate(xen), console_log_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 16)
+        for name in ("xenweb01", "xendb01"):
+            await pilot.press("slash", "ctrl+u", *name, "enter", "c")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+            await wait_until(pilot, lambda: "heartbeat" in shown(app), what=f"{name}'s boot")
+            await pilot.press("ctrl+right_square_bracket")
+            await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        web, db = app.consoles
+        assert (web.status.vm, db.status.vm) == ("xenweb01", "xendb01")
+        # Rebooting xenweb01 re-creates its domain under a new id: its console ends, waits
+        # for it and re-attaches to the new domain; the other console never notices.
+        await pilot.press("slash", "ctrl+u", *"xenweb01", "enter", "r")
+        await wait_until(
+            pilot,
+            lambda: web.status.attaches == 2 and web.status.state is ConsoleState.ATTACHED,
+            limit_s=30,
+            what="the console re-attached after the reboot",
+        )
+        new_id = xen.domain("xenweb01")["domid"]
+        assert new_id != 3 and web.status.command == f"xm console {new_id}"
+        assert db.status.state is ConsoleState.ATTACHED and db.status.attaches == 1
+        # Closing one leaves the other, and the dashboard, as they were.
+        web.close()
+        await wait_until(pilot, lambda: app.consoles == (db,), what="one console closed")
+        assert db.status.state is ConsoleState.ATTACHED
+        await pilot.press("C")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConsolesScreen))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+        assert app.screen.console is db  # type: ignore[attr-defined]
