@@ -201,6 +201,15 @@ class OvmApp(App[int]):
     async def journal_entries(self) -> Sequence[JournalEntry]:
         return await self.session.journal_entries()
 
+    def shared_storage(self, pool: str) -> str | None:
+        return self.session.shared_storage(pool)
+
+    async def vm_definition(self, placed: PlacedVm) -> str:
+        return await self.session.vm_definition(placed)
+
+    async def vm_journal(self, placed: PlacedVm) -> Sequence[JournalEntry]:
+        return await self.session.vm_journal(placed)
+
     @property
     def backup_dir(self) -> Path | None:
         return self.session.backup_dir

@@ -189,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="watch only: no key is sent to the guest",
     )
+    show = commands.add_parser(
+        "show",
+        parents=[estate],
+        help="one VM: state, sizes, disks, NICs and definition, as its screen shows them",
+    )
+    show.add_argument("vm", metavar="VM", help="its name or UUID")
+    show.add_argument("--host", metavar="HOST", help="where it runs (a name held twice)")
+    show.add_argument("--json", action="store_true", help="one JSON object")
     for action in VmAction:
         verb = commands.add_parser(
             action.value,
@@ -341,6 +349,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _vm_action(estate, repository, VmAction(args.command), args)
         if args.command == "console":
             return _console(estate, repository, args)
+        if args.command == "show":
+            return _show(estate, repository, args)
         return _run_tui(
             estate,
             repository,
@@ -503,6 +513,22 @@ def _vm_action(
             confirm=_confirmer(args, f"{action.label}?"),
             as_json=args.json,
             read_only=args.read_only,
+            warn=sys.stderr,
+        )
+    )
+
+
+def _show(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless import show_vm_report
+
+    return asyncio.run(
+        show_vm_report(
+            estate,
+            repository,
+            args.vm,
+            sys.stdout,
+            host=args.host,
+            as_json=args.json,
             warn=sys.stderr,
         )
     )

@@ -43,6 +43,8 @@ class _EstateScreen(Protocol):
 
     def open_console(self, placed: PlacedVm) -> None: ...
 
+    def open_vm(self, placed: PlacedVm) -> None: ...
+
     def action_consoles(self) -> None: ...
 
     def action_refresh(self) -> None: ...
@@ -103,6 +105,13 @@ class EstateCommands(Provider):
                 )
             )
         for placed in snapshot.placed_vms():
+            commands.append(
+                PaletteCommand(
+                    f"Open VM {placed.vm.name}",
+                    f"{placed.vm.state.value} on {placed.host}",
+                    partial(screen.open_vm, placed),
+                )
+            )
             # Read-only mode opens consoles too, view-only.
             commands.append(
                 PaletteCommand(

@@ -103,3 +103,17 @@ class AppContext(Protocol):
         """The VM's console, opened and running (the one already open, if any); raises
         ``ConsoleUnavailable`` when its host or state gives none."""
         ...
+
+    def shared_storage(self, pool: str) -> str | None:
+        """The pool's shared storage as the estate file names it; None when not given."""
+        ...
+
+    async def vm_definition(self, placed: PlacedVm) -> str:
+        """The VM's definition from its host (domain XML, ``vm.cfg``); raises OvmError
+        when the host cannot give it (no capability, unreachable, or it failed)."""
+        ...
+
+    async def vm_journal(self, placed: PlacedVm) -> Sequence[JournalEntry]:
+        """The VM's latest journal entries, oldest first; raises OvmError without a
+        repository."""
+        ...

@@ -8,17 +8,26 @@ import dataclasses
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from ovmtui import format as fmt
 from ovmtui.config import EstateConfig
-from ovmtui.errors import ActionRefused, ConsoleUnavailable, RepositoryError
+from ovmtui.errors import ActionRefused, ConsoleUnavailable, OvmError, RepositoryError
 from ovmtui.model import EstateSnapshot, HostKey, HostStatus, PlacedVm, Vm, VmAction
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.consoles import ConsoleRequest
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
+from ovmtui.services.vm_facts import (
+    DISK_COLUMNS,
+    NIC_COLUMNS,
+    disk_rows,
+    nic_rows,
+    summary_rows,
+    vm_json,
+)
 from ovmtui.store.backup import (
     create_backup,
     default_backup_dir,
@@ -565,6 +574,69 @@ async def console_target(
         if refusal is not None:
             raise ConsoleUnavailable(f"{placed.vm.name} on {placed.pool}/{placed.host}: {refusal}")
     return ConsoleRequest(placed.uuid, placed.vm.name, force=force)
+
+
+async def show_vm_report(
+    config: EstateConfig,
+    repository: Path,
+    name: str,
+    out: TextIO,
+    *,
+    host: str | None,
+    as_json: bool,
+    warn: TextIO | None = None,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """One VM's facts, disks, NICs and definition, as its screen shows them, after one
+    poll. The VM by name or UUID (a name held twice needs ``host``); an unknown one raises
+    ``ActionRefused`` (exit 2). 1 when its host did not answer: the facts are then the
+    last known ones, and the definition is missing."""
+    async with _session(config, repository, warn) as session:
+        snapshot = await session.poll_once()
+        where = host_key_for(config, host) if host is not None else None
+        placed = _find_vm(snapshot, name, where)
+        status = snapshot.host(placed.host_key)
+        answered = status is not None and status.reachable is True
+        definition: str | None = None
+        missing: str | None = None
+        try:
+            definition = await session.vm_definition(placed)
+        except OvmError as exc:
+            missing = exc.message
+        shared = session.shared_storage(placed.pool)
+    now = clock()
+    if as_json:
+        json.dump(vm_json(placed, shared_storage=shared, definition=definition, now=now), out)
+        out.write("\n")
+        if missing is not None and warn is not None:
+            warn.write(f"ovmtui: no definition of {placed.vm.name}: {missing}\n")
+        return 0 if answered else 1
+    vm = placed.vm
+    stale = "" if answered else f"  (last known: {status.error if status else None})"
+    out.write(f"{vm.name}{stale}\n")
+    for label, value in summary_rows(placed, now):
+        out.write(f"  {label + ':':<11} {value}\n")
+    out.write(f"disks ({len(vm.disks)}, shared storage: {shared or fmt.UNKNOWN}):\n")
+    _write_table(out, DISK_COLUMNS, disk_rows(vm, shared))
+    out.write(f"NICs ({len(vm.nics)}):\n")
+    _write_table(out, NIC_COLUMNS, nic_rows(vm))
+    if definition is None:
+        out.write(f"definition: none: {missing}\n")
+    else:
+        out.write("definition:\n")
+        out.write(definition if definition.endswith("\n") else definition + "\n")
+    return 0 if answered else 1
+
+
+def _write_table(out: TextIO, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell, indented, the last one unpadded."""
+    if not rows:
+        out.write("  none\n")
+        return
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
+    for row in (columns, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        out.write(("  " + "  ".join(cells)).rstrip() + "\n")
 
 
 def _find_vm(snapshot: EstateSnapshot, text: str, host: HostKey | None) -> PlacedVm:

@@ -9,6 +9,7 @@ without copies or locks. Units are in the field names; a value a host did not re
 from __future__ import annotations
 
 import enum
+import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -191,6 +192,21 @@ class Disk:
     device: str = "disk"  # disk | cdrom | floppy | lun
     read_only: bool = False
     shareable: bool = False
+    # Only where the backend knows them: libvirt's <driver type=…> and <target bus=…>, xl's
+    # format; the size only from a call that reports it. None is shown as unknown.
+    format: str | None = None  # raw, qcow2, vhd …
+    bus: str | None = None  # virtio, ide, scsi, xen …
+    size_bytes: int | None = None
+
+
+def on_shared_storage(source: str | None, shared_storage: str | None) -> bool | None:
+    """Whether a disk's path lies under its pool's shared storage; None when that cannot be
+    told (no path, a libvirt volume rather than a path, or no shared storage configured)."""
+    if source is None or not shared_storage or not source.startswith("/"):
+        return None
+    root = posixpath.normpath(shared_storage)
+    path = posixpath.normpath(source)
+    return root == "/" or path == root or path.startswith(root + "/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +235,13 @@ class Vm:
     nics: tuple[Nic, ...] = ()
     os_type: str | None = None  # hvm | xen (PV) | exe …
     config_path: str | None = None  # Xen: the vm.cfg that `xm create` starts it from
+
+
+def uptime_s(vm: Vm, now: float) -> float | None:
+    """How long the VM has run, when its host said when it started and it runs still."""
+    if vm.started_at is None or not vm.state.is_active:
+        return None
+    return max(0.0, now - vm.started_at)
 
 
 def vm_with_readings(

@@ -106,12 +106,15 @@ def _disk(elem: ET.Element) -> Disk:
         else:
             path = source.get("file") or source.get("dev") or source.get("name") or None
     target = elem.find("target")
+    driver = elem.find("driver")
     return Disk(
         target=(target.get("dev") if target is not None else None) or "?",
         source=path,
         device=elem.get("device", "disk"),
         read_only=elem.find("readonly") is not None,
         shareable=elem.find("shareable") is not None,
+        format=(driver.get("type") if driver is not None else None) or None,
+        bus=(target.get("bus") if target is not None else None) or None,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 from textual import work
@@ -15,8 +14,17 @@ from textual.widgets import Footer, Input
 
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
-from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction, action_refusal
-from ovmtui.screens.dialogs import ConfirmDialog
+from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction
+from ovmtui.screens._vm_keys import (
+    check_vm_key,
+    confirm_and_run,
+    console_binding,
+    open_console,
+    show_console,
+    vm_bindings,
+    vm_refusal,
+    with_reasons,
+)
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.store.drift import DriftedVm
 from ovmtui.widgets.estate_header import EstateHeader
@@ -24,35 +32,16 @@ from ovmtui.widgets.estate_tree import EstateTree, Scope
 from ovmtui.widgets.host_panel import HostPanel
 from ovmtui.widgets.vm_table import VmTable
 
-_ACTION_KEYS = {
-    VmAction.START: "s",
-    VmAction.SHUTDOWN: "x",
-    VmAction.REBOOT: "r",
-    VmAction.PAUSE: "p",
-    VmAction.RESUME: "u",
-    VmAction.FORCE_OFF: "K",
-}
-
-_BINDING_ACTIONS = {f"vm-{action.value}": action for action in _ACTION_KEYS}
-
 # Redrawing the footer's keys costs about 100 ms. While the cursor runs through the table,
 # they are redrawn once it rests this long (a key pressed meanwhile is checked as it comes).
 CURSOR_SETTLE_S = 0.05
 
 _SORT_COLUMNS = ("name", "state", "host", "vcpus", "memory", "cpu", "uptime")
 
-FORCE_OFF_WARNING = (
-    "Force off pulls the virtual power cord: the guest gets no chance to shut down and "
-    "loses whatever it had not written to disk."
-)
-
 
 class DashboardScreen(Screen[None]):
     BINDINGS = [
-        *(
-            Binding(key, f"vm('{action.value}')", action.label, id=f"vm-{action.value}")
-            for action, key in _ACTION_KEYS.items()
-        ),
+        *vm_bindings(),
         # Priority: handled as the key arrives, so the letters typed right after the slash
         # already go to the filter box rather than to the widget that had focus.
         Binding("slash", "filter", "Filter", id="filter", priority=True),
@@ -64,7 +53,7 @@ class DashboardScreen(Screen[None]):
         ),
         Binding("o", "sort_next", "Sort", id="sort-next"),
         Binding("O", "sort_reverse", "Reverse sort", show=False, id="sort-reverse"),
-        Binding("c", "console", "Console", id="vm-console"),
+        console_binding(),
         Binding("C", "consoles", "Consoles", show=False, id="consoles"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("l", "action_log", "Action log", id="action-log"),
@@ -154,6 +143,9 @@ class DashboardScreen(Screen[None]):
             self._keys_settling.stop()
         self._keys_settling = self.set_timer(CURSOR_SETTLE_S, self._sync_vm_keys)
 
+    def on_vm_table_vm_selected(self, event: VmTable.VmSelected) -> None:
+        self.open_vm(event.placed)
+
     def on_vm_table_marks_changed(self, event: VmTable.MarksChanged) -> None:
         self._sync_vm_keys()
 
@@ -164,43 +156,28 @@ class DashboardScreen(Screen[None]):
     # -- actions --------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "vm":
-            # Hidden in read-only mode; dimmed (None: shown, and the key does nothing) when
-            # none of its targets can take it, with the reason beside it (active_bindings).
-            if self.context.read_only:
-                return False
-            vm_action = VmAction(str(parameters[0]))
-            return None if self.vm_key_refusal(vm_action) is not None else True
-        if action == "console":
-            # Read-only mode opens consoles too (view-only): dimmed only for a reason.
-            return None if self.console_key_refusal() is not None else True
         if action == "keep_filter":
             return self.focused is self.filter_box
         if action == "clear_filter":
             box = self.filter_box
             return self.focused is box or bool(box.value)
-        return True
+        return check_vm_key(
+            self.context,
+            action,
+            parameters,
+            key_refusal=self.vm_key_refusal,
+            console_refusal=self.console_key_refusal,
+        )
 
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
-        """Textual's, with the reason of each dimmed VM key as its tooltip: the footer shows
-        it on hover, the key panel beside the key."""
-        bindings = super().active_bindings
-        for key, active in bindings.items():
-            if active.enabled or active.node is not self:
-                continue
-            binding_id = active.binding.id or ""
-            vm_action = _BINDING_ACTIONS.get(binding_id)
-            if vm_action is not None:
-                reason = self.vm_key_refusal(vm_action)
-            elif binding_id == "vm-console":
-                reason = self.console_key_refusal()
-            else:
-                continue
-            if reason is not None:
-                binding = dataclasses.replace(active.binding, tooltip=reason)
-                bindings[key] = active._replace(binding=binding, tooltip=reason)
-        return bindings
+        """Textual's, with the reason of each dimmed VM key as its tooltip."""
+        return with_reasons(
+            super().active_bindings,
+            self,
+            key_refusal=self.vm_key_refusal,
+            console_refusal=self.console_key_refusal,
+        )
 
     def _sync_vm_keys(self) -> None:
         """Redraw the footer's keys if what the VM keys say has changed."""
@@ -216,12 +193,7 @@ class DashboardScreen(Screen[None]):
 
     def vm_refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
         """Why ``action`` cannot run on this VM now, or None when it can be tried."""
-        host = self.context.snapshot.host(placed.host_key)
-        if host is not None:
-            reason = action_refusal(placed, action, host.capabilities, reachable=host.reachable)
-            if reason is not None:
-                return reason
-        return self.context.refusal(placed, action)  # read-only, a restore, no journal …
+        return vm_refusal(self.context, placed, action)
 
     def vm_key_refusal(self, action: VmAction) -> str | None:
         """Why the key of ``action`` is dimmed: none of its targets can take it."""
@@ -283,22 +255,14 @@ class DashboardScreen(Screen[None]):
         if not targets:
             self.notify(self._nothing_to_do(action), severity="warning", markup=False)
             return
-        commands = [self.context.command_for(p, action) for p in targets]
-        if action.loses_guest_state or len(targets) > 1:
-            title = (
-                f"{action.label} {targets[0].vm.name} on {targets[0].host}?"
-                if len(targets) == 1
-                else f"{action.label} {len(targets)} VMs?"
-            )
-            if skipped:
-                title += f" ({skipped} marked VMs skipped: their state or host rules it out)"
-            warning = FORCE_OFF_WARNING if action.loses_guest_state else None
-            self.app.push_screen(
-                ConfirmDialog(title, commands, warning=warning, confirm_label=action.label),
-                callback=lambda ok: self._run(targets, action, commands) if ok else None,
-            )
-        else:
-            self._run(targets, action, commands)
+        confirm_and_run(
+            self.app,
+            self.context,
+            targets,
+            action,
+            skipped=skipped,
+            ran=self.table.clear_marks if len(targets) > 1 else None,
+        )
 
     def _nothing_to_do(self, action: VmAction) -> str:
         verb = action.label.lower()
@@ -309,15 +273,6 @@ class DashboardScreen(Screen[None]):
             return f"No VM to {verb}: the table is empty."
         refusal = self.vm_refusal(cursor, action)
         return f"{cursor.vm.name}: {refusal or f'cannot {verb} it now'}."
-
-    def _run(self, targets: Sequence[PlacedVm], action: VmAction, commands: list[str]) -> None:
-        shown = "\n".join(commands[:3]) + (
-            f"\n… {len(commands) - 3} more" if len(commands) > 3 else ""
-        )
-        self.notify(shown, title=f"{action.label}: running", markup=False)
-        self.context.start_actions(targets, action)
-        if len(targets) > 1:
-            self.table.clear_marks()
 
     def run_on_vm(self, uuid: str, action: VmAction) -> None:
         """From the command palette: act on one named VM, whatever is marked."""
@@ -332,6 +287,12 @@ class DashboardScreen(Screen[None]):
             return
         self.table.clear_marks()
         self.action_vm(action.value)
+
+    def open_vm(self, placed: PlacedVm) -> None:
+        """The VM's own screen (enter on the table, or the palette)."""
+        from ovmtui.screens.vm import VmScreen
+
+        self.app.push_screen(VmScreen(self.context, placed))
 
     def open_host(self, key: HostKey) -> None:
         if not self.estate_tree.select_host(key):
@@ -374,19 +335,12 @@ class DashboardScreen(Screen[None]):
 
     def open_console(self, placed: PlacedVm) -> None:
         """The VM's console screen (also from the palette)."""
-        try:
-            console = self.context.open_console(placed)
-        except OvmError as exc:
-            self.notify(exc.message, title=exc.title, severity="warning", markup=False)
-            return
-        self.show_console(console)
+        open_console(self.app, self.context, placed)
 
     def show_console(
         self, console: ConsoleSession, *, on_leave: Callable[[], None] | None = None
     ) -> None:
-        from ovmtui.screens.console import show_console
-
-        show_console(self.app, console, estate_signal=self.context.estate_signal, on_leave=on_leave)
+        show_console(self.app, self.context, console, on_leave=on_leave)
 
     def action_consoles(self) -> None:
         from ovmtui.screens.consoles import ConsolesScreen

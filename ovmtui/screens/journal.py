@@ -51,7 +51,7 @@ class JournalScreen(ListScreen[JournalEntry]):
             "" if item.host is None else f"{item.pool}/{item.host}",
             item.vm or "",
             item.operation,
-            _result(item),
+            result_text(item),
             item.command or "",
         )
 
@@ -89,7 +89,8 @@ class JournalScreen(ListScreen[JournalEntry]):
         self.show(shown)
 
 
-def _result(entry: JournalEntry) -> str:
+def result_text(entry: JournalEntry) -> str:
+    """A journal entry's outcome as the journal screens show it."""
     if entry.ok is None:
         return "unfinished"
     return "ok" if entry.ok else f"failed: {entry.detail}"

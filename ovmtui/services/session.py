@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from ovmtui.backend.base import Backend, ConsoleTransport
+from ovmtui.backend.base import Backend, ConsoleTransport, DefinitionSource
 from ovmtui.backend.factory import backend_for
 from ovmtui.backend.pacing import WAIT_SLOTS
 from ovmtui.config import EstateConfig
@@ -64,6 +64,8 @@ from ovmtui.store.repository import Repository
 from ovmtui.store.restore import RestoreOutcome, RestorePlan, plan_restore, restore_repository
 
 MAX_LOG = 5000
+# The journal entries a VM's screen and `ovmtui show` list: its latest.
+VM_JOURNAL_LIMIT = 20
 STORE_DRAIN_S = 10.0
 # At the end, how long running actions have to write their "interrupted" record.
 ACTIONS_DRAIN_S = 5.0
@@ -304,6 +306,37 @@ class EstateSession:
         if backend is None or Capability.CONSOLE not in backend.capabilities:
             return None
         return backend if isinstance(backend, ConsoleTransport) else None
+
+    # -- one VM ---------------------------------------------------------------------------
+
+    def shared_storage(self, pool: str) -> str | None:
+        """The pool's shared storage as the estate file names it (None: not configured)."""
+        return next((p.shared_storage for p in self.estate.pools if p.name == pool), None)
+
+    async def vm_definition(self, placed: PlacedVm) -> str:
+        """The VM's definition as its host holds it (domain XML, ``vm.cfg``). Raises
+        ``ActionRefused`` when the host cannot give definitions or does not answer, and the
+        backend's ``OvmError`` when it fails to."""
+        host = self.snapshot.host(placed.host_key)
+        backend = self.poller.backend(placed.host_key)
+        if host is None or backend is None:
+            raise ActionRefused(f"{placed.host} is not in the estate", title="No definition")
+        if Capability.DEFINITION not in backend.capabilities or not isinstance(
+            backend, DefinitionSource
+        ):
+            raise ActionRefused(
+                f"{placed.host} cannot report VM definitions", title="No definition"
+            )
+        if host.reachable is False:
+            raise ActionRefused(f"{placed.host} does not answer", title="No definition")
+        return await backend.definition(placed.vm)
+
+    async def vm_journal(
+        self, placed: PlacedVm, limit: int = VM_JOURNAL_LIMIT
+    ) -> Sequence[JournalEntry]:
+        """The VM's latest journal entries (by UUID: a name may be held twice), oldest first.
+        Raises ``RepositoryError`` when no repository is open."""
+        return await self.open_repository().journal_entries(vm=placed.uuid, limit=limit)
 
     # -- actions ------------------------------------------------------------------------
 

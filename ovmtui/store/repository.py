@@ -904,7 +904,11 @@ def _vm_row(pool: str, host: str, vm: Vm, seen_at: float | None) -> tuple[Any, .
         "config_path": vm.config_path,
         "cpu_time_ns": vm.cpu_time_ns,
         "cpu_percent": vm.cpu_percent,
-        "disks": [[d.target, d.source, d.device, d.read_only, d.shareable] for d in vm.disks],
+        # format, bus and size were added later: rows without them still read (_disk_of).
+        "disks": [
+            [d.target, d.source, d.device, d.read_only, d.shareable, d.format, d.bus, d.size_bytes]
+            for d in vm.disks
+        ],
         "nics": [[n.mac, n.network, n.model] for n in vm.nics],
     }
     return (
@@ -981,11 +985,17 @@ def _vm_from_row(row: Sequence[Any]) -> Vm:
         started_at=started_at,
         domain_id=domain_id,
         persistent=data.get("persistent"),
-        disks=tuple(
-            Disk(target, source, device, bool(read_only), bool(shareable))
-            for target, source, device, read_only, shareable in data.get("disks") or ()
-        ),
+        disks=tuple(_disk_of(fields) for fields in data.get("disks") or ()),
         nics=tuple(Nic(mac, network, model) for mac, network, model in data.get("nics") or ()),
         os_type=data.get("os_type"),
         config_path=data.get("config_path"),
+    )
+
+
+def _disk_of(fields: Sequence[Any]) -> Disk:
+    """A disk as ``_vm_row`` stored it: five fields before format, bus and size were kept."""
+    target, source, device, read_only, shareable, *later = fields
+    disk_format, bus, size_bytes = (*later, None, None, None)[:3]
+    return Disk(
+        target, source, device, bool(read_only), bool(shareable), disk_format, bus, size_bytes
     )

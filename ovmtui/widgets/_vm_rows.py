@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeGuard, get_args
 
 from ovmtui.model import PlacedVm, VmState
+from ovmtui.model import uptime_s as vm_uptime_s
 from ovmtui.widgets._sorted_keys import SortedKeys, SortKey
 
 SortColumn = Literal["name", "state", "host", "vcpus", "memory", "cpu", "uptime"]
@@ -34,10 +35,7 @@ def _invert(text: str) -> str:
 
 
 def uptime_s(placed: PlacedVm, now: float) -> float | None:
-    vm = placed.vm
-    if vm.started_at is None or not vm.state.is_active:
-        return None
-    return max(0.0, now - vm.started_at)
+    return vm_uptime_s(placed.vm, now)
 
 
 def sort_key(placed: PlacedVm, column: SortColumn, reverse: bool = False) -> SortKey:

@@ -35,9 +35,8 @@ class VmTable(LineView, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *cursor_bindings("vm"),
-        # Posts VmSelected; nothing opens a VM yet (its screen is to come), so the key is
-        # kept out of the key panel (system) rather than advertised.
-        Binding("enter", "select", "Open", show=False, system=True, id="vm-select"),
+        # Posts VmSelected: the dashboard opens the VM's screen.
+        Binding("enter", "select", "Open", id="vm-select"),
         Binding("space", "toggle_mark", "Mark", id="vm-mark"),
         Binding("asterisk", "mark_all", "Mark all shown", id="vm-mark-all"),
         Binding("U", "clear_marks", "Unmark all", id="vm-unmark-all"),

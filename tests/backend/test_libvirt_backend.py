@@ -182,9 +182,9 @@ async def test_node_file_states_and_definitions(make_backend: MakeBackend) -> No
     assert web.os_type == "hvm" and web.persistent is True
     assert web.cpu_time_ns is None  # the test driver reports state only
     assert web.disks == (
-        Disk("vda", "/var/lib/images/web01.img"),
-        Disk("vdb", "/shared/quorum.img", shareable=True),
-        Disk("hdc", None, device="cdrom", read_only=True),
+        Disk("vda", "/var/lib/images/web01.img", bus="virtio"),
+        Disk("vdb", "/shared/quorum.img", shareable=True, bus="virtio"),
+        Disk("hdc", None, device="cdrom", read_only=True, bus="ide"),
     )
     assert web.nics == (
         Nic("52:54:00:00:00:01", "default", "virtio"),
@@ -545,10 +545,12 @@ _RICH_XML = """<domain type='kvm'>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices>
     <disk type='block' device='disk'>
+      <driver name='qemu' type='raw'/>
       <source dev='/dev/vg0/rich'/>
       <target dev='sda' bus='scsi'/>
     </disk>
     <disk type='volume' device='disk'>
+      <driver name='qemu' type='qcow2'/>
       <source pool='ovs' volume='rich-data.img'/>
       <target dev='vdb' bus='virtio'/>
       <readonly/>
@@ -576,9 +578,11 @@ def test_parse_domain_xml() -> None:
         max_memory_mib=4096,
         os_type="hvm",
         disks=(
-            Disk("sda", "/dev/vg0/rich"),
-            Disk("vdb", "ovs/rich-data.img", read_only=True),
-            Disk("sdb", "iqn.2024-01.example:lun/1", device="lun", shareable=True),
+            # The format from <driver type=…>, the bus from <target bus=…>; neither is
+            # guessed where the XML does not say (the lun has no driver).
+            Disk("sda", "/dev/vg0/rich", format="raw", bus="scsi"),
+            Disk("vdb", "ovs/rich-data.img", read_only=True, format="qcow2", bus="virtio"),
+            Disk("sdb", "iqn.2024-01.example:lun/1", device="lun", shareable=True, bus="scsi"),
         ),
         nics=(Nic("52:54:00:aa:bb:cc", "eth0", "e1000"), Nic(None, None, None)),
     )

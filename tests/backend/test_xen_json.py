@@ -19,7 +19,7 @@ def test_xl_list_long_libxl_config_json() -> None:
     assert (vm.vcpus, vm.memory_mib, vm.max_memory_mib, vm.os_type) == (4, 512, 512, "xen")
     assert vm.domain_id is None  # a bare config: no "domid"
     assert vm.state is VmState.UNKNOWN  # xl list -l has no state
-    assert vm.disks == (Disk("xvda", "/var/lib/xen/images/test-pv.img"),)
+    assert vm.disks == (Disk("xvda", "/var/lib/xen/images/test-pv.img", format="raw"),)
     assert vm.nics == (Nic("00:16:3e:3e:86:60", "br0"),)
 
 

@@ -93,11 +93,12 @@ def test_xl_config_with_rbd_target() -> None:
     assert (config.vcpus, config.memory_mib, config.max_memory_mib) == (1, 394, 579)
     assert config.os_type == "hvm"
     assert config.disks == (
-        Disk("hda", "/dev/HostVG/XenGuest2"),
+        Disk("hda", "/dev/HostVG/XenGuest2", format="raw"),
         Disk(
             "hdb",
             "rbd:pool/image:auth_supported=none:mon_host=mon1.example.org\\:6321"
             "\\;mon2.example.org\\:6322\\;mon3.example.org\\:6322",
+            format="raw",
         ),
     )
     assert config.nics == (Nic("00:16:3e:66:92:9c", "xenbr1", "e1000"),)
@@ -108,9 +109,10 @@ def test_xl_config_with_qcow_and_cdrom() -> None:
     assert cfg.issues == ()
     config = vm_config(cfg.value).value
     assert config.disks == (
-        Disk("hda", "/dev/HostVG/XenGuest2"),
-        Disk("hdb", "/var/lib/libvirt/images/XenGuest2-home"),
-        Disk("hdc", "/root/boot.iso", device="cdrom", read_only=True),
+        # format= as the config names it: raw, qcow2.
+        Disk("hda", "/dev/HostVG/XenGuest2", format="raw"),
+        Disk("hdb", "/var/lib/libvirt/images/XenGuest2-home", format="qcow2"),
+        Disk("hdc", "/root/boot.iso", device="cdrom", read_only=True, format="raw"),
     )
     assert config.nics == (Nic("00:16:3e:66:92:9c", "xenbr1", "e1000"),)
 
@@ -160,7 +162,8 @@ def test_xl_example_hvm() -> None:
         128,
         2,
     )
-    assert config.disks == (Disk("xvda", "/dev/vg/guest-volume"),)  # target,format,vdev,access
+    # target,format,vdev,access
+    assert config.disks == (Disk("xvda", "/dev/vg/guest-volume", format="raw"),)
     assert config.nics == (Nic(None, None),)  # vif = [ '' ]: one NIC, all defaults
 
 

@@ -56,9 +56,18 @@ def _disk_mode(mode: str) -> tuple[bool, bool]:
     return read_only, "!" in text
 
 
-def _disk(dev: str, uname: str | None, read_only: bool, shareable: bool, *, cdrom: bool) -> Disk:
+def _disk(
+    dev: str,
+    uname: str | None,
+    read_only: bool,
+    shareable: bool,
+    *,
+    cdrom: bool,
+    disk_format: str | None = None,
+) -> Disk:
     """A disk from its device (``xvda:disk``) and ``uname`` (``tap:aio:/img``), listed or
-    configured alike; ``cdrom`` when the listing or config says so apart from the device."""
+    configured alike; ``cdrom`` when the listing or config says so apart from the device;
+    ``disk_format`` only when the config names it (xl's ``format=``)."""
     target, device = _disk_target(dev)
     return Disk(
         target=target,
@@ -66,6 +75,7 @@ def _disk(dev: str, uname: str | None, read_only: bool, shareable: bool, *, cdro
         device="cdrom" if cdrom else device,
         read_only=read_only,
         shareable=shareable,
+        format=disk_format,
     )
 
 
@@ -95,11 +105,11 @@ def _disk_from_spec(spec: str) -> Disk | None:
             keyed["devtype"] = "cdrom"
         else:
             positional.append(text)
-    target = vdev = access = None
+    target = vdev = access = disk_format = None
     if len(positional) >= 4 or (
         len(positional) == 3 and positional[1].lower() in _DISK_FORMATS
     ):  # xl: target, format, vdev, access
-        target, _format, vdev, *rest = positional
+        target, disk_format, vdev, *rest = positional
         access = rest[0] if rest else None
     elif len(positional) == 3:  # xm: uname, dev, mode
         target, vdev, access = positional
@@ -110,11 +120,19 @@ def _disk_from_spec(spec: str) -> Disk | None:
     target = keyed.get("target", target)
     vdev = keyed.get("vdev", vdev)
     access = keyed.get("access", access)
+    disk_format = keyed.get("format", disk_format) or None
     if not vdev:
         return None
     read_only, shareable = _disk_mode(access) if access else (False, False)
     cdrom = keyed.get("devtype", "").lower() == "cdrom"
-    return _disk(vdev, target, read_only, shareable, cdrom=cdrom)
+    return _disk(
+        vdev,
+        target,
+        read_only,
+        shareable,
+        cdrom=cdrom,
+        disk_format=disk_format.lower() if disk_format else None,
+    )
 
 
 def _nic_from_spec(spec: str) -> tuple[Nic, list[str]]:

@@ -98,6 +98,7 @@ def _domain_from_json(item: object, issues: _Issues) -> XenDomain | None:
             issues.add(0, f"a disk of {name} has no vdev: left out", _brief(raw))
             continue
         path = _json_str(disk.get("pdev_path"))
+        disk_format = _json_str(disk.get("format"))
         disks.append(
             Disk(
                 target=vdev,
@@ -105,6 +106,8 @@ def _domain_from_json(item: object, issues: _Issues) -> XenDomain | None:
                 device="cdrom" if _json_true(disk.get("is_cdrom")) else "disk",
                 # libxl leaves out fields at their default: no "readwrite" means 0, read-only
                 read_only=not _json_true(disk.get("readwrite")),
+                # libxl says "unknown" until it has probed the image: not a format.
+                format=disk_format if disk_format not in (None, "unknown") else None,
             )
         )
     nics: list[Nic] = []
