@@ -121,39 +121,53 @@ class VmScreen(Screen[None]):
         # As last reported; kept (and shown as such) once no host reports the VM any more.
         self.placed = placed
         self.gone = False
-        self._definition_from: tuple[str, str] | None = None  # the host it was read from
+        # Made here and kept: TabbedContent mounts its panes after this screen's on_mount
+        # has run, so they cannot be queried there.
+        self.title_line = Static(id="vm-title", markup=False)
+        self.facts = VmFacts(id="vm-facts")
+        self.disks_heading = Static(id="vm-disks-heading", classes="vm-heading", markup=False)
+        self.disks = RowsTable(DISK_COLUMNS, id="vm-disks")
+        self.nics_heading = Static(id="vm-nics-heading", classes="vm-heading", markup=False)
+        self.nics = RowsTable(NIC_COLUMNS, id="vm-nics")
+        self.definition_note = Static(
+            "loading…", id="vm-definition-note", classes="vm-note", markup=False
+        )
+        self.definition = TextArea(
+            id="vm-definition", read_only=True, soft_wrap=False, show_line_numbers=True
+        )
+        self.definition.cursor_blink = False  # pictures and tests never depend on a blink
+        self.definition.display = False  # until there is one
+        self.journal_note = Static(
+            "loading…", id="vm-journal-note", classes="vm-note", markup=False
+        )
+        self.journal = RowsTable(JOURNAL_COLUMNS, id="vm-journal")
 
     def compose(self) -> ComposeResult:
-        yield Static(id="vm-title", markup=False)
+        yield self.title_line
         with TabbedContent(id="vm-tabs"):
             with TabPane("Overview", id="vm-overview-tab"), VerticalScroll(id="vm-overview"):
-                yield VmFacts(id="vm-facts")
+                yield self.facts
                 with Vertical(id="vm-devices"):
-                    yield Static(id="vm-disks-heading", classes="vm-heading", markup=False)
-                    yield RowsTable(DISK_COLUMNS, id="vm-disks")
-                    yield Static(id="vm-nics-heading", classes="vm-heading", markup=False)
-                    yield RowsTable(NIC_COLUMNS, id="vm-nics")
+                    yield self.disks_heading
+                    yield self.disks
+                    yield self.nics_heading
+                    yield self.nics
             with TabPane("Definition", id="vm-definition-tab"):
-                yield Static("loading…", id="vm-definition-note", classes="vm-note", markup=False)
-                yield TextArea(
-                    id="vm-definition", read_only=True, soft_wrap=False, show_line_numbers=True
-                )
+                yield self.definition_note
+                yield self.definition
             with TabPane("Journal", id="vm-journal-tab"):
-                yield Static("loading…", id="vm-journal-note", classes="vm-note", markup=False)
-                yield RowsTable(JOURNAL_COLUMNS, id="vm-journal")
+                yield self.journal_note
+                yield self.journal
         yield Footer()
 
     def on_mount(self) -> None:
-        definition = self.query_one("#vm-definition", TextArea)
-        definition.cursor_blink = False  # pictures and tests never depend on a blink
-        definition.display = False
         self.context.estate_signal.subscribe(self, self.show_estate)
         self.context.action_signal.subscribe(self, self._acted)
         self.context.read_only_signal.subscribe(self, lambda _reason: self.refresh_bindings())
         self.show_estate(self.context.snapshot)
         self.load_definition()
         self.load_journal()
-        self.query_one("#vm-disks", RowsTable).focus()
+        self.disks.focus()
 
     def on_unmount(self) -> None:
         for signal in (
@@ -182,7 +196,7 @@ class VmScreen(Screen[None]):
     def _show_vm(self) -> None:
         placed, vm = self.placed, self.placed.vm
         where = f"{placed.pool}/{placed.host}"
-        title = self.query_one("#vm-title", Static)
+        title = self.title_line
         if self.gone:
             title.update(f"{vm.name}: {GONE} (last seen {vm.state.value} on {where})")
         else:
@@ -190,34 +204,32 @@ class VmScreen(Screen[None]):
             stale = "" if host is None or host.reachable is not False else " (last known)"
             title.update(f"{vm.name}: {vm.state.value} on {where}{stale}")
         title.set_class(self.gone, "-gone")
-        self.query_one("#vm-facts", VmFacts).show_facts(summary_rows(placed, self.context.clock()))
+        self.facts.show_facts(summary_rows(placed, self.context.clock()))
         shared = self.context.shared_storage(placed.pool)
         disks = disk_rows(vm, shared)
-        self.query_one("#vm-disks-heading", Static).update(
+        self.disks_heading.update(
             f"Disks: {len(disks)} (pool shared storage: {shared or 'not configured'})"
         )
-        self.query_one("#vm-disks", RowsTable).show_rows(
-            [(f"{index}:{row[0]}", row) for index, row in enumerate(disks)]
-        )
+        self.disks.show_rows([(f"{index}:{row[0]}", row) for index, row in enumerate(disks)])
         nics = nic_rows(vm)
-        self.query_one("#vm-nics-heading", Static).update(f"NICs: {len(nics)}")
-        self.query_one("#vm-nics", RowsTable).show_rows(
-            [(str(index), row) for index, row in enumerate(nics)]
-        )
+        self.nics_heading.update(f"NICs: {len(nics)}")
+        self.nics.show_rows([(str(index), row) for index, row in enumerate(nics)])
 
     @work(exclusive=True, group="vm-definition")
     async def load_definition(self) -> None:
         placed = self.placed
-        note = self.query_one("#vm-definition-note", Static)
-        area = self.query_one("#vm-definition", TextArea)
+        note, area = self.definition_note, self.definition
         try:
             text = await self.context.vm_definition(placed)
         except OvmError as exc:
+            if not self.is_attached:
+                return  # closed meanwhile
             note.update(f"No definition: {exc.message}")
             note.display = True
             area.display = False
             return
-        self._definition_from = (placed.pool, placed.host)
+        if not self.is_attached:
+            return  # closed meanwhile
         note.update(f"As {placed.host} holds it (read-only)")
         if text != area.text:
             area.load_text(text)
@@ -225,20 +237,20 @@ class VmScreen(Screen[None]):
 
     @work(exclusive=True, group="vm-journal")
     async def load_journal(self) -> None:
-        note = self.query_one("#vm-journal-note", Static)
+        note, table = self.journal_note, self.journal
         try:
             entries: Sequence[JournalEntry] = await self.context.vm_journal(self.placed)
         except OvmError as exc:
             note.update(f"No journal: {exc.message}")
             return
+        if not self.is_attached:
+            return  # closed meanwhile
         note.update(
             f"The last {len(entries)} actions on this VM, oldest first"
             if entries
             else "No action on this VM in the journal"
         )
-        self.query_one("#vm-journal", RowsTable).show_rows(
-            [(str(entry.id), journal_cells(entry)) for entry in entries]
-        )
+        table.show_rows([(str(entry.id), journal_cells(entry)) for entry in entries])
 
     def _acted(self, result: ActionResult) -> None:
         if result.placed.uuid == self.uuid:
@@ -297,8 +309,9 @@ class VmScreen(Screen[None]):
     def action_tab(self, pane: str) -> None:
         """Show a tab and put the focus where its keys work (scrolling the definition)."""
         self.query_one("#vm-tabs", TabbedContent).active = f"vm-{pane}-tab"
-        focus = {"overview": "#vm-disks", "definition": "#vm-definition", "journal": "#vm-journal"}
-        target = self.query_one(focus[pane])
+        target = {"overview": self.disks, "definition": self.definition, "journal": self.journal}[
+            pane
+        ]
         if target.display:
             target.focus()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import sqlite3
 import sys
 import time
@@ -303,7 +305,7 @@ WEB = Vm(
     domain_id=7,
     persistent=True,
     disks=(
-        Disk("vda", "/OVS/web1.img"),
+        Disk("vda", "/OVS/web1.img", format="qcow2", bus="virtio", size_bytes=10 * 2**30),
         Disk("hdc", None, device="cdrom", read_only=True),
         Disk("vdb", "/dev/mapper/shared", device="lun", shareable=True),
     ),
@@ -341,6 +343,29 @@ def rich_snapshot(generation: int = 1) -> EstateSnapshot:
         generation=generation,
         taken_at=1000.0,
         pools=("pool-a", "pool-b"),
+    )
+
+
+async def test_disks_recorded_before_format_bus_and_size_still_load(tmp_path: Path) -> None:
+    """Rows written before disks kept their format, bus and size hold five fields a disk."""
+    path = tmp_path / "repo.sqlite"
+    async with await Repository.open(path) as repository:
+        await repository.import_estate(parse_estate(ESTATE, "estate.toml"))
+        await repository.save_snapshot(rich_snapshot())
+    db = sqlite3.connect(path)
+    with db:
+        (data,) = db.execute("SELECT data FROM vm_state WHERE uuid = 'u-web'").fetchone()
+        old = json.loads(data)
+        old["disks"] = [disk[:5] for disk in old["disks"]]
+        db.execute("UPDATE vm_state SET data = ? WHERE uuid = 'u-web'", (json.dumps(old),))
+    db.close()
+    async with await Repository.open(path) as repository:
+        loaded = await repository.load_snapshot()
+    assert loaded is not None
+    web = loaded.find_vm("u-web")
+    assert web is not None
+    assert web.vm.disks == tuple(
+        dataclasses.replace(disk, format=None, bus=None, size_bytes=None) for disk in WEB.disks
     )
 
 

@@ -14,6 +14,8 @@ from ovmtui.model import (
     Vm,
     VmAction,
     VmState,
+    on_shared_storage,
+    uptime_s,
 )
 
 
@@ -97,3 +99,23 @@ def test_a_console_is_refused_with_the_hosts_own_reason_where_it_gives_one() -> 
     )
     assert console_refusal(running, console, reachable=False) == "h1 does not answer"
     assert console_refusal(off, console) == "no console: the VM is shutoff"
+
+
+def test_a_disk_lies_on_shared_storage_by_its_path_only() -> None:
+    assert on_shared_storage("/OVS/running_pool/a/System.img", "/OVS") is True
+    assert on_shared_storage("/OVS", "/OVS/") is True
+    assert on_shared_storage("/OVS/../var/a.img", "/OVS") is False  # normalised, not prefixed
+    assert on_shared_storage("/OVSX/a.img", "/OVS") is False  # a sibling, not below
+    assert on_shared_storage("/dev/vg0/a", "/OVS") is False
+    # Cannot be told: no path, a libvirt volume (pool/volume), no shared storage configured.
+    assert on_shared_storage(None, "/OVS") is None
+    assert on_shared_storage("ovs/rich-data.img", "/OVS") is None
+    assert on_shared_storage("/OVS/a.img", None) is None
+
+
+def test_uptime_only_while_active_and_when_the_start_is_known() -> None:
+    running = Vm("u", "a", VmState.RUNNING, started_at=1000.0)
+    assert uptime_s(running, 1060.0) == 60.0
+    assert uptime_s(running, 900.0) == 0.0  # a clock behind the host's: not negative
+    assert uptime_s(dataclasses.replace(running, state=VmState.SHUTOFF), 1060.0) is None
+    assert uptime_s(dataclasses.replace(running, started_at=None), 1060.0) is None
