@@ -30,6 +30,7 @@ from ovmtui.screens.backups import BackupsScreen
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.screens.drift import DriftScreen
 from ovmtui.screens.journal import JournalScreen
+from ovmtui.screens.vm import VmScreen
 from ovmtui.services import actions
 from ovmtui.store.backup import create_backup
 from ovmtui.store.repository import Repository
@@ -263,6 +264,71 @@ def test_key_panel(snap_compare: Any, size: tuple[int, int]) -> None:
 
     run = settled("question_mark", then=shown)
     assert snap_compare(make_app(interval_s=3600.0), terminal_size=size, run_before=run)
+
+
+# -- a VM's own screen ---------------------------------------------------------------------
+
+ERP01 = "0004fb00-0006-0000-b8f4-81766bcaf896"  # app-erp01 of the demo estate
+
+
+async def record_vm_journal(path: Path) -> None:
+    """Two actions on app-erp01 (one failed) and one on another VM, which is not listed."""
+    async with await open_with_identity(path, THIS_ID) as repo:
+        done = (
+            ("app-erp01", ERP01, "reboot", True, None),
+            ("web01", "00000000-0000-4000-8000-000000000001", "pause", True, None),
+            ("app-erp01", ERP01, "shutdown", False, "guest did not answer ACPI"),
+        )
+        at = FIXED_NOW + 60
+        for n, (vm, uuid, operation, ok, detail) in enumerate(done):
+            started = await repo.journal_started(
+                user="operator",
+                pool="prod",
+                host="ovs01",
+                vm=vm,
+                uuid=uuid,
+                operation=operation,
+                command=f"virsh -c test:///demo/ovs01.xml {operation} {vm}",
+                at=at + 60 * n,
+            )
+            await repo.journal_finished(started, ok=ok, detail=detail, at=at + 60 * n + 2)
+
+
+def vm_screen_of(name: str, tab: str, until: Callable[[Any], bool]) -> Run:
+    """The dashboard loaded, ``name`` opened with enter, ``tab``'s key pressed, ``until``."""
+
+    async def opened(pilot: Pilot[Any]) -> None:
+        await _open(pilot, "slash", *name, "enter", "home", "enter", _vm_screen)
+        screen = pilot.app.screen
+        await wait_until(pilot, lambda: screen.definition.display, what="the definition")
+        await _open(pilot, tab, until)
+
+    return settled(then=opened)
+
+
+def _vm_screen(app: Any) -> bool:
+    return isinstance(app.screen, VmScreen)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_vm_screen(snap_compare: Any, size: tuple[int, int]) -> None:
+    run = vm_screen_of("app-erp01", "o", _vm_screen)
+    assert snap_compare(make_app(interval_s=3600.0), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_vm_screen_definition(snap_compare: Any, size: tuple[int, int]) -> None:
+    run = vm_screen_of("app-erp01", "d", _vm_screen)
+    assert snap_compare(make_app(interval_s=3600.0), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_vm_screen_journal(snap_compare: Any, place: Path, size: tuple[int, int]) -> None:
+    path = place / "repository.sqlite"
+    asyncio.run(record_vm_journal(path))
+    app = make_app(repository=path, interval_s=3600.0)
+    run = vm_screen_of("app-erp01", "j", lambda app: app.screen.journal.row_count == 2)
+    assert snap_compare(app, terminal_size=size, run_before=run)
 
 
 # -- the dialogs ----------------------------------------------------------------------------
