@@ -171,8 +171,9 @@ async def test_cancel_aborts_the_move_and_no_action_runs_meanwhile() -> None:
         placed = session.snapshot.find_vm("u-web")
         assert placed is not None
         move = asyncio.create_task(session.migrations.migrate(placed, HostKey(POOL, "h2")))
-        while "u-web" not in session.migrations.moving:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):
+            while "u-web" not in session.migrations.moving:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         assert session.refusal(placed, VmAction.SHUTDOWN) == "migrating to h2"
         # A second move of it, or another into h2 counting its memory: refused / counted.
         with pytest.raises(ActionRefused, match="migrating to h2"):
@@ -198,7 +199,7 @@ async def test_read_only_refuses_a_move_before_it_starts() -> None:
     try:
         placed = session.snapshot.find_vm("u-web")
         assert placed is not None
-        with pytest.raises(ActionRefused, match="[Rr]ead-only"):
+        with pytest.raises(ActionRefused, match=r"[Rr]ead-only"):
             await session.migrations.migrate(placed, HostKey(POOL, "h2"))
         assert "u-web" in h1.vms
     finally:
