@@ -15,7 +15,14 @@ from textual.widgets import Footer, Input
 
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
-from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction, action_refusal
+from ovmtui.model import (
+    Capability,
+    EstateSnapshot,
+    HostKey,
+    PlacedVm,
+    VmAction,
+    action_refusal,
+)
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.store.drift import DriftedVm
@@ -65,6 +72,7 @@ class DashboardScreen(Screen[None]):
         Binding("o", "sort_next", "Sort", id="sort-next"),
         Binding("O", "sort_reverse", "Reverse sort", show=False, id="sort-reverse"),
         Binding("c", "console", "Console", id="vm-console"),
+        Binding("m", "migrate", "Migrate", id="vm-migrate"),
         Binding("C", "consoles", "Consoles", show=False, id="consoles"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("l", "action_log", "Action log", id="action-log"),
@@ -171,6 +179,8 @@ class DashboardScreen(Screen[None]):
                 return False
             vm_action = VmAction(str(parameters[0]))
             return None if self.vm_key_refusal(vm_action) is not None else True
+        if action == "migrate":
+            return None if self.migrate_key_refusal() is not None else True
         if action == "console":
             # Read-only mode opens consoles too (view-only): dimmed only for a reason.
             return None if self.console_key_refusal() is not None else True
@@ -195,6 +205,8 @@ class DashboardScreen(Screen[None]):
                 reason = self.vm_key_refusal(vm_action)
             elif binding_id == "vm-console":
                 reason = self.console_key_refusal()
+            elif binding_id == "vm-migrate":
+                reason = self.migrate_key_refusal()
             else:
                 continue
             if reason is not None:
@@ -208,6 +220,7 @@ class DashboardScreen(Screen[None]):
         state = (
             self.context.read_only,
             self.console_key_refusal(),
+            self.migrate_key_refusal(),
             *(self.vm_key_refusal(a) for a in VmAction),
         )
         if state != self._keys_state:
@@ -239,6 +252,28 @@ class DashboardScreen(Screen[None]):
         if cursor is None:
             return "no VM under the cursor"
         return self.vm_refusal(cursor, action)
+
+    def migrate_key_refusal(self) -> str | None:
+        """Why ``m`` is dimmed: the VM's host cannot migrate at all (the rest, target by
+        target, is the flight plan's to say)."""
+        cursor = self.table.cursor_vm
+        if cursor is None:
+            return "no VM under the cursor"
+        host = self.context.snapshot.host(cursor.host_key)
+        if host is None or Capability.MIGRATE not in host.capabilities:
+            why = host.why_not(Capability.MIGRATE) if host is not None else None
+            return f"{cursor.host}: {why}" if why else f"{cursor.host} cannot migrate VMs"
+        return None
+
+    def action_migrate(self) -> None:
+        cursor = self.table.cursor_vm
+        reason = self.migrate_key_refusal()
+        if cursor is None or reason is not None:
+            self.notify(f"No migration: {reason}.", severity="warning", markup=False)
+            return
+        from ovmtui.screens.migrate import MigrateScreen
+
+        self.app.push_screen(MigrateScreen(self.context, cursor))
 
     def console_key_refusal(self) -> str | None:
         """Why ``c`` is dimmed: the VM under the cursor has no console to give now."""
