@@ -103,7 +103,7 @@ class MigrateScreen(Screen[None]):
         self.live = live
         self.plan: FlightPlan | None = None
         self.outcome: MigrationOutcome | None = None
-        self._running = False
+        self._in_flight = False
 
     def compose(self) -> ComposeResult:
         kind = "live" if self.live else "offline"
@@ -175,7 +175,7 @@ class MigrateScreen(Screen[None]):
 
     def action_choose(self) -> None:
         verdict = self.selected()
-        if verdict is None or self._running or self.outcome is not None:
+        if verdict is None or self._in_flight or self.outcome is not None:
             return
         if self.context.read_only:
             self.notify("Read-only mode: no migration.", severity="warning")
@@ -198,7 +198,7 @@ class MigrateScreen(Screen[None]):
             )
 
     def _run(self, verdict: TargetVerdict, override: str | None) -> None:
-        self._running = True
+        self._in_flight = True
         bar = self.query_one(ProgressBar)
         bar.display = True
         self._say(f"migrating to {verdict.host.name}… (escape cancels)")
@@ -216,10 +216,10 @@ class MigrateScreen(Screen[None]):
                 progress=self._progress,
             )
         except OvmError as exc:
-            self._running = False
+            self._in_flight = False
             self._say(f"{exc.title}: {exc.message}")
             return
-        self._running = False
+        self._in_flight = False
         self.outcome = outcome
         word = "moved" if outcome.ok else "NOT moved"
         self._say(f"{self.placed.vm.name}: {word}: {outcome.detail}")
@@ -245,7 +245,7 @@ class MigrateScreen(Screen[None]):
         self._say("migrating: " + ", ".join(parts) + " (escape cancels)")
 
     def action_back_or_cancel(self) -> None:
-        if self._running:
+        if self._in_flight:
             if self.context.cancel_migration(self.placed.uuid):
                 self._say("cancelling: the host aborts the move…")
             return
