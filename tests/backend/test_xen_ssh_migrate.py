@@ -6,6 +6,7 @@ and whose ``test`` answers for the paths and bridges each host's state lists.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -309,3 +310,30 @@ def _vendor() -> str | None:
         if line.startswith("vendor_id"):
             return line.partition(":")[2].strip()
     return None
+
+
+@pytest.mark.parametrize("backends", ["xm", "xl"], indirect=True)
+async def test_cancelling_closes_the_channel_and_the_tool_carries_on(
+    backends: tuple[XenSshBackend, XenSshBackend], pair: tuple[FakeXenHost, FakeXenHost]
+) -> None:
+    """What xm/xl do on a real host: no abort. The channel goes, the migration does not."""
+    a, b = backends
+    host_a = pair[0]
+    host_a.set_migrate_delay(1.0)
+    web01 = await _vm(a, "web01")
+    task = asyncio.ensure_future(a.migrate(web01, b, live=True))
+    await _until(lambda: len(host_a.migrate_log()) >= 1)  # under way on the host
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert a._long == []  # the long channel is closed and counted out
+    await _until(lambda: len(host_a.migrate_log()) >= 2)
+    assert host_a.migrate_log()[-1][1].startswith("moved xen-b ")
+    assert "web01" in {vm.name for vm in (await b.poll()).vms}
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Until ``condition`` holds (the fakes write their logs as they go: nothing to await)."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
