@@ -45,6 +45,8 @@ from ovmtui.services.flight_plan import (
 ASK_TIMEOUT_S = 20.0
 # After the move, how long the two hosts' polls have to show the VM on its target.
 CONFIRM_TIMEOUT_S = 30.0
+# After a cancel, how long the source has to be polled again before saying where the VM is.
+CANCEL_SETTLE_S = 5.0
 
 
 class Cancelled(ActionFailed):
@@ -297,14 +299,33 @@ class MigrationService:
                 raise
             if not move.cancelled():
                 raise
-            # The operator's cancel (``cancel``): the host aborted it.
+            # The operator's cancel (``cancel``). libvirt aborts the job; `xm/xl migrate`
+            # cannot be aborted and may finish anyway: say where the VM is, as polled.
+            elapsed = time.monotonic() - started
+            where = await self._where_now(placed)
             raise Cancelled(
-                f"cancelled by the operator after {time.monotonic() - started:.1f} s; "
-                f"{placed.vm.name} stays on {placed.host}"
+                f"cancelled by the operator after {elapsed:.1f} s; {placed.vm.name} {where}"
             ) from None
         # The host says it is done; the polls of both hosts must agree.
         await self._confirm(placed, target)
         return time.monotonic() - started
+
+    async def _where_now(self, placed: PlacedVm) -> str:
+        """Where the VM is after a cancel, from a poll of its source taken after it."""
+        asked = time.time()
+        deadline = time.monotonic() + CANCEL_SETTLE_S
+        while time.monotonic() < deadline:
+            self._refresh(placed.host_key)
+            await asyncio.sleep(0.25)
+            source = self._snapshot().host(placed.host_key)
+            if source is not None and source.taken_at is not None and source.taken_at > asked:
+                break
+        found = self._snapshot().find_vm(placed.uuid)
+        if found is None:
+            return "is on no host that answers: check the target"
+        if found.host_key == placed.host_key:
+            return f"stays on {placed.host}"
+        return f"is on {found.host} now: its host could not abort the move"
 
     async def _confirm(self, placed: PlacedVm, target: HostKey) -> None:
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
