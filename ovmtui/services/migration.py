@@ -13,6 +13,7 @@ of every other move there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class MigrationService:
         shared_storage: Callable[[str], str | None],
         operations: Operations,
         busy: dict[str, str],
-        refresh: Callable[[HostKey], None],
+        repoll: Callable[[Sequence[HostKey], float], Awaitable[None]],
         overhead_mib: int = DEFAULT_OVERHEAD_MIB,
     ) -> None:
         self._backend_for = backend_for
@@ -98,7 +99,7 @@ class MigrationService:
         self._shared_storage = shared_storage
         self._operations = operations
         self._busy = busy
-        self._refresh = refresh
+        self._repoll = repoll
         self.overhead_mib = overhead_mib
         # Memory promised to each target by moves under way: (target, MiB) by VM UUID.
         self._in_flight: dict[str, tuple[HostKey, int]] = {}
@@ -250,8 +251,6 @@ class MigrationService:
             self._busy.pop(placed.uuid, None)
             self._in_flight.pop(placed.uuid, None)
             self._moving.pop(placed.uuid, None)
-            self._refresh(placed.host_key)
-            self._refresh(target)
         detail = f"on {target.name} after {done.value:.1f} s"
         if done.unrecorded:
             detail += f"; not in the journal: {done.unrecorded}"
@@ -311,15 +310,9 @@ class MigrationService:
         return time.monotonic() - started
 
     async def _where_now(self, placed: PlacedVm) -> str:
-        """Where the VM is after a cancel, from a poll of its source taken after it."""
-        asked = time.time()
-        deadline = time.monotonic() + CANCEL_SETTLE_S
-        while time.monotonic() < deadline:
-            self._refresh(placed.host_key)
-            await asyncio.sleep(0.25)
-            source = self._snapshot().host(placed.host_key)
-            if source is not None and source.taken_at is not None and source.taken_at > asked:
-                break
+        """Where the VM is after a cancel, from polls of the hosts taken after it."""
+        with contextlib.suppress(TimeoutError, OvmError):
+            await self._repoll(self._pool_hosts(placed), CANCEL_SETTLE_S)
         found = self._snapshot().find_vm(placed.uuid)
         if found is None:
             return "is on no host that answers: check the target"
@@ -328,18 +321,22 @@ class MigrationService:
         return f"is on {found.host} now: its host could not abort the move"
 
     async def _confirm(self, placed: PlacedVm, target: HostKey) -> None:
+        """The host says the move is done: the polls of both hosts must agree."""
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
         while time.monotonic() < deadline:
-            self._refresh(target)
-            self._refresh(placed.host_key)
-            await asyncio.sleep(0.5)
-            found = self._snapshot().find_vm(placed.uuid)
-            if found is not None and found.host_key == target:
+            with contextlib.suppress(TimeoutError):
+                await self._repoll([placed.host_key, target], CONFIRM_TIMEOUT_S)
+            found = [p for p in self._snapshot().placed_vms() if p.uuid == placed.uuid]
+            if [p.host_key for p in found] == [target]:
                 return
+            await asyncio.sleep(0.5)
         raise ActionFailed(
             f"{placed.vm.name}: the move was reported done, but {target.name} does not list it "
-            f"after {CONFIRM_TIMEOUT_S:.0f} s; check both hosts"
+            f"alone after {CONFIRM_TIMEOUT_S:.0f} s; check both hosts"
         )
+
+    def _pool_hosts(self, placed: PlacedVm) -> list[HostKey]:
+        return [h.key for h in self._snapshot().hosts if h.pool == placed.pool]
 
     # -- asking hosts -----------------------------------------------------------------------
 

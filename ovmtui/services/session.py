@@ -152,7 +152,7 @@ class EstateSession:
             shared_storage=pools.get,
             operations=self.actions.operations,
             busy=self.actions.busy,
-            refresh=self.poller.refresh,
+            repoll=self.poller.repoll,
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()
