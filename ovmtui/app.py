@@ -27,11 +27,12 @@ from ovmtui.commands import EstateCommands
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ConsoleUnavailable, OvmError
 from ovmtui.messages import ActionsFinished, DriftChanged, EstateUpdated, NoticeGiven
-from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
+from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
 from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStatus
 from ovmtui.services.definitions import ExportResult
+from ovmtui.services.migration import FlightPlan, MigrationOutcome
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
 from ovmtui.store.backup import BackupInfo
@@ -184,6 +185,29 @@ class OvmApp(App[int]):
 
     def open_console(self, placed: PlacedVm) -> ConsoleSession:
         return self.session.open_console(placed)
+
+    async def migration_plan(self, placed: PlacedVm, *, live: bool = True) -> FlightPlan:
+        return await self.session.migrations.plan(placed, live=live)
+
+    def migration_command(self, placed: PlacedVm, target: HostKey, *, live: bool = True) -> str:
+        return self.session.migrations.command(placed, target, live=live)
+
+    async def migrate(
+        self,
+        placed: PlacedVm,
+        target: HostKey,
+        *,
+        live: bool = True,
+        plan: FlightPlan | None = None,
+        override: str | None = None,
+        progress: Callable[[MigrationProgress], object] | None = None,
+    ) -> MigrationOutcome:
+        return await self.session.migrations.migrate(
+            placed, target, live=live, plan=plan, override=override, progress=progress
+        )
+
+    def cancel_migration(self, uuid: str) -> bool:
+        return self.session.migrations.cancel(uuid)
 
     def refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
         return self.session.refusal(placed, action)

@@ -171,6 +171,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="import even if the archive is not verified as this repository's (signed by "
         "another one, unsigned, or changed since); the journal records it",
     )
+    migrate = commands.add_parser(
+        "migrate",
+        parents=[estate],
+        help="check every target, then move a VM to another host of its pool",
+    )
+    migrate.add_argument("vm", metavar="VM", help="its name or UUID")
+    migrate.add_argument("target", metavar="HOST", nargs="?", help="default: the best go host")
+    migrate.add_argument("--host", metavar="HOST", help="where the VM runs (a name held twice)")
+    migrate.add_argument("--dry-run", action="store_true", help="the checks only; change nothing")
+    migrate.add_argument("--json", action="store_true", help="the plan (and result) as JSON")
+    migrate.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    migrate.add_argument(
+        "--offline", action="store_true", help="a shut-off VM: move its definition only"
+    )
+    migrate.add_argument(
+        "--override",
+        metavar="REASON",
+        help="move to a target that is no go; the failed checks and REASON are journaled",
+    )
+    evacuate = commands.add_parser(
+        "evacuate",
+        parents=[estate],
+        help="move every running VM of a host to the others of its pool",
+    )
+    evacuate.add_argument("host", metavar="HOST", help="name or pool/name")
+    evacuate.add_argument("--dry-run", action="store_true", help="the plan only; change nothing")
+    evacuate.add_argument("--json", action="store_true", help="the plan as JSON")
+    evacuate.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    evacuate.add_argument(
+        "--parallel", type=int, default=1, metavar="N", help="migrations at once (default: 1)"
+    )
     console = commands.add_parser(
         "console",
         parents=[estate],
@@ -351,6 +382,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _console(estate, repository, args)
         if args.command == "show":
             return _show(estate, repository, args)
+        if args.command == "migrate":
+            return _migrate(estate, repository, args)
+        if args.command == "evacuate":
+            return _evacuate(estate, repository, args)
         return _run_tui(
             estate,
             repository,
@@ -529,6 +564,49 @@ def _show(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> i
             sys.stdout,
             host=args.host,
             as_json=args.json,
+            warn=sys.stderr,
+        )
+    )
+
+
+def _migrate(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_migration import migrate_report
+
+    if args.read_only and not args.dry_run:
+        raise ActionRefused("read-only mode: a migration moves a VM; nothing was done")
+    return asyncio.run(
+        migrate_report(
+            estate,
+            repository,
+            args.vm,
+            args.target,
+            sys.stdout,
+            vm_host=args.host,
+            dry_run=args.dry_run,
+            as_json=args.json,
+            offline=args.offline,
+            override=args.override,
+            confirm=_confirmer(args, "Migrate?"),
+            warn=sys.stderr,
+        )
+    )
+
+
+def _evacuate(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_migration import evacuate_report
+
+    if args.read_only and not args.dry_run:
+        raise ActionRefused("read-only mode: an evacuation moves VMs; nothing was done")
+    return asyncio.run(
+        evacuate_report(
+            estate,
+            repository,
+            args.host,
+            sys.stdout,
+            dry_run=args.dry_run,
+            as_json=args.json,
+            parallel=args.parallel,
+            confirm=_confirmer(args, "Evacuate?"),
             warn=sys.stderr,
         )
     )

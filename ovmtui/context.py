@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from textual.signal import Signal
 
-from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
+from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
+from ovmtui.services.migration import FlightPlan, MigrationOutcome
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import JournalEntry
@@ -97,6 +98,30 @@ class AppContext(Protocol):
 
     def console_refusal(self, placed: PlacedVm) -> str | None:
         """Why the VM's console cannot be opened now, or None when it can be tried."""
+        ...
+
+    async def migration_plan(self, placed: PlacedVm, *, live: bool = True) -> FlightPlan:
+        """Every other host of the VM's pool judged; raises ``OvmError`` when its host cannot
+        migrate at all."""
+        ...
+
+    def migration_command(self, placed: PlacedVm, target: HostKey, *, live: bool = True) -> str: ...
+
+    async def migrate(
+        self,
+        placed: PlacedVm,
+        target: HostKey,
+        *,
+        live: bool = True,
+        plan: FlightPlan | None = None,
+        override: str | None = None,
+        progress: Callable[[MigrationProgress], object] | None = None,
+    ) -> MigrationOutcome:
+        """The move, on the record; raises ``ActionRefused`` when refused before it starts."""
+        ...
+
+    def cancel_migration(self, uuid: str) -> bool:
+        """Abort the VM's move under way; False when none is."""
         ...
 
     def open_console(self, placed: PlacedVm) -> ConsoleSession:

@@ -47,11 +47,13 @@ async def poll_estate_once(
     config: EstateConfig, repository: Path | None = None, warn: TextIO | None = None
 ) -> EstateSnapshot:
     """Poll the whole estate once; with a repository, record what was seen there."""
-    async with _session(config, repository, warn) as session:
+    async with session_for(config, repository, warn) as session:
         return await session.poll_once()
 
 
-def _session(config: EstateConfig, repository: Path | None, warn: TextIO | None) -> EstateSession:
+def session_for(
+    config: EstateConfig, repository: Path | None, warn: TextIO | None
+) -> EstateSession:
     """The core, as a headless command uses it: every host at once, notices to ``warn``."""
 
     def tell(notice: Notice) -> None:
@@ -418,7 +420,7 @@ async def export_definitions_report(
     The archive is signed with the repository's key: it imports later as this one's own.
     The export is a job of the repository, listed by ``ovmtui jobs`` like the TUI's.
     """
-    async with _session(config, repository, warn) as session:
+    async with session_for(config, repository, warn) as session:
         await session.poll_once()
         result = await session.export_definitions(directory)
     out.write(f"{result.path}\n")
@@ -475,7 +477,7 @@ async def import_definition_report(
     archive = await asyncio.to_thread(read_archive, archive_path)
     key = host_key_for(config, host)
     archive.find(vm)  # a VM the archive does not hold is said before polling anything
-    async with _session(config, repository, warn) as session:
+    async with session_for(config, repository, warn) as session:
         snapshot = await session.poll_once()
         repo = session.open_repository()
         result = await import_definition(
@@ -522,10 +524,10 @@ async def vm_action_report(
         raise ActionRefused(
             f"read-only mode: {action.label.lower()} changes a VM; nothing was done"
         )
-    async with _session(config, repository, warn) as session:
+    async with session_for(config, repository, warn) as session:
         snapshot = await session.poll_once()
         where = host_key_for(config, host) if host is not None else None
-        targets = [_find_vm(snapshot, name, where) for name in dict.fromkeys(names)]
+        targets = [find_vm(snapshot, name, where) for name in dict.fromkeys(names)]
         for placed in targets:
             # The one statement of what may be tried (state, capability, read-only, journal).
             refusal = session.refusal(placed, action)
@@ -566,10 +568,10 @@ async def console_target(
     """The VM whose console ``ovmtui console`` opens: found by name or UUID (a name held
     twice needs ``host``) in one poll, and able to give a console now; raises
     ``ActionRefused`` / ``ConsoleUnavailable`` with the reason otherwise."""
-    async with _session(config, repository, warn) as session:
+    async with session_for(config, repository, warn) as session:
         snapshot = await session.poll_once()
         where = host_key_for(config, host) if host is not None else None
-        placed = _find_vm(snapshot, name, where)
+        placed = find_vm(snapshot, name, where)
         refusal = session.console_refusal(placed)
         if refusal is not None:
             raise ConsoleUnavailable(f"{placed.vm.name} on {placed.pool}/{placed.host}: {refusal}")
@@ -591,10 +593,10 @@ async def show_vm_report(
     poll. The VM by name or UUID (a name held twice needs ``host``); an unknown one raises
     ``ActionRefused`` (exit 2). 1 when its host did not answer: the facts are then the
     last known ones, and the definition is missing."""
-    async with _session(config, repository, warn) as session:
+    async with session_for(config, repository, warn) as session:
         snapshot = await session.poll_once()
         where = host_key_for(config, host) if host is not None else None
-        placed = _find_vm(snapshot, name, where)
+        placed = find_vm(snapshot, name, where)
         status = snapshot.host(placed.host_key)
         answered = status is not None and status.reachable is True
         definition: str | None = None
@@ -639,7 +641,7 @@ def _write_table(out: TextIO, columns: Sequence[str], rows: Sequence[Sequence[st
         out.write(("  " + "  ".join(cells)).rstrip() + "\n")
 
 
-def _find_vm(snapshot: EstateSnapshot, text: str, host: HostKey | None) -> PlacedVm:
+def find_vm(snapshot: EstateSnapshot, text: str, host: HostKey | None) -> PlacedVm:
     """The VM named (or with the UUID) ``text``, on ``host`` if given; raises ActionRefused."""
     wanted = text.lower()
     found = [

@@ -313,6 +313,61 @@ class HostFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class MigrationNeeds:
+    """What moving a VM needs of its target, as its source host describes it."""
+
+    memory_mib: int | None
+    # The guest's CPU in the hypervisor's own terms: libvirt's <cpu> element of the domain
+    # (for compareHypervisorCPU on the target); Xen: the source's vendor, family/model and
+    # flags from `xm/xl info`.
+    cpu_definition: str | None = None
+    cpu_vendor: str | None = None
+    cpu_flags: tuple[str, ...] = ()
+    disk_paths: tuple[str, ...] = ()  # every disk's source (files, devices, volumes)
+    networks: tuple[str, ...] = ()  # every NIC's network or bridge
+    # What ties the VM to its host, each in the operator's words: "PCI passthrough 0000:03:00.0",
+    # "cdrom hdc: /root/local.iso (not on the pool's shared storage)".
+    host_local: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TargetAnswers:
+    """A candidate target's answers to a VM's ``MigrationNeeds``; None: it cannot tell."""
+
+    cpu_compatible: bool | None = None
+    cpu_detail: str | None = None  # what differs, or how it was compared
+    paths_visible: Mapping[str, bool | None] = field(default_factory=dict)
+    networks_present: Mapping[str, bool | None] = field(default_factory=dict)
+    # Memory already promised to migrations into this host that it reports itself.
+    incoming_mib: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationProgress:
+    """One reading of a migration in flight (libvirt's job statistics)."""
+
+    elapsed_s: float
+    processed_bytes: int | None = None
+    remaining_bytes: int | None = None
+    total_bytes: int | None = None
+    bytes_per_s: float | None = None
+    dirty_pages_per_s: float | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """The share of memory sent, 0 to 1 (pre-copy rounds send some twice: an estimate)."""
+        if self.total_bytes and self.remaining_bytes is not None:
+            return max(0.0, min(1.0, 1 - self.remaining_bytes / self.total_bytes))
+        return None
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.remaining_bytes is None or not self.bytes_per_s:
+            return None
+        return self.remaining_bytes / self.bytes_per_s
+
+
+@dataclass(frozen=True, slots=True)
 class HostPoll:
     """One successful poll of one host."""
 

@@ -16,7 +16,17 @@ from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from ovmtui.errors import ActionRefused
-from ovmtui.model import Capability, Disk, HostKey, HostPoll, Vm, VmAction
+from ovmtui.model import (
+    Capability,
+    Disk,
+    HostKey,
+    HostPoll,
+    MigrationNeeds,
+    MigrationProgress,
+    TargetAnswers,
+    Vm,
+    VmAction,
+)
 
 EventCallback = Callable[[str | None], None]
 """Called on the asyncio loop when the host reports a change.
@@ -251,25 +261,42 @@ class ConsoleTransport(Protocol):
 
 @runtime_checkable
 class Migrator(Protocol):
-    """Capability ``MIGRATE``: move a VM to another host of its pool."""
+    """Capability ``MIGRATE``: move a VM to another host of its pool, and say up front what
+    the move needs (the facts the flight plan's checks weigh, ``services/migration``).
 
-    def migration_command(self, vm: Vm, destination: str) -> str:
-        """The equivalent shell command, shown before it runs; ``destination`` is the other
-        host's address (its URI or ssh target)."""
+    ``target`` is the destination host's backend, of the same kind as this one (a libvirt
+    migration opens no connection of its own: it uses the target's; a Xen one names the
+    target's address to ``xm/xl migrate``)."""
+
+    def migration_command(self, vm: Vm, target: Backend, *, live: bool) -> str:
+        """The equivalent shell command, shown before it runs, every argument quoted."""
+        ...
+
+    async def migration_needs(self, vm: Vm) -> MigrationNeeds:
+        """What moving ``vm`` needs of a target: its memory, its CPU as the host describes it,
+        the paths of its disks and the networks or bridges of its NICs, and what ties it to
+        this host (a passthrough device, a local ISO). Asked of the source."""
+        ...
+
+    async def can_host(self, needs: MigrationNeeds) -> TargetAnswers:
+        """This host's answers to ``needs``, asked of each candidate target: CPU
+        compatibility, which paths it sees, which networks it has. An answer it cannot give
+        is ``None`` (shown as unknown, never as passed)."""
         ...
 
     async def migrate(
         self,
         vm: Vm,
-        destination: str,
+        target: Backend,
         *,
         live: bool,
-        progress: Callable[[float], None] | None = None,
+        progress: Callable[[MigrationProgress], None] | None = None,
     ) -> None:
-        """Run the migration to its end, reporting the share done (0 to 1) to ``progress``.
+        """Run the migration to its end, reporting progress where the host measures it
+        (libvirt job statistics; ``xm/xl migrate`` report none: no call then).
 
-        Raises ``ActionFailed`` with the host's own words; cancelling aborts it.
-        """
+        Raises ``ActionFailed`` with the host's own words. Cancelling aborts it where the
+        host can (libvirt ``abortJob``: the VM keeps running on the source)."""
         ...
 
 

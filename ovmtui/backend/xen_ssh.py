@@ -41,9 +41,24 @@ from typing import Any, Final, Literal
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
-from ovmtui.backend.base import ChannelsBusy, ConsoleChannel, EventCallback, LongChannel
+from ovmtui.backend.base import (
+    Backend,
+    ChannelsBusy,
+    ConsoleChannel,
+    EventCallback,
+    LongChannel,
+)
 from ovmtui.backend.pacing import connect_turn, waiting, working
 from ovmtui.backend.xen_console import attached, console_argv
+from ovmtui.backend.xen_migrate import (
+    OUTPUT_TAIL_BYTES,
+    migration_argv,
+    migration_failure,
+    needs_script,
+    read_answers,
+    read_needs,
+    target_script,
+)
 from ovmtui.backend.xen_parse.common import NOT_FOUND as _NOT_FOUND
 from ovmtui.backend.xen_parse.common import ParseIssue, XenDomain
 from ovmtui.backend.xen_parse.common import output_text as _text
@@ -71,6 +86,9 @@ from ovmtui.model import (
     HostFacts,
     HostKey,
     HostPoll,
+    MigrationNeeds,
+    MigrationProgress,
+    TargetAnswers,
     Vm,
     VmAction,
     VmState,
@@ -140,10 +158,11 @@ _ACTION_VERBS: dict[VmAction, str] = {
 
 # Exactly what this module implements (the contract test checks it): no EVENTS (xm and xl
 # have no event stream: the poller polls), no DEFINE (defining from a vm.cfg is not written
-# yet), and no migration or disk attachment until their Protocols are.
+# yet), and no disk attachment until its Protocol is.
 _CAPABILITIES = frozenset(
     {
         Capability.CONSOLE,
+        Capability.MIGRATE,
         Capability.START,
         Capability.SHUTDOWN,
         Capability.REBOOT,
@@ -542,6 +561,99 @@ class XenSshBackend:
             raise ActionFailed(f"{self._host.name}: {command}: {said}")
         rows = parse_list_table(_text(result.stdout), command).value
         return next((row for row in rows if row.name == vm.name), None)
+
+    # -- migration (base.Migrator; the commands and how they are read: xen_migrate) ---------
+
+    @property
+    def migration_address(self) -> str:
+        """What another host's ``xm/xl migrate`` names to reach this one: the host part of
+        its SSH target (as the dom0s resolve it, which may differ from this machine's view
+        behind a jump host). A migration network of its own would be one more setting of
+        the host beside its SSH target (``migration_address`` in the estate file), given
+        to the constructor and returned here instead."""
+        return self._target.host
+
+    def migration_command(self, vm: Vm, target: Backend, *, live: bool) -> str:
+        """``xm migrate --live NAME ADDRESS`` / ``xl migrate NAME ADDRESS``, quoted.
+        Raises ``ActionRefused`` for a target that is no Xen host over SSH, and for an
+        offline migration on xl (which has none)."""
+        tool = self._toolstack or self._forced or "xm"
+        return shlex.join(migration_argv(tool, vm, _migration_address(target), live=live))
+
+    async def migration_needs(self, vm: Vm) -> MigrationNeeds:
+        """One command on the source: its ``info`` (hw_caps, Xen's version), dom0's CPU
+        vendor and the VM's vm.cfg; memory, disks and NICs as the last poll read them."""
+        tool = await self._detect_toolstack()
+        script = needs_script(tool, vm.config_path or self._configs.get(vm.name))
+        result = await self._run(script.command, self._poll_timeout_s, label=f"{tool} info")
+        return read_needs(
+            vm, tool, result.stdout, script.marker, shared_storage=self._shared_storage
+        )
+
+    async def can_host(self, needs: MigrationNeeds) -> TargetAnswers:
+        """One command on this (target) host: its CPU facts, ``test -e`` per disk path and
+        the bridge of each NIC (``xen_migrate.target_script``)."""
+        tool = await self._detect_toolstack()
+        script = target_script(tool, needs)
+        result = await self._run(script.command, self._poll_timeout_s, label="test -e ...")
+        return read_answers(needs, tool, result.stdout, script.marker)
+
+    async def migrate(
+        self,
+        vm: Vm,
+        target: Backend,
+        *,
+        live: bool,
+        progress: Callable[[MigrationProgress], None] | None = None,
+    ) -> None:
+        """``migration_command`` as one long channel on this (source) host's connection, no
+        timeout, until the tool exits. ``progress`` is never called: neither tool reports
+        any, and invented numbers would be worse than none.
+
+        Success is the tool's exit status 0, then the two hosts asked at once (``list
+        NAME``): the target must list the domain, the source no longer run it; a host that
+        cannot be asked then leaves the last word to the next polls. A failure raises
+        ``ActionFailed`` with the lines of the tool's output that say why (its last 8 KB
+        are kept).
+
+        Cancelling closes the channel, and that is all it can do: ``xm`` is a client of
+        xend, which carries the migration on (or not) whatever becomes of it, and ``xl``
+        has no abort: it dies of its next write, at any stage, possibly after the point of
+        no return (the source's copy renamed ``NAME--migratedaway``, the target's
+        ``NAME--incoming`` paused). The operator then sees, at the next polls, the VM on
+        the source, on the target, or in those states on both, and must check both ends
+        before resuming either.
+        """
+        tool = await self._detect_toolstack()
+        argv = migration_argv(tool, vm, _migration_address(target), live=live)
+        command = shlex.join(argv)
+        tail = b""
+        async with self.long_channel(argv) as channel:
+            while chunk := await channel.read():
+                tail = (tail + chunk)[-OUTPUT_TAIL_BYTES:]
+            status = channel.exit_status
+        if status != 0:
+            raise migration_failure(self._host.name, command, status, tail)
+        assert isinstance(target, XenSshBackend)  # _migration_address refused any other
+        try:
+            there = await target._domain_row(await target._detect_toolstack(), vm)
+            here = await self._domain_row(tool, vm)
+        except OvmError:
+            return  # it said it worked; the next polls tell the rest
+        if there is None or not there.state.is_active:
+            raise ActionFailed(
+                f"{self._host.name}: `{command}` exited with status 0, but "
+                f"{target.host.name} does not run {vm.name}",
+                title="Migration failed",
+            )
+        # A domain xend or xl is tearing down shows as dying for a moment: that one is gone.
+        if here is not None and here.state.is_active and here.state is not VmState.DYING:
+            raise ActionFailed(
+                f"{self._host.name}: `{command}` exited with status 0, but {vm.name} runs on "
+                f"both {self._host.name} and {target.host.name}: check both before "
+                "stopping either",
+                title="Migration unclear",
+            )
 
     async def close(self) -> None:
         self._stop_lister()
@@ -1037,6 +1149,14 @@ def _from_rows(known: _Known, rows: Sequence[TableRow], taken_at: float) -> tupl
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _migration_address(target: Backend) -> str:
+    if isinstance(target, XenSshBackend):
+        return target.migration_address
+    raise ActionRefused(
+        f"{target.host}: not a Xen host reached over SSH, so `xm/xl migrate` cannot name it"
+    )
 
 
 def _sectioned_script(sections: Sequence[tuple[str, str]], marker: str) -> str:

@@ -16,7 +16,7 @@ from textual.dom import DOMNode
 
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
-from ovmtui.model import PlacedVm, VmAction, action_refusal
+from ovmtui.model import Capability, PlacedVm, VmAction, action_refusal
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.services.consoles import ConsoleSession
 
@@ -49,6 +49,10 @@ def console_binding() -> Binding:
     return Binding("c", "console", "Console", id="vm-console")
 
 
+def migrate_binding() -> Binding:
+    return Binding("m", "migrate", "Migrate", id="vm-migrate")
+
+
 def vm_refusal(context: AppContext, placed: PlacedVm, action: VmAction) -> str | None:
     """Why ``action`` cannot run on this VM now, or None when it can be tried."""
     host = context.snapshot.host(placed.host_key)
@@ -59,6 +63,16 @@ def vm_refusal(context: AppContext, placed: PlacedVm, action: VmAction) -> str |
     return context.refusal(placed, action)  # read-only, a restore, no journal …
 
 
+def migrate_refusal(context: AppContext, placed: PlacedVm) -> str | None:
+    """Why ``m`` is dimmed: the VM's host cannot migrate at all (the rest, target by
+    target, is the flight plan's to say)."""
+    host = context.snapshot.host(placed.host_key)
+    if host is None or Capability.MIGRATE not in host.capabilities:
+        why = host.why_not(Capability.MIGRATE) if host is not None else None
+        return f"{placed.host}: {why}" if why else f"{placed.host} cannot migrate VMs"
+    return None
+
+
 def check_vm_key(
     context: AppContext,
     action: str,
@@ -66,6 +80,7 @@ def check_vm_key(
     *,
     key_refusal: Callable[[VmAction], str | None],
     console_refusal: Callable[[], str | None],
+    migrate_refusal: Callable[[], str | None],
 ) -> bool | None:
     """``check_action`` for the VM keys: hidden in read-only mode (consoles open there too,
     view-only); dimmed (None: shown, and the key does nothing) when it cannot run, with the
@@ -75,6 +90,8 @@ def check_vm_key(
             return False
         vm_action = VmAction(str(parameters[0]))
         return None if key_refusal(vm_action) is not None else True
+    if action == "migrate":
+        return None if migrate_refusal() is not None else True
     if action == "console":
         return None if console_refusal() is not None else True
     return True
@@ -86,6 +103,7 @@ def with_reasons(
     *,
     key_refusal: Callable[[VmAction], str | None],
     console_refusal: Callable[[], str | None],
+    migrate_refusal: Callable[[], str | None],
 ) -> dict[str, ActiveBinding]:
     """``bindings`` with the reason of each dimmed VM key of ``node`` as its tooltip: the
     footer shows it on hover, the key panel beside the key."""
@@ -98,6 +116,8 @@ def with_reasons(
             reason = key_refusal(vm_action)
         elif binding_id == "vm-console":
             reason = console_refusal()
+        elif binding_id == "vm-migrate":
+            reason = migrate_refusal()
         else:
             continue
         if reason is not None:
@@ -154,6 +174,17 @@ def open_console(app: App[object], context: AppContext, placed: PlacedVm) -> Non
         app.notify(exc.message, title=exc.title, severity="warning", markup=False)
         return
     show_console(app, context, console)
+
+
+def open_migration(app: App[object], context: AppContext, placed: PlacedVm) -> None:
+    """The VM's migration screen (its flight plan), or a notice saying why not."""
+    reason = migrate_refusal(context, placed)
+    if reason is not None:
+        app.notify(f"No migration: {reason}.", severity="warning", markup=False)
+        return
+    from ovmtui.screens.migrate import MigrateScreen
+
+    app.push_screen(MigrateScreen(context, placed))
 
 
 def show_console(

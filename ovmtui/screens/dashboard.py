@@ -19,7 +19,10 @@ from ovmtui.screens._vm_keys import (
     check_vm_key,
     confirm_and_run,
     console_binding,
+    migrate_binding,
+    migrate_refusal,
     open_console,
+    open_migration,
     show_console,
     vm_bindings,
     vm_refusal,
@@ -54,6 +57,7 @@ class DashboardScreen(Screen[None]):
         Binding("o", "sort_next", "Sort", id="sort-next"),
         Binding("O", "sort_reverse", "Reverse sort", show=False, id="sort-reverse"),
         console_binding(),
+        migrate_binding(),
         Binding("C", "consoles", "Consoles", show=False, id="consoles"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("l", "action_log", "Action log", id="action-log"),
@@ -167,6 +171,7 @@ class DashboardScreen(Screen[None]):
             parameters,
             key_refusal=self.vm_key_refusal,
             console_refusal=self.console_key_refusal,
+            migrate_refusal=self.migrate_key_refusal,
         )
 
     @property
@@ -177,6 +182,7 @@ class DashboardScreen(Screen[None]):
             self,
             key_refusal=self.vm_key_refusal,
             console_refusal=self.console_key_refusal,
+            migrate_refusal=self.migrate_key_refusal,
         )
 
     def _sync_vm_keys(self) -> None:
@@ -185,6 +191,7 @@ class DashboardScreen(Screen[None]):
         state = (
             self.context.read_only,
             self.console_key_refusal(),
+            self.migrate_key_refusal(),
             *(self.vm_key_refusal(a) for a in VmAction),
         )
         if state != self._keys_state:
@@ -211,6 +218,20 @@ class DashboardScreen(Screen[None]):
         if cursor is None:
             return "no VM under the cursor"
         return self.vm_refusal(cursor, action)
+
+    def migrate_key_refusal(self) -> str | None:
+        """Why ``m`` is dimmed: the VM under the cursor's host cannot migrate at all."""
+        cursor = self.table.cursor_vm
+        if cursor is None:
+            return "no VM under the cursor"
+        return migrate_refusal(self.context, cursor)
+
+    def action_migrate(self) -> None:
+        cursor = self.table.cursor_vm
+        if cursor is None:
+            self.notify("No migration: no VM under the cursor.", severity="warning")
+            return
+        open_migration(self.app, self.context, cursor)
 
     def console_key_refusal(self) -> str | None:
         """Why ``c`` is dimmed: the VM under the cursor has no console to give now."""

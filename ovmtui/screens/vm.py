@@ -4,7 +4,8 @@ Opened by ``enter`` on a VM of the table (or "Open VM <name>" in the palette). I
 snapshot's immutable VM and follows each refresh through ``estate_signal``; what needs the
 host (the definition) or the repository (the journal) it asks of the app (``AppContext``),
 in workers, never on the event loop. The lifecycle keys and ``c`` are the dashboard's
-(``_vm_keys``): the same dimming with its reason, the same questions, the same commands.
+(``_vm_keys``), and so is ``m`` (migrate): the same dimming with its reason, the same
+questions, the same commands.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from ovmtui.screens._vm_keys import (
     check_vm_key,
     confirm_and_run,
     console_binding,
+    migrate_binding,
+    migrate_refusal,
     open_console,
+    open_migration,
     vm_bindings,
     vm_refusal,
     with_reasons,
@@ -58,6 +62,7 @@ class VmScreen(Screen[None]):
     BINDINGS = [
         *vm_bindings(),
         console_binding(),
+        migrate_binding(),
         Binding("o", "tab('overview')", "Overview", id="vm-show-overview"),
         Binding("d", "tab('definition')", "Definition", id="vm-show-definition"),
         Binding("j", "tab('journal')", "Journal", id="vm-show-journal"),
@@ -269,6 +274,11 @@ class VmScreen(Screen[None]):
             return GONE
         return self.context.console_refusal(self.placed)
 
+    def migrate_refusal(self) -> str | None:
+        if self.gone:
+            return GONE
+        return migrate_refusal(self.context, self.placed)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return check_vm_key(
             self.context,
@@ -276,6 +286,7 @@ class VmScreen(Screen[None]):
             parameters,
             key_refusal=self.key_refusal,
             console_refusal=self.console_refusal,
+            migrate_refusal=self.migrate_refusal,
         )
 
     @property
@@ -286,6 +297,7 @@ class VmScreen(Screen[None]):
             self,
             key_refusal=self.key_refusal,
             console_refusal=self.console_refusal,
+            migrate_refusal=self.migrate_refusal,
         )
 
     def action_vm(self, name: str) -> None:
@@ -305,6 +317,13 @@ class VmScreen(Screen[None]):
             self.notify(f"No console: {refusal}.", severity="warning", markup=False)
             return
         open_console(self.app, self.context, self.placed)
+
+    def action_migrate(self) -> None:
+        if self.gone:
+            self.notify(f"No migration: {GONE}.", severity="warning", markup=False)
+            return
+        # The screen follows the VM by UUID: once moved, it shows it on its new host.
+        open_migration(self.app, self.context, self.placed)
 
     def action_tab(self, pane: str) -> None:
         """Show a tab and put the focus where its keys work (scrolling the definition)."""

@@ -84,6 +84,8 @@ class ActionService:
         # Why there is no journal, for the refusal every action then gets.
         self.no_journal = "no repository is open"
         self.hold: str | None = None  # why actions must wait (a restore under way), or None
+        # VMs that take no other action now, with why (a migration under way): by UUID.
+        self.busy: dict[str, str] = {}
         self.operations = Operations(
             user=user or current_user(),
             journal=lambda: self.journal,
@@ -101,6 +103,9 @@ class ActionService:
             raise ActionRefused(READ_ONLY)
         if self.hold is not None:
             raise ActionRefused(self.hold)
+        busy = self.busy.get(placed.uuid)
+        if busy is not None:
+            raise ActionRefused(busy)
         self.operations.journal()  # none runs unrecorded: raises, saying why
         backend = self._backend(placed)
         reason = action_refusal(placed, action, backend.capabilities)

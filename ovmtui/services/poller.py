@@ -99,6 +99,8 @@ class EstatePoller:
         self._clock = clock
         self._status: dict[HostKey, HostStatus] = {}
         self._failures: dict[HostKey, int] = {}
+        self._answers: dict[HostKey, int] = {}  # polls answered (or failed), by host
+        self._news = asyncio.Event()  # an answer came or a snapshot went out (repoll waits)
         self._wake: dict[HostKey, asyncio.Event] = {}
         self._where: dict[str, HostKey] = {}  # uuid -> host, to tell a migration from a loss
         # Per host, the VMs its backend last returned (the very tuple), and the hosts for
@@ -164,6 +166,28 @@ class EstatePoller:
             self._publish_task = None
         self._publish()
         return self._snapshot
+
+    async def repoll(self, keys: Sequence[HostKey], timeout_s: float = 30.0) -> None:
+        """Poll these hosts now and return once the snapshot holds their new data: through
+        their loops while ``run`` polls (a wake-up each), else directly (a headless command,
+        which polls only when asked)."""
+        if not self._tasks:
+            await asyncio.gather(*(self._poll_host(key) for key in keys))
+            if self._publish_task is not None:
+                self._publish_task.cancel()
+                self._publish_task = None
+            self._publish()
+            return
+        before = {key: self._answers.get(key, 0) for key in keys}
+        for key in keys:
+            self.refresh(key)
+        async with asyncio.timeout(timeout_s):
+            # Each answer, and each snapshot published, sets the event: checked again then.
+            while any(self._answers.get(key, 0) == n for key, n in before.items()) or (
+                self._publish_task is not None
+            ):
+                self._news.clear()
+                await self._news.wait()
 
     def refresh(self, host: HostKey | None = None) -> None:
         """Poll ``host`` (or every host) now, without waiting for the interval."""
@@ -303,6 +327,8 @@ class EstatePoller:
         self._emit(self._build(delta=None))
 
     def _answered(self, key: HostKey) -> None:
+        self._answers[key] = self._answers.get(key, 0) + 1
+        self._news.set()
         if key in self._awaiting:
             self._awaiting.discard(key)
             if not self._awaiting:
@@ -435,6 +461,7 @@ class EstatePoller:
 
     def _emit(self, snapshot: EstateSnapshot) -> None:
         self._snapshot = snapshot
+        self._news.set()
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # no loop: a synchronous caller

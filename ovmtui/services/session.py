@@ -49,6 +49,7 @@ from ovmtui.services.definitions import (
     export_definitions,
 )
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
+from ovmtui.services.migration import MigrationService
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import (
     BackupInfo,
@@ -145,6 +146,15 @@ class EstateSession:
             refresh=self.poller.refresh,
             read_only=self._read_only,
             user=self.user,
+        )
+        pools = {pool.name: pool.shared_storage for pool in estate.pools}
+        self.migrations = MigrationService(
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            shared_storage=pools.get,
+            operations=self.actions.operations,
+            busy=self.actions.busy,
+            repoll=self.poller.repoll,
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()

@@ -85,6 +85,8 @@ def test_xen_over_ssh() -> None:
     assert Capability.DEFINITION in backend.capabilities
     assert Capability.DEFINE not in backend.capabilities
     assert Capability.CONSOLE in backend.capabilities  # xm/xl console in a PTY
+    assert Capability.MIGRATE in backend.capabilities  # xm/xl migrate (xen_migrate)
+    assert Capability.ATTACH_DISK not in backend.capabilities
 
 
 def test_the_services_fake() -> None:

@@ -51,12 +51,15 @@ _HERE = Path(__file__).resolve().parent
 _FAKE_BIN = _HERE / "bin"
 _HELPER = _HERE / "xenstate.py"
 _CONSOLE = _HERE / "xenconsole.py"
+_MIGRATE = _HERE / "xenmigrate.py"
 # The boot log the fake guests replay on their console: a real one, recorded on the lab.
 _BOOT_LOGS = (_HERE.parent / "data" / "console" / "linux-boot.log",)
 _TOOLS = ("xm", "xl")
 # A command that runs until its input ends or a signal ends it, on every host's PATH
 # whatever its toolstack: what long-lived channels run in the tests (see bin/longrun).
 _LONGRUN = "longrun"
+# Answers `env test -e PATH` / `-d /sys/class/net/BR/bridge` from the fake host's state.
+_TEST = "test"
 LONGRUN_LOG = "longrun.log"
 # Characters that would need quoting in sshd_config or in the fakes' sh scripts.
 _UNSAFE_PATH_CHARS = frozenset(" \t\n\"'\\$`;&|<>*?[]{}()#~")
@@ -81,6 +84,11 @@ class HostSpec:
     info: dict[str, Any] | None = None
     shutdown_delay: float = 0.0
     cpu_steps: int = 0  # > 0: running domains' CPU time moves (xenstate.render_cpu_steps)
+    # Where its sshd listens: any 127.x.y.z is this machine. Hosts that migrate to each
+    # other need addresses of their own (`xm migrate DOM ADDRESS` must name one host).
+    address: str = "127.0.0.1"
+    paths: tuple[str, ...] = ()  # what `test -e` finds besides its own domains' disks
+    bridges: tuple[str, ...] = xenstate.DEFAULT_BRIDGES
 
 
 @dataclass(eq=False)
@@ -221,6 +229,30 @@ class FakeXenHost:
             state["next_domid"] = max([state["next_domid"], *(i + 1 for i in domids)])
 
         self.update(replace)
+
+    def set_migrate_delay(self, seconds: float) -> None:
+        """``xm/xl migrate`` from this host then takes ``seconds`` (0.3 if never set)."""
+        self.update(lambda state: state.__setitem__("migrate_delay", float(seconds)))
+
+    def set_paths(self, paths: Sequence[str]) -> None:
+        """What ``test -e`` finds on this host besides its own domains' disks."""
+        self.update(lambda state: state.__setitem__("paths", list(paths)))
+
+    def set_bridges(self, bridges: Sequence[str]) -> None:
+        """The bridges ``test -d /sys/class/net/BR/bridge`` finds on this host."""
+        self.update(lambda state: state.__setitem__("bridges", list(bridges)))
+
+    def migrate_log(self) -> list[tuple[int, str]]:
+        """What each ``xm/xl migrate`` from this host did, in order: ``(pid, "start DOM
+        HOST" | "moved TARGET DOMID" | "failed WHY")``."""
+        path = self.state_dir / "migrate.log"
+        if not path.exists():
+            return []
+        entries = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            pid, _, what = line.partition(" ")
+            entries.append((int(pid), what))
+        return entries
 
     def set_shutdown_delay(self, seconds: float) -> None:
         """``xm shutdown`` then shows ``---s--`` for ``seconds`` before the domain is off."""
@@ -477,13 +509,14 @@ class SshdServer:
     def _install_fakes(self) -> None:
         fakebin = self.root / "fakebin"
         fakebin.mkdir()
-        for tool in (*_TOOLS, _LONGRUN):
+        for tool in (*_TOOLS, _LONGRUN, _TEST):
             shutil.copyfile(_FAKE_BIN / tool, fakebin / tool)
             (fakebin / tool).chmod(0o755)
         helper = self.root / "helper"
         helper.mkdir()
         shutil.copyfile(_HELPER, helper / "xenstate.py")
         shutil.copyfile(_CONSOLE, helper / "xenconsole.py")
+        shutil.copyfile(_MIGRATE, helper / "xenmigrate.py")
         boot_log = next(path for path in _BOOT_LOGS if path.exists())
         # CR LF, as a serial console prints it (a recording has it already).
         text = re.sub(rb"(?<!\r)\n", b"\r\n", boot_log.read_bytes())
@@ -495,7 +528,7 @@ class SshdServer:
         bin_dir = state_dir / "bin"
         bin_dir.mkdir(parents=True)
         tools = _TOOLS if spec.toolstack == "both" else (spec.toolstack,)
-        for tool in (*tools, _LONGRUN):
+        for tool in (*tools, _LONGRUN, _TEST):
             (bin_dir / tool).symlink_to(self.root / "fakebin" / tool)
         state = xenstate.new_state(
             spec.name,
@@ -504,9 +537,12 @@ class SshdServer:
             info=spec.info,
             shutdown_delay=spec.shutdown_delay,
             cpu_steps=spec.cpu_steps,
+            address=spec.address,
+            paths=spec.paths,
+            bridges=spec.bridges,
         )
         (state_dir / xenstate.STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
-        return FakeXenHost(spec.name, 0, state_dir, spec.toolstack, self)
+        return FakeXenHost(spec.name, 0, state_dir, spec.toolstack, self, address=spec.address)
 
     def _render_outputs(self) -> None:
         """Pre-render every host's outputs; a big estate (200 hosts x 50 domains is

@@ -52,6 +52,11 @@ PENDING_FILE = "pending"
 # "<last step shown> <steps>" of a host whose short listings move (state "cpu_steps").
 CPU_STEP_FILE = "cpu_step"
 LOCK_FILE = "lock"
+# What the host's storage and network show to the fake `test` (bin/test), one a line:
+# the state's "paths" plus its domains' disk paths, and its "bridges".
+VISIBLE_PATHS_FILE = "visible_paths"
+BRIDGES_FILE = "bridges"
+DEFAULT_BRIDGES = ("xenbr0", "xenbr1")  # what generate_domains' vifs use
 OUTPUT_FILES = {
     "xm_list.out": "xm list",
     "xm_list_l.out": "xm list -l",
@@ -178,8 +183,16 @@ def new_state(
     info: dict[str, Any] | None = None,
     shutdown_delay: float = 0.0,
     cpu_steps: int = 0,
+    address: str = "127.0.0.1",
+    paths: Sequence[str] = (),
+    bridges: Sequence[str] = DEFAULT_BRIDGES,
 ) -> State:
     """A host's complete state; ``domains`` as built by :func:`make_domain`.
+
+    ``address`` is where its sshd listens (``xm/xl migrate DOM HOST`` finds a target by
+    name or address); ``paths`` and ``bridges`` are what the host's storage and network
+    show to ``test -e PATH`` and ``test -d /sys/class/net/BRIDGE/bridge`` (bin/test),
+    besides its own domains' disks.
 
     ``cpu_steps`` > 0: the short listings (``xm list``, ``xl list``) answered by the fast
     path cycle through that many renderings in which running domains' CPU time advances,
@@ -205,6 +218,9 @@ def new_state(
         "toolstack": toolstack,
         "shutdown_delay": float(shutdown_delay),
         "cpu_steps": int(cpu_steps),
+        "address": address,
+        "paths": list(paths),
+        "bridges": list(bridges),
         "next_domid": max(domids, default=0) + 1,
         "info": host_info,
         "dom0": {"memory": dom0_mem, "maxmem": dom0_mem, "vcpus": 4, "cpu_time": 105443.858723},
@@ -340,6 +356,13 @@ def save_state(state_dir: Path, state: State) -> None:
         tool, _, rest = command.partition(" ")
         _atomic_write(state_dir / file_name, render(tool, rest.split(), state))
     render_cpu_steps(state_dir, state)
+    own = [_disk_path(disk["uname"]) for dom in state["domains"] for disk in dom["disks"]]
+    visible = [*state.get("paths", ()), *own]
+    _atomic_write(state_dir / VISIBLE_PATHS_FILE, "".join(f"{p}\n" for p in visible))
+    _atomic_write(
+        state_dir / BRIDGES_FILE,
+        "".join(f"{b}\n" for b in state.get("bridges", DEFAULT_BRIDGES)),
+    )
     pending = state_dir / PENDING_FILE
     if any(d.get("shutdown_at") is not None for d in state["domains"]):
         pending.write_text("", encoding="utf-8")
@@ -927,6 +950,14 @@ def yajl_dumps(value: object, level: int = 0) -> str:
     return json.dumps(value)
 
 
+def _disk_path(uname: str) -> str:
+    """``file:/img`` -> ``/img``, ``tap:aio:/img`` -> ``/img``, ``phy:/dev/x`` -> ``/dev/x``."""
+    for prefix in ("tap:aio:", "tap2:tapdisk:aio:", "file:", "phy:"):
+        if uname.startswith(prefix):
+            return uname[len(prefix) :]
+    return uname
+
+
 def _xl_disk(disk: dict[str, str]) -> dict[str, object]:
     uname = disk["uname"]
     backend = "qdisk"
@@ -1282,6 +1313,10 @@ def main(argv: Sequence[str]) -> int:
         import xenconsole  # only inside an SSH session, where it lies beside this file
 
         return int(xenconsole.main(tool, args[1:], state_dir))
+    if args[:1] == ["migrate"] and not kind:
+        import xenmigrate  # beside this file, as xenconsole
+
+        return int(xenmigrate.main(tool, args[1:], state_dir))
     result = (
         fault_result(kind, tool, args, state_dir) if kind else run_command(tool, args, state_dir)
     )

@@ -104,6 +104,8 @@ async def test_lifecycle_keys_act_on_this_vm_and_its_facts_follow(tmp_path: Path
         # The test driver gives no console: c is dimmed with the host's reason.
         console = binding(app, "c")
         assert not console.enabled and "no consoles" in console.tooltip
+        migrate = binding(app, "m")  # as on the table: the test driver cannot migrate
+        assert not migrate.enabled and migrate.tooltip == "ovs03 cannot migrate VMs"
         await pilot.press("s")  # dimmed: does nothing
         await pilot.pause(0.2)
         assert state_of(app, "kafka01") is VmState.RUNNING
@@ -255,6 +257,14 @@ async def test_a_xen_vm_shows_its_vm_cfg_and_its_keys_run_xm(
         await pilot.press("p")
         await wait_until(pilot, lambda: "paused" in title(app))
         assert ["xm", "pause", "xenweb01"] in xen.argv_log()
+        # m: the migration screen of this VM, as from the table (Xen over SSH migrates).
+        from ovmtui.screens.migrate import MigrateScreen
+
+        assert binding(app, "m").enabled
+        await pilot.press("m")
+        await wait_until(pilot, lambda: isinstance(app.screen, MigrateScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen)
 
 
 async def test_the_screen_says_so_when_its_vm_leaves_the_estate(
@@ -275,7 +285,7 @@ async def test_the_screen_says_so_when_its_vm_leaves_the_estate(
         assert title(app).startswith(f"xenweb01: {GONE}")
         assert screen.query_one("#vm-title").has_class("-gone")
         # Every key is dimmed with that reason: nothing is left to act on.
-        for key in "sxrpuKc":
+        for key in "sxrpuKcm":
             assert not binding(app, key).enabled and binding(app, key).tooltip == GONE
         # What was last known stays on screen.
         assert screen.query_one("#vm-disks", DataTable).row_count == 2
