@@ -100,7 +100,7 @@ async def measure(rounds: int) -> tuple[list[float], list[float], int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)  # each: there and back, both ways
     parser.add_argument("--keep-lab", action="store_true")
     args = parser.parse_args()
     keep = args.keep_lab and lab_running()
@@ -111,7 +111,7 @@ def main() -> int:
     finally:
         if not keep:
             lab("down")
-    header("migration_overhead.py", len(bare), "moves each way (h1->h2 and h2->h1 alike)")
+    header("migration_overhead.py", len(bare), "moves each (5 rounds: h1->h2 then h2->h1)")
     title(f"live migration of the lab's {VM} (192 MiB, TCG), one move")
     row("bare migrate3", ms(median(bare)), f"min {ms(min(bare))}, max {ms(max(bare))}")
     row(

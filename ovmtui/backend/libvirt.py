@@ -1,8 +1,9 @@
 """The libvirt backend: any libvirt URI (``qemu+ssh://``, ``qemu+tcp://``, ``xen+ssh://``, ``test://``).
 
 This module and its parts (``libvirt_console.py``, ``libvirt_migrate.py``,
-``libvirt_errors.py``) are the only ones of ovmtui that import ``libvirt``. Nothing of libvirt
-leaves them: callers get ``ovmtui.model`` objects and ``ovmtui.errors`` exceptions.
+``libvirt_answers.py``, ``libvirt_errors.py``) are the only ones of ovmtui that import
+``libvirt``. Nothing of libvirt leaves them: callers get ``ovmtui.model`` objects and
+``ovmtui.errors`` exceptions.
 
 Threading model. libvirt calls block (an RPC over SSH can take seconds) but release the GIL,
 so each connection owns ONE worker thread and every libvirt call runs there, one at a time,
@@ -39,16 +40,12 @@ import libvirt
 
 from ovmtui.backend._worker import DaemonWorker
 from ovmtui.backend.base import Backend, ConsoleChannel, EventCallback
+from ovmtui.backend.libvirt_answers import answer_needs
 from ovmtui.backend.libvirt_console import LibvirtConsole
 from ovmtui.backend.libvirt_errors import code as _code
 from ovmtui.backend.libvirt_errors import is_connection_error as _is_connection_error
 from ovmtui.backend.libvirt_errors import message as _message
-from ovmtui.backend.libvirt_migrate import (
-    answer_needs,
-    migration_argv,
-    read_needs,
-    run_migration,
-)
+from ovmtui.backend.libvirt_migrate import migration_argv, read_needs, run_migration
 from ovmtui.backend.libvirt_xml import DomainStatic, host_cpu, parse_domain_xml
 from ovmtui.backend.pacing import waiting, working
 from ovmtui.errors import (
@@ -883,7 +880,7 @@ class LibvirtBackend:
             raise ActionFailed(_message(exc), title=f"Reading {vm.name} failed") from None
 
     async def can_host(self, needs: MigrationNeeds) -> TargetAnswers:
-        """This host's answers (see ``libvirt_migrate.answer_needs``): each a few calls on
+        """This host's answers (see ``libvirt_answers.answer_needs``): each a few calls on
         the connection's worker, together bounded by the call timeout."""
         session = await self._ensure_session()
         try:
