@@ -32,7 +32,7 @@ from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
 from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStatus
 from ovmtui.services.definitions import ExportResult
-from ovmtui.services.migration import FlightPlan, MigrationOutcome
+from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
 from ovmtui.store.backup import BackupInfo
@@ -126,6 +126,7 @@ class OvmApp(App[int]):
                 action=lambda result: self.action_signal.publish(result),
                 notice=lambda notice: self.post_message(NoticeGiven(notice)),
                 read_only=lambda reason: self.call_later(self._went_read_only, reason),
+                migrations=lambda moves: self.migration_signal.publish(moves),
             ),
         )
         self._snapshot = self.session.snapshot
@@ -134,6 +135,7 @@ class OvmApp(App[int]):
         self.drift_signal: Signal[tuple[DriftedVm, ...]] = Signal(self, "drift")
         self.action_signal: Signal[ActionResult] = Signal(self, "action")
         self.read_only_signal: Signal[str] = Signal(self, "read-only")
+        self.migration_signal: Signal[tuple[Moving, ...]] = Signal(self, "migrations")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Textual binds Ctrl+Q to quit with priority, before any widget sees it: on a screen

@@ -12,7 +12,7 @@ from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, V
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
-from ovmtui.services.migration import FlightPlan, MigrationOutcome
+from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import JournalEntry
@@ -28,6 +28,8 @@ class AppContext(Protocol):
     drift_signal: Signal[tuple[DriftedVm, ...]]
     action_signal: Signal[ActionResult]
     read_only_signal: Signal[str]
+    # The migrations under way, each time one starts or ends.
+    migration_signal: Signal[tuple[Moving, ...]]
 
     @property
     def snapshot(self) -> EstateSnapshot: ...

@@ -321,6 +321,11 @@ class MigrationNeeds:
     # (for compareHypervisorCPU on the target); Xen: the source's vendor, family/model and
     # flags from `xm/xl info`.
     cpu_definition: str | None = None
+    # libvirt: how the guest is emulated, as its definition says (<domain type='qemu|kvm'>,
+    # <os><type arch=...>). compareHypervisorCPU needs them: without them libvirt compares
+    # with what KVM offers, and a plain QEMU (TCG) guest is then "incompatible" everywhere.
+    virt_type: str | None = None
+    arch: str | None = None
     cpu_vendor: str | None = None
     cpu_flags: tuple[str, ...] = ()
     disk_paths: tuple[str, ...] = ()  # every disk's source (files, devices, volumes)

@@ -1,7 +1,8 @@
 """The libvirt backend: any libvirt URI (``qemu+ssh://``, ``qemu+tcp://``, ``xen+ssh://``, ``test://``).
 
-This module and its console part (``libvirt_console.py``) are the only ones of ovmtui that
-import ``libvirt``. Nothing of libvirt leaves them: callers get ``ovmtui.model`` objects and
+This module and its parts (``libvirt_console.py``, ``libvirt_migrate.py``,
+``libvirt_answers.py``, ``libvirt_errors.py``) are the only ones of ovmtui that import
+``libvirt``. Nothing of libvirt leaves them: callers get ``ovmtui.model`` objects and
 ``ovmtui.errors`` exceptions.
 
 Threading model. libvirt calls block (an RPC over SSH can take seconds) but release the GIL,
@@ -38,8 +39,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import libvirt
 
 from ovmtui.backend._worker import DaemonWorker
-from ovmtui.backend.base import ConsoleChannel, EventCallback
+from ovmtui.backend.base import Backend, ConsoleChannel, EventCallback
+from ovmtui.backend.libvirt_answers import answer_needs
 from ovmtui.backend.libvirt_console import LibvirtConsole
+from ovmtui.backend.libvirt_errors import code as _code
+from ovmtui.backend.libvirt_errors import is_connection_error as _is_connection_error
+from ovmtui.backend.libvirt_errors import message as _message
+from ovmtui.backend.libvirt_migrate import migration_argv, read_needs, run_migration
 from ovmtui.backend.libvirt_xml import DomainStatic, host_cpu, parse_domain_xml
 from ovmtui.backend.pacing import waiting, working
 from ovmtui.errors import (
@@ -55,6 +61,9 @@ from ovmtui.model import (
     HostFacts,
     HostKey,
     HostPoll,
+    MigrationNeeds,
+    MigrationProgress,
+    TargetAnswers,
     Vm,
     VmAction,
     VmState,
@@ -69,9 +78,9 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-# What this module implements, whatever the driver: migration and disk attachment come
-# when their Protocols (backend/base.py) are written here. What a driver cannot give is
-# withheld from it (``LibvirtBackend.withheld``): the test driver has no consoles.
+# What this module implements, whatever the driver: disk attachment comes when its Protocol
+# (backend/base.py) is written here. What a driver cannot give is withheld from it
+# (``LibvirtBackend.withheld``): the test driver has no consoles and no migration.
 _CAPABILITIES = frozenset(
     {
         Capability.START,
@@ -84,10 +93,16 @@ _CAPABILITIES = frozenset(
         Capability.DEFINITION,
         Capability.DEFINE,
         Capability.CONSOLE,
+        Capability.MIGRATE,
     }
 )
 
-_TEST_DRIVER_NO_CONSOLE = "libvirt's test driver has no consoles (no openConsole)"
+_TEST_DRIVER_WITHHOLDS: Mapping[Capability, str] = MappingProxyType(
+    {
+        Capability.CONSOLE: "libvirt's test driver has no consoles (no openConsole)",
+        Capability.MIGRATE: "libvirt's test driver has no migration (no migrate3, no jobStats)",
+    }
+)
 
 # Once a console stream ended: how long its guest may still look active. QEMU closes the
 # console as it exits, and the EOF comes before libvirt marks the domain shut off (on the
@@ -131,19 +146,6 @@ _STATS_GROUPS = (
 _CLOSE_WAIT_S = 3.0
 
 _STATS_NOWAIT: int = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
-
-# Errors that say "the connection is gone", as opposed to "the host refused this request".
-_CONNECTION_ERROR_CODES = frozenset(
-    {
-        libvirt.VIR_ERR_INVALID_CONN,
-        libvirt.VIR_ERR_NO_CONNECT,
-        libvirt.VIR_ERR_RPC,
-        libvirt.VIR_ERR_AUTH_FAILED,
-        libvirt.VIR_ERR_AUTH_CANCELLED,
-        libvirt.VIR_ERR_AUTH_UNAVAILABLE,
-    }
-)
-_CONNECTION_ERROR_DOMAINS = frozenset({libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE})
 
 _VERBS: dict[VmAction, str] = {
     VmAction.START: "start",
@@ -208,38 +210,6 @@ def _is_local(uri: str) -> bool:
     are computed on this machine's CPUs."""
     parts = urlsplit(uri)
     return not parts.hostname
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _message(exc: Any) -> str:
-    """libvirt's own words, on one line (some messages carry a remote stderr)."""
-    try:
-        text = exc.get_error_message()
-    except Exception:
-        text = None
-    return _one_line(str(text or exc or "unknown libvirt error"))
-
-
-def _code(exc: Any) -> int | None:
-    try:
-        code = exc.get_error_code()
-    except Exception:
-        return None
-    return code if isinstance(code, int) else None
-
-
-def _is_connection_error(exc: Any) -> bool:
-    code = _code(exc)
-    if code in _CONNECTION_ERROR_CODES:
-        return True
-    try:
-        domain = exc.get_error_domain()
-    except Exception:
-        return False
-    return code == libvirt.VIR_ERR_SYSTEM_ERROR and domain in _CONNECTION_ERROR_DOMAINS
 
 
 # --------------------------------------------------------------------------- the runtime
@@ -334,6 +304,9 @@ class _Session:
     pruned_for: frozenset[str] | None = None  # the cache holds only these; loop thread only
     retired: bool = False
     consoles: set[LibvirtConsole] = field(default_factory=set)  # open ones; loop thread only
+    # Migrations using this connection from threads of their own: it is closed only once
+    # they are done. Replaced whole on the loop thread, read by the closing thread.
+    migrations: tuple[concurrent.futures.Future[None], ...] = ()
     torn_down: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
 
 
@@ -380,14 +353,15 @@ class LibvirtBackend:
     @property
     def withheld(self) -> Mapping[Capability, str]:
         """What this module implements but the connected driver cannot give, with why:
-        the test driver has no ``openConsole``. Before a connection the URI's scheme tells
+        the test driver has no ``openConsole`` and no migration. Before a connection the
+        URI's scheme tells
         (``test://``, ``test+ssh://``); once connected, the driver itself (``getType()``)."""
         session = self._session
         driver = session.driver if session is not None else None
         if driver is None:
             driver = urlsplit(self._uri).scheme.split("+")[0]
         if driver.lower() == "test":
-            return MappingProxyType({Capability.CONSOLE: _TEST_DRIVER_NO_CONSOLE})
+            return _TEST_DRIVER_WITHHOLDS
         return MappingProxyType({})
 
     @property
@@ -887,6 +861,87 @@ class LibvirtBackend:
                 return "the console closed while the guest still runs"
             await asyncio.sleep(_CONSOLE_END_STEP_S)
 
+    # ---------------------------------------------------------------- migration
+
+    def migration_command(self, vm: Vm, target: Backend, *, live: bool) -> str:
+        running = vm.state is not VmState.SHUTOFF
+        return shlex.join(
+            migration_argv(self._uri, target.address, vm.name, live=live, running=running)
+        )
+
+    async def migration_needs(self, vm: Vm) -> MigrationNeeds:
+        """From the domain's XML (see ``libvirt_xml.migration_needs``), read on this host."""
+        session = await self._ensure_session()
+        try:
+            return await self._call(session, lambda: read_needs(session.conn, vm.uuid))
+        except libvirt.libvirtError as exc:
+            if _code(exc) in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
+                raise self._not_found(vm) from None
+            raise ActionFailed(_message(exc), title=f"Reading {vm.name} failed") from None
+
+    async def can_host(self, needs: MigrationNeeds) -> TargetAnswers:
+        """This host's answers (see ``libvirt_answers.answer_needs``): each a few calls on
+        the connection's worker, together bounded by the call timeout."""
+        session = await self._ensure_session()
+        try:
+            return await self._call(session, lambda: answer_needs(session.conn, needs))
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title=f"Asking {self._host.name} failed") from None
+
+    async def migrate(
+        self,
+        vm: Vm,
+        target: Backend,
+        *,
+        live: bool,
+        progress: Callable[[MigrationProgress], None] | None = None,
+    ) -> None:
+        """Move ``vm`` to ``target`` with ``migrate3`` over both backends' connections.
+
+        Always ``VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE``: the VM ends up
+        defined on the host where it runs and nowhere else. ``live``: the guest runs
+        throughout (``VIR_MIGRATE_LIVE``); not live, a running guest is paused while its
+        memory is copied, and a shut-off one moves offline (``VIR_MIGRATE_OFFLINE``): its
+        definition only, defined on the target and undefined here. ``progress`` gets a
+        reading of ``jobStats()`` about every half second while memory is copied.
+        No timeout: cancel to stop it (``abortJob()``: the VM keeps running here). Raises
+        ``ActionFailed`` with libvirt's words, ``VmNotFound`` when this host has no such VM.
+        """
+        title = f"Migrating {vm.name} to {target.host.name} failed"
+        if not isinstance(target, LibvirtBackend):
+            raise ActionFailed(
+                f"{target.host.name} is not a libvirt host: libvirt migrates between its own",
+                title=title,
+            )
+        source = await self._ensure_session()
+        destination = await target._ensure_session()
+        for backend in (self, target):
+            reason = backend.withheld.get(Capability.MIGRATE)
+            if reason is not None:
+                raise ActionFailed(f"{backend.host.name}: {reason}", title=title)
+
+        def started(future: concurrent.futures.Future[None]) -> None:
+            for session in (source, destination):
+                session.migrations = (
+                    *(f for f in session.migrations if not f.done()),
+                    future,
+                )
+
+        try:
+            await run_migration(
+                source.conn,
+                destination.conn,
+                vm.uuid,
+                live=live,
+                progress=progress,
+                label=f"{self._host.name}-{vm.name}",
+                started=started,
+            )
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise self._not_found(vm) from None
+            raise ActionFailed(_message(exc), title=title) from None
+
     def _not_found(self, vm: Vm) -> VmNotFound:
         return VmNotFound(f"{vm.name} ({vm.uuid}) is not defined on {self._host.name}")
 
@@ -980,6 +1035,9 @@ def _tear_down(session: _Session) -> None:
     """On a helper thread: wait for the worker's current call, then close the connection."""
     try:
         session.executor.shutdown(wait=True)
+        # A migration still running on this connection, from its own thread: closing the
+        # connection under it is unsafe (and would fail it).
+        concurrent.futures.wait(session.migrations)
         conn = session.conn
         if conn is not None:
             for event_id in session.event_ids:

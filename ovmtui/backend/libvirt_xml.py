@@ -1,4 +1,4 @@
-"""Pure parsers of libvirt's XML: domain definitions and host capabilities.
+"""Pure parsers of libvirt's XML: domain definitions, host capabilities, what a migration needs.
 
 No libvirt import here: these take text and return domain objects, so they are tested on
 their own and reused by anything that meets libvirt XML (exported definitions, later).
@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from ovmtui.errors import ParseError
-from ovmtui.model import Disk, Nic
+from ovmtui.model import Disk, MigrationNeeds, Nic
 
 _KIB_PER_UNIT: dict[str, float] = {
     "b": 1 / 1024,
@@ -140,3 +140,178 @@ def host_cpu(capabilities_xml: str) -> tuple[str | None, tuple[str, ...]]:
     model = _text(root.find("host/cpu/model"))
     flags = tuple(name for elem in root.iterfind("host/cpu/feature") if (name := elem.get("name")))
     return model, flags
+
+
+# CPU modes whose guest CPU is the host's own (or the most the host offers): the definition
+# names no model to compare, so a target is compared with the source host's CPU instead.
+_HOST_CPU_MODES = frozenset({"host-model", "host-passthrough", "maximum"})
+
+
+def migration_needs(domain_xml: str, host_capabilities_xml: str | None = None) -> MigrationNeeds:
+    """What moving the domain needs of a target, from its XML (the live one when it runs).
+
+    ``cpu_definition`` is the domain's ``<cpu>`` element; for ``host-model``,
+    ``host-passthrough`` and ``maximum`` guests (whose CPU is the source host's) it is the
+    source host's ``<cpu>`` from ``host_capabilities_xml`` instead, which carries an
+    ``<arch>`` (libvirt's own mark of a host CPU: ``cpu_is_host`` tells them apart). A
+    running ``host-model`` guest's live XML already names its expanded model. None when the
+    definition names no CPU (the hypervisor's default model).
+
+    ``disk_paths`` are the disks' sources (files, devices, ``pool/volume`` for volumes,
+    ``protocol:name`` for network disks) and the boot files the target's hypervisor opens
+    (kernel, initrd, loader, NVRAM). ``host_local`` names only what binds the guest to the
+    source machine (device passthrough, host directories and devices): whether a path is
+    on the pool's shared storage is the flight plan's check, not decided here.
+    Raises ``ParseError``.
+    """
+    try:
+        root = ET.fromstring(domain_xml)  # noqa: S314 - XML from our own libvirt connection
+    except ET.ParseError as exc:
+        raise ParseError(f"domain XML: {exc}") from None
+    if root.tag != "domain":
+        raise ParseError(f"domain XML: expected <domain>, found <{root.tag}>")
+    os_type = root.find("os/type")
+    cpu = root.find("cpu")
+    if cpu is not None and cpu.get("mode", "custom") in _HOST_CPU_MODES:
+        cpu = _host_cpu_element(host_capabilities_xml)
+    elif cpu is not None and cpu.find("model") is None:
+        cpu = None  # only topology or NUMA: no model, nothing to compare
+    cpu_definition = ET.tostring(cpu, encoding="unicode").strip() if cpu is not None else None
+    return MigrationNeeds(
+        memory_mib=_memory_mib(root.find("memory")),
+        cpu_definition=cpu_definition,
+        virt_type=root.get("type") or None,
+        arch=os_type.get("arch") if os_type is not None else None,
+        cpu_vendor=_text(cpu.find("vendor")) if cpu is not None else None,
+        cpu_flags=_required_features(cpu),
+        disk_paths=_unique(_disk_paths(root)),
+        networks=_unique(_networks(root)),
+        host_local=tuple(_host_ties(root)),
+    )
+
+
+def cpu_is_host(cpu_definition: str) -> bool:
+    """Whether a ``<cpu>`` describes a host's CPU (capabilities XML, with ``<arch>``) rather
+    than a guest's: a host CPU is compared with ``compareCPU``, a guest's with
+    ``compareHypervisorCPU``."""
+    try:
+        root = ET.fromstring(cpu_definition)  # noqa: S314 - made by migration_needs
+    except ET.ParseError:
+        return False
+    return root.tag == "cpu" and root.find("arch") is not None
+
+
+def _host_cpu_element(capabilities_xml: str | None) -> ET.Element | None:
+    if not capabilities_xml:
+        return None
+    try:
+        root = ET.fromstring(capabilities_xml)  # noqa: S314 - from our own libvirt connection
+    except ET.ParseError as exc:
+        raise ParseError(f"capabilities XML: {exc}") from None
+    cpu = root.find("host/cpu")
+    if cpu is not None:
+        cpu.tail = None
+    return cpu
+
+
+def _required_features(cpu: ET.Element | None) -> tuple[str, ...]:
+    if cpu is None:
+        return ()
+    return tuple(
+        name
+        for elem in cpu.iterfind("feature")
+        # A host CPU's features have no policy: all are there.
+        if elem.get("policy", "require") in ("require", "force") and (name := elem.get("name"))
+    )
+
+
+def _unique(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _disk_paths(root: ET.Element) -> list[str]:
+    paths: list[str] = []
+    for elem in root.iterfind("devices/disk"):
+        source = elem.find("source")
+        if source is None:
+            continue  # an empty cdrom tray
+        pool, volume = source.get("pool"), source.get("volume")
+        protocol, name = source.get("protocol"), source.get("name")
+        if pool and volume:
+            paths.append(f"{pool}/{volume}")
+        elif protocol and name:
+            paths.append(f"{protocol}:{name}")
+        elif path := source.get("file") or source.get("dev") or source.get("dir"):
+            paths.append(path)
+    # The target's hypervisor opens these too (QEMU reads -kernel even on an incoming run).
+    for tag in ("os/kernel", "os/initrd", "os/loader", "os/nvram"):
+        if (text := _text(root.find(tag))) is not None:
+            paths.append(text)
+    return paths
+
+
+def _networks(root: ET.Element) -> list[str]:
+    names: list[str] = []
+    for elem in root.iterfind("devices/interface"):
+        source = elem.find("source")
+        if source is None or elem.get("type") == "hostdev":
+            continue  # user networking needs nothing; hostdev NICs are host ties
+        if name := source.get("network") or source.get("bridge") or source.get("dev"):
+            names.append(name)
+    return names
+
+
+def _pci(address: ET.Element | None) -> str:
+    if address is None:
+        return "?"
+    parts = [address.get(key, "0") for key in ("domain", "bus", "slot", "function")]
+    try:
+        domain, bus, slot, function = (int(part, 0) for part in parts)
+    except ValueError:
+        return ":".join(parts)
+    return f"{domain:04x}:{bus:02x}:{slot:02x}.{function:x}"
+
+
+def _host_ties(root: ET.Element) -> list[str]:
+    """What binds the guest to its host, each in the operator's words."""
+    ties: list[str] = []
+    for elem in root.iterfind("devices/hostdev"):
+        kind = elem.get("type", "?")
+        source = elem.find("source")
+        if kind == "pci":
+            address = source.find("address") if source is not None else None
+            ties.append(f"PCI passthrough {_pci(address)}")
+        elif kind == "usb" and source is not None:
+            vendor, product = source.find("vendor"), source.find("product")
+            address = source.find("address")
+            if vendor is not None and product is not None:
+                ties.append(f"USB passthrough {vendor.get('id')}:{product.get('id')}")
+            elif address is not None:
+                bus, device = address.get("bus"), address.get("device")
+                ties.append(f"USB passthrough bus {bus} device {device}")
+            else:
+                ties.append("USB passthrough")
+        elif kind == "mdev" and source is not None:
+            address = source.find("address")
+            uuid = address.get("uuid") if address is not None else None
+            ties.append(f"mediated device {uuid or '?'}")
+        else:
+            ties.append(f"{kind} device passthrough")
+    for elem in root.iterfind("devices/interface[@type='hostdev']"):
+        source = elem.find("source")
+        address = source.find("address") if source is not None else None
+        ties.append(f"NIC passthrough (PCI {_pci(address)})")
+    for elem in root.iterfind("devices/filesystem"):
+        source = elem.find("source")
+        target = elem.find("target")
+        where = source.get("dir") if source is not None else None
+        mount = target.get("dir") if target is not None else None
+        ties.append(f"host directory {where or '?'} shared into the guest as {mount or '?'}")
+    for tag in ("serial", "parallel"):
+        for elem in root.iterfind(f"devices/{tag}[@type='dev']"):
+            source = elem.find("source")
+            target = elem.find("target")
+            port = target.get("port", "?") if target is not None else "?"
+            path = source.get("path") if source is not None else None
+            ties.append(f"host device {path or '?'} as {tag} port {port}")
+    return ties

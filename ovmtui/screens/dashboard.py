@@ -29,6 +29,7 @@ from ovmtui.screens._vm_keys import (
     with_reasons,
 )
 from ovmtui.services.consoles import ConsoleSession
+from ovmtui.services.migration import Moving
 from ovmtui.store.drift import DriftedVm
 from ovmtui.widgets.estate_header import EstateHeader
 from ovmtui.widgets.estate_tree import EstateTree, Scope
@@ -103,6 +104,7 @@ class DashboardScreen(Screen[None]):
         self.context.estate_signal.subscribe(self, self.show_estate, immediate=True)
         self.context.drift_signal.subscribe(self, self.show_drift)
         self.context.read_only_signal.subscribe(self, lambda _reason: self.refresh_bindings())
+        self.context.migration_signal.subscribe(self, self.show_migrations)
         self.show_estate(self.context.snapshot)
         self.show_drift(self.context.drifted)
 
@@ -111,10 +113,16 @@ class DashboardScreen(Screen[None]):
             self.context.estate_signal,
             self.context.drift_signal,
             self.context.read_only_signal,
+            self.context.migration_signal,
         ):
             signal.unsubscribe(self)
 
     # -- data down ------------------------------------------------------------------------
+
+    def show_migrations(self, moves: tuple[Moving, ...]) -> None:
+        """Moves under way, in the header (both hosts named); their VMs' keys dim meanwhile."""
+        self.header.show_moving(tuple(f"{m.vm} {m.source}→{m.target}" for m in moves))
+        self._sync_vm_keys()
 
     def show_estate(self, snapshot: EstateSnapshot) -> None:
         if not self.table.is_attached:

@@ -169,6 +169,8 @@ class VmScreen(Screen[None]):
         self.context.estate_signal.subscribe(self, self.show_estate)
         self.context.action_signal.subscribe(self, self._acted)
         self.context.read_only_signal.subscribe(self, lambda _reason: self.refresh_bindings())
+        # A move under way dims this VM's keys ("migrating to h2") until it ends.
+        self.context.migration_signal.subscribe(self, lambda _moves: self.refresh_bindings())
         self.show_estate(self.context.snapshot)
         self.load_definition()
         self.load_journal()
@@ -179,6 +181,7 @@ class VmScreen(Screen[None]):
             self.context.estate_signal,
             self.context.action_signal,
             self.context.read_only_signal,
+            self.context.migration_signal,
         ):
             signal.unsubscribe(self)
 

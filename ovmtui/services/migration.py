@@ -73,6 +73,16 @@ class FlightPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class Moving:
+    """A move under way, as the dashboard shows it on both hosts."""
+
+    vm: str
+    uuid: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class MigrationOutcome:
     placed: PlacedVm
     target: HostKey
@@ -93,8 +103,11 @@ class MigrationService:
         busy: dict[str, str],
         repoll: Callable[[Sequence[HostKey], float], Awaitable[None]],
         overhead_mib: int = DEFAULT_OVERHEAD_MIB,
+        on_change: Callable[[tuple[Moving, ...]], object] = lambda _moves: None,
     ) -> None:
         self._backend_for = backend_for
+        self.on_change = on_change
+        self._moves: dict[str, Moving] = {}
         self._snapshot = snapshot
         self._shared_storage = shared_storage
         self._operations = operations
@@ -233,6 +246,8 @@ class MigrationService:
         started = time.monotonic()
         self._busy[placed.uuid] = f"migrating to {target.name}"
         self._in_flight[placed.uuid] = (target, placed.vm.memory_mib or 0)
+        self._moves[placed.uuid] = Moving(placed.vm.name, placed.uuid, placed.host, target.name)
+        self.on_change(self.moves)
         try:
             done = await self._operations.run(
                 operation,
@@ -251,6 +266,8 @@ class MigrationService:
             self._busy.pop(placed.uuid, None)
             self._in_flight.pop(placed.uuid, None)
             self._moving.pop(placed.uuid, None)
+            self._moves.pop(placed.uuid, None)
+            self.on_change(self.moves)
         detail = f"on {target.name} after {done.value:.1f} s"
         if done.unrecorded:
             detail += f"; not in the journal: {done.unrecorded}"
@@ -264,6 +281,11 @@ class MigrationService:
             return False
         task.cancel()
         return True
+
+    @property
+    def moves(self) -> tuple[Moving, ...]:
+        """The moves under way, oldest first."""
+        return tuple(self._moves.values())
 
     @property
     def moving(self) -> tuple[str, ...]:

@@ -49,7 +49,7 @@ from ovmtui.services.definitions import (
     export_definitions,
 )
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
-from ovmtui.services.migration import MigrationService
+from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
 from ovmtui.store.backup import (
     BackupInfo,
@@ -98,6 +98,8 @@ class SessionEvents:
     notice: Callable[[Notice], object] = _ignore
     # The session turned read-only while running (its repository stopped taking writes).
     read_only: Callable[[str], object] = _ignore
+    # The migrations under way, each time one starts or ends.
+    migrations: Callable[[tuple[Moving, ...]], object] = _ignore
 
 
 class EstateSession:
@@ -155,6 +157,7 @@ class EstateSession:
             operations=self.actions.operations,
             busy=self.actions.busy,
             repoll=self.poller.repoll,
+            on_change=lambda moves: self.events.migrations(moves),
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()

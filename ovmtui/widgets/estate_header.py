@@ -51,6 +51,7 @@ class EstateHeader(Static):
         # What the one-second tick compares: read-only, and the age as shown.
         self._ticked: tuple[bool, DataAge | None] | None = None
         self._drifted = 0
+        self._moving: tuple[str, ...] = ()
         # Fixed for the app's life: the terminal's character set is known before it starts.
         self._ascii = ascii_only(self)
         self._bar = Content(" | " if self._ascii else " │ ")
@@ -73,6 +74,11 @@ class EstateHeader(Static):
         ]
         self._oldest = min(fresh) if fresh else None
         self._stale = sum(1 for h in snapshot.hosts if h.stale or h.reachable is False)
+        self._redraw()
+
+    def show_moving(self, moves: tuple[str, ...]) -> None:
+        """The migrations under way ("web01 h1→h2"), at the end of the second line."""
+        self._moving = moves
         self._redraw()
 
     def show_drift(self, count: int) -> None:
@@ -143,6 +149,12 @@ class EstateHeader(Static):
         for state, n in totals.vms_by_state:
             states.append(f"[{markup(state)}]{n} {state.value}[/]")
         second = Content.from_markup(self._dot.join(states)) if states else Content("no VMs")
+        if self._moving:
+            arrows = "<->" if self._ascii else "⇄"
+            moving = Content(f"{arrows} migrating: {', '.join(self._moving)}")
+            if self._ascii:
+                moving = Content(str(moving).replace("→", "->"))
+            second = self._bar.join([second, moving.stylize("bold $warning")])
         return Content("\n").join([line, second])
 
     def _freshness(self) -> Content:

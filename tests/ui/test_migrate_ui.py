@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.widgets import DataTable, Input
 
 from ovmtui.config import EstateConfig, HostConfig, PoolConfig
-from ovmtui.model import Vm, VmState
+from ovmtui.model import Vm, VmAction, VmState
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.screens.migrate import MigrateScreen, OverrideDialog
@@ -96,8 +96,17 @@ async def test_escape_cancels_a_move_under_way() -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
         await wait_until(pilot, lambda: "u-web" in app.session.migrations.moving)
+        # Under way: the dashboard names it with both hosts, and offers no other action.
+        header = app.screen_stack[0].header  # type: ignore[attr-defined]
+        await wait_until(
+            pilot, lambda: "migrating: web01 h1→h2" in str(header.render_line_content())
+        )
+        placed = app.snapshot.find_vm("u-web")
+        assert placed is not None
+        assert app.screen_stack[0].vm_refusal(placed, VmAction.PAUSE) == "migrating to h2"  # type: ignore[attr-defined]
         await pilot.press("escape")
         await wait_until(pilot, lambda: screen.outcome is not None, what="the cancel")
         assert screen.outcome is not None and screen.outcome.cancelled
         assert backends[0].aborted == ["web01"]
         assert host_of(app, "u-web") == "h1"
+        assert "migrating" not in str(header.render_line_content())

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ovmtui.app import OvmApp
 from ovmtui.screens.console import ConsoleScreen
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.consoles import ConsoleState
@@ -42,9 +43,16 @@ def heartbeats(text: str) -> list[int]:
 
 
 async def test_the_console_of_a_lab_guest_from_the_dashboard(lab: Lab, tmp_path: Path) -> None:
-    from ovmtui.app import OvmApp
-
     app = OvmApp(lab.estate, interval_s=INTERVAL_S, console_log_dir=tmp_path)
+    try:
+        await _console_from_the_dashboard(app, lab)
+    finally:
+        # Whatever failed, the guest runs again for the lab tests after this one.
+        if lab.domstate(HOST, VM) != "running":
+            lab.virsh(HOST, "start", VM)
+
+
+async def _console_from_the_dashboard(app: OvmApp, lab: Lab) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         await focus_vm(pilot, app, VM)
@@ -84,7 +92,7 @@ async def test_the_console_of_a_lab_guest_from_the_dashboard(lab: Lab, tmp_path:
         await wait_until(
             pilot, lambda: console.status.state is ConsoleState.REATTACHING, LIMIT_S, "the wait"
         )
-        assert "shut off" in (console.status.detail or "")
+        # (The reason's words are the transport's, tested on the lab in test_console.py.)
         lab.virsh(HOST, "start", VM)
         await wait_until(
             pilot,
@@ -99,7 +107,6 @@ async def test_the_console_of_a_lab_guest_from_the_dashboard(lab: Lab, tmp_path:
         await wait_until(pilot, lambda: not app.consoles, LIMIT_S, "closed")
     log = console.status.log_path
     assert log is not None and b"42" in log.read_bytes()
-    assert lab.domstate(HOST, VM) == "running"
 
 
 def test_ovmtui_console_in_tmux_shows_the_heartbeat_and_leaves_with_0(
