@@ -32,6 +32,7 @@ from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
 from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStatus
 from ovmtui.services.definitions import ExportResult
+from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
@@ -207,6 +208,9 @@ class OvmApp(App[int]):
         return await self.session.migrations.migrate(
             placed, target, live=live, plan=plan, override=override, progress=progress
         )
+
+    async def evacuation_plan(self, host: HostKey) -> EvacuationPlan:
+        return await self.session.migrations.plan_evacuation(host)
 
     def cancel_migration(self, uuid: str) -> bool:
         return self.session.migrations.cancel(uuid)

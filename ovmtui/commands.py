@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.markup import escape
 
 from ovmtui.context import AppContext
-from ovmtui.model import HostKey, PlacedVm, VmAction
+from ovmtui.model import Capability, HostKey, PlacedVm, VmAction
 
 MAX_HITS = 200
 # Ranks an entry that cannot run below one that can and matches as well.
@@ -40,6 +40,8 @@ class _EstateScreen(Protocol):
     def vm_refusal(self, placed: PlacedVm, action: VmAction) -> str | None: ...
 
     def open_host(self, key: HostKey) -> None: ...
+
+    def evacuate(self, host: HostKey) -> None: ...
 
     def open_console(self, placed: PlacedVm) -> None: ...
 
@@ -104,6 +106,14 @@ class EstateCommands(Provider):
                     partial(screen.open_host, host.key),
                 )
             )
+            if not context.read_only and Capability.MIGRATE in host.capabilities:
+                commands.append(
+                    PaletteCommand(
+                        f"Evacuate host {host.name}",
+                        f"move its running VMs to the others of {host.pool} (E in the tree)",
+                        partial(screen.evacuate, host.key),
+                    )
+                )
         for placed in snapshot.placed_vms():
             commands.append(
                 PaletteCommand(

@@ -12,6 +12,7 @@ from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, V
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
+from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
@@ -120,6 +121,10 @@ class AppContext(Protocol):
         progress: Callable[[MigrationProgress], object] | None = None,
     ) -> MigrationOutcome:
         """The move, on the record; raises ``ActionRefused`` when refused before it starts."""
+        ...
+
+    async def evacuation_plan(self, host: HostKey) -> EvacuationPlan:
+        """Every running VM of ``host`` placed on the others of its pool, or why not."""
         ...
 
     def cancel_migration(self, uuid: str) -> bool:

@@ -143,6 +143,15 @@ class DashboardScreen(Screen[None]):
 
     # -- messages up ----------------------------------------------------------------------
 
+    def on_estate_tree_evacuation_asked(self, event: EstateTree.EvacuationAsked) -> None:
+        self.evacuate(event.host)
+
+    def evacuate(self, host: HostKey) -> None:
+        """The plan to empty ``host`` (also from the palette)."""
+        from ovmtui.screens.evacuate import EvacuateScreen
+
+        self.app.push_screen(EvacuateScreen(self.context, host))
+
     def on_estate_tree_scope_changed(self, event: EstateTree.ScopeChanged) -> None:
         self._scope = event.scope
         self.table.set_scope(event.scope.pool, event.scope.host)

@@ -14,7 +14,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ovmtui.format import mib
-from ovmtui.model import HostKey, HostStatus, MigrationNeeds, PlacedVm, TargetAnswers, Vm, VmState
+from ovmtui.model import (
+    HostKey,
+    HostStatus,
+    MigrationNeeds,
+    PlacedVm,
+    TargetAnswers,
+    Vm,
+    VmState,
+    on_shared_storage,
+)
 
 # Memory a target keeps beyond the guest's own (the hypervisor's per-guest overhead, page
 # tables, the migration's buffers). Configurable per run; Xen documents a few MiB per GiB
@@ -122,7 +131,12 @@ def check_storage(
     """Every disk on the pool's shared storage and visible from the target."""
     if not needs.disk_paths:
         return Check("storage", True, "no disks")
-    outside = [p for p in needs.disk_paths if not _under(p, shared_storage)]
+    # A volume or network disk ("pool/vol", "rbd:…") is no path: where it lies cannot be
+    # told from here, and only the target's answer (it sees it, or not) counts for it.
+    if shared_storage:
+        outside = [p for p in needs.disk_paths if on_shared_storage(p, shared_storage) is False]
+    else:
+        outside = [p for p in needs.disk_paths if p.startswith("/")]
     missing = [p for p in needs.disk_paths if answers.paths_visible.get(p) is False]
     unknown = [p for p in needs.disk_paths if answers.paths_visible.get(p) is None]
     problems = []
@@ -221,13 +235,6 @@ def in_flight_by_target(moves: Iterable[tuple[HostKey, int | None]]) -> Mapping[
     for host, memory in moves:
         totals[host] = totals.get(host, 0) + (memory or 0)
     return totals
-
-
-def _under(path: str, root: str | None) -> bool:
-    if not root:
-        return False
-    root = root.rstrip("/") or "/"
-    return path == root or path.startswith(root + "/") or root == "/"
 
 
 def targets_of(source: HostStatus, hosts: Sequence[HostStatus]) -> list[HostStatus]:

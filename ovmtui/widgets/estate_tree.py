@@ -47,6 +47,7 @@ class EstateTree(LineView, can_focus=True):
         Binding("left", "collapse", "Collapse", show=False, id="tree-collapse"),
         Binding("right", "expand", "Expand", show=False, id="tree-expand"),
         Binding("enter", "select_cursor", "Show", show=False, id="tree-select"),
+        Binding("E", "evacuate", "Evacuate host", id="tree-evacuate"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {name for name in _STYLED if name}
@@ -85,6 +86,13 @@ class EstateTree(LineView, can_focus=True):
         def __init__(self, scope: Scope) -> None:
             super().__init__()
             self.scope = scope
+
+    class EvacuationAsked(Message):
+        """`E` on a host: the screen shows the plan to empty it."""
+
+        def __init__(self, host: HostKey) -> None:
+            super().__init__()
+            self.host = host
 
     def __init__(self, **options: Unpack[WidgetOptions]) -> None:
         super().__init__(**options)
@@ -310,6 +318,17 @@ class EstateTree(LineView, can_focus=True):
 
     def action_select_cursor(self) -> None:
         self.post_message(self.ScopeChanged(self._cursor.scope))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "evacuate":
+            # Only on a host line; elsewhere `E` is the screen's (export definitions).
+            return self._cursor.scope.host_key is not None
+        return True
+
+    def action_evacuate(self) -> None:
+        host = self._cursor.scope.host_key
+        if host is not None:
+            self.post_message(self.EvacuationAsked(host))
 
     def action_collapse(self) -> None:
         cursor = self._cursor

@@ -209,3 +209,11 @@ def test_evacuation_packs_the_biggest_first_and_names_what_fits_nowhere() -> Non
     assert not plan.complete
     (stranded,) = plan.stranded
     assert "h2: memory" in stranded.why_not and "short" in stranded.why_not
+
+
+def test_a_path_that_climbs_out_of_shared_storage_is_outside_it() -> None:
+    needs = MigrationNeeds(memory_mib=1, disk_paths=("/OVS/../root/stolen.img", "pool/vol1"))
+    answers = TargetAnswers(paths_visible={"/OVS/../root/stolen.img": True, "pool/vol1": True})
+    check = check_storage(needs, answers, SHARED)
+    # The volume cannot be placed from its name: the target seeing it is what counts.
+    assert check.ok is False and check.detail == "outside /OVS: /OVS/../root/stolen.img"
