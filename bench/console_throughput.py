@@ -41,6 +41,7 @@ from _console_idle import idle_console
 from rich.color import Color
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.geometry import Region
 from textual.screen import Screen
 
 from ovmtui.app import tune_process_for_ui
@@ -197,29 +198,54 @@ def frame(renderer: RowRenderer, screen: TerminalScreen) -> float:
     return time.perf_counter() - start
 
 
-def part_b(inputs: dict[str, bytes], reps: int) -> None:
+async def widget_frames(data: bytes, reps: int) -> tuple[float, float]:
+    """Cold and warm: every row of the view's 200x50 screen drawn through `TerminalView`
+    itself (`render_lines`: the cursor, the marks, the scroll view's cropping)."""
+    app = ViewApp()
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(TerminalView)
+        view.feed(data)
+        while view.pending_bytes:  # noqa: ASYNC110 - the widget has no event for it
+            await asyncio.sleep(0.01)
+        await pilot.pause()
+        region = Region(0, 0, *SIZE)
+        cold, warm = [], []
+        for _ in range(reps):
+            gc.collect()
+            view._renderer = None  # a new row cache, as after a theme change
+            for times in (cold, warm):
+                view.refresh()  # every line dirty: Textual's own line cache emptied
+                start = time.perf_counter()
+                view.render_lines(region)
+                times.append(time.perf_counter() - start)
+        return median(cold), median(warm)
+
+
+async def part_b(inputs: dict[str, bytes], reps: int) -> None:
     title("(b) a frame's rows: all 50 rows of a full 200x50 screen (the cursor on its row)")
     for label, data in inputs.items():
-        cold: list[list[float]] = []
-        warm: list[list[float]] = []
         shown = screens(data[: MB // 4])
-        for screen in shown:
-            cold.append([])
-            warm.append([])
-            for _ in range(max(reps, 20)):
+        # The fullest screen (most written cells; the last of equals) is the verdict's.
+        cells = [sum(len(screen.row(y)) for y in range(SIZE[1])) for screen in shown]
+        fullest = max(range(len(shown)), key=lambda index: (cells[index], index))
+        cold: list[list[float]] = [[] for _ in shown]
+        warm: list[list[float]] = [[] for _ in shown]
+        for _ in range(max(reps, 20)):
+            for index, screen in enumerate(shown):
                 gc.collect()
                 renderer = RowRenderer(THEME)
-                cold[-1].append(frame(renderer, screen))
-                warm[-1].append(frame(renderer, screen))
+                cold[index].append(frame(renderer, screen))
+                warm[index].append(frame(renderer, screen))
         colds = [median(times) for times in cold]
-        worst = max(range(len(shown)), key=colds.__getitem__)
-        cells = sum(len(shown[worst].row(y)) for y in range(SIZE[1]))
-        print(f"  {label}: {len(shown)} screens along the stream")
-        row("  cold row cache, median screen", ms(median(colds)))
-        row("  cold row cache, heaviest screen", ms(colds[worst]), f"{cells:,} written cells")
-        row("  warm row cache (every row a hit)", ms(median(median(w) for w in warm)))
-        ok = colds[worst] <= FRAME_TARGET_S
-        verdict(f"(b) {label} cold frame", ok, f"heaviest {ms(colds[worst])} <= 5 ms")
+        full = colds[fullest]
+        print(f"  {label}: {len(shown)} screens along the stream's first 250 kB")
+        row("  cold row cache, fullest screen", ms(full), f"{cells[fullest]:,} written cells")
+        row("  warm row cache, fullest screen", ms(median(warm[fullest])))
+        spread = f"{ms(min(colds))} to {ms(max(colds))}"
+        row("  info: cold, median over the screens", ms(median(colds)), spread)
+        widget_cold, widget_warm = await widget_frames(data[: MB // 4], max(reps, 20))
+        row("  info: through TerminalView.render_lines", ms(widget_cold), f"warm {ms(widget_warm)}")
+        verdict(f"(b) {label} cold frame", full <= FRAME_TARGET_S, f"{ms(full)} <= 5 ms")
 
 
 # --------------------------------------------------------------------------- (c) flood
@@ -388,7 +414,7 @@ async def main() -> None:
     if "a" in args.parts:
         await part_a(inputs, args.reps)
     if "b" in args.parts:
-        part_b(inputs, args.reps)
+        await part_b(inputs, args.reps)
     if "c" in args.parts:
         await part_c(args.reps)
     if "d" in args.parts:
