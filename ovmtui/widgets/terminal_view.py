@@ -35,8 +35,9 @@ FRAME_S = 1 / 30  # at most this many repaints a second
 # ~2.5x raw pyte since the ASCII fast path). See docs/latency.md, "Console".
 SLICE_S = 0.004
 CHUNK = 4096  # bytes parsed at a time within a slice (~1.5 ms of a boot log)
-# Under a second of the screen's throughput (1.6-2.5 MB/s; pyte alone ~0.72): older output
-# is dropped beyond this, so the screen never lags the guest by more than that.
+# Under a second of the screen's throughput (2-4 MB/s; pyte alone ~0.72-0.96): older output
+# is dropped beyond this, so the screen never lags the guest by more than that (a flood's
+# newest line on screen p99 0.22 s; docs/latency.md, "Console").
 PENDING_LIMIT = 768 * 1024
 # Keys the widget leaves to bindings: its own (scrollback) and the console screen's.
 _NOT_TYPED = frozenset({"shift+pageup", "shift+pagedown", "ctrl+right_square_bracket"})
