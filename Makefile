@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/idle_cpu.py
 	$(BIN)/python bench/ssh_poll.py
 	$(BIN)/python bench/far_estate.py
+	$(BIN)/python bench/console_throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -34,6 +34,20 @@ BRACKETED_PASTE_MODE = 2004 << 5
 Row = Mapping[int, Char]
 # Distinct cells shared by the kept lines, at most (junk in every colour could grow it).
 _MAX_CHARS = 65_536
+# Attribute sets whose drawn cells are kept for reuse, at most.
+_MAX_ATTRS = 1024
+
+
+class _Cells(dict[str, Char]):
+    """The cells drawn in one set of attributes, by character, each made once."""
+
+    def __init__(self, attrs: Char) -> None:
+        super().__init__()
+        self.attrs = attrs
+
+    def __missing__(self, char: str) -> Char:
+        cell = self[char] = self.attrs._replace(data=char)
+        return cell
 
 
 class TerminalScreen(pyte.Screen):
@@ -53,6 +67,7 @@ class TerminalScreen(pyte.Screen):
     ) -> None:
         self.scrollback: deque[Row] = deque(maxlen=max(0, scrollback))
         self._chars: dict[Char, Char] = {}
+        self._cells: dict[Char, _Cells] = {}  # drawn cells by the cursor's attributes
         # Lines ever pushed: with `len(scrollback)`, where the view's top line went when
         # the deque drops its oldest.
         self.scrolled_total = 0
@@ -90,10 +105,49 @@ class TerminalScreen(pyte.Screen):
         if data.isascii():
             if _ASCII_CONTROL.search(data):
                 data = _ASCII_CONTROL.sub("", data)
-        else:
-            data = "".join(char for char in data if wcwidth(char) > 0 or combining(char))
+            if data and not self._draw_ascii(data):
+                super().draw(data)
+            return
+        data = "".join(char for char in data if wcwidth(char) > 0 or combining(char))
         if data:
             super().draw(data)
+
+    def _draw_ascii(self, data: str) -> bool:
+        """pyte's `draw` of printable ASCII, a run of cells at a time; False when it is not
+        that simple (a charset that maps ASCII elsewhere, insert mode, a cursor past the edge).
+
+        pyte builds a new `Char` per character (`attrs._replace`): on a boot log that was
+        half the parsing time. Here each distinct (attributes, character) is built once and
+        shared (`Char` is immutable), and a line's run is stored with one `dict.update`.
+        See docs/latency.md, "Console".
+        """
+        translated = data.translate(self.g1_charset if self.charset else self.g0_charset)
+        cursor, columns = self.cursor, self.columns
+        if not translated.isascii() or modes.IRM in self.mode or cursor.x > columns:
+            return False
+        cells = self._cells.get(cursor.attrs)
+        if cells is None:
+            if len(self._cells) > _MAX_ATTRS:
+                self._cells.clear()
+            cells = self._cells[cursor.attrs] = _Cells(cursor.attrs)
+        cell = cells.__getitem__
+        wrap = modes.DECAWM in self.mode
+        at, size = 0, len(translated)
+        while at < size:
+            if cursor.x == columns:
+                if wrap:
+                    self.dirty.add(cursor.y)
+                    self.carriage_return()
+                    self.linefeed()
+                else:
+                    cursor.x -= 1
+            x = cursor.x
+            run = translated[at : at + columns - x]
+            self.buffer[cursor.y].update(zip(range(x, x + len(run)), map(cell, run), strict=True))
+            at += len(run)
+            cursor.x = x + len(run)
+        self.dirty.add(cursor.y)
+        return True
 
     def index(self) -> None:
         top, bottom = self.margins or (0, self.lines - 1)

@@ -29,10 +29,15 @@ from ovmtui.widgets._terminal_screen import Row, SafeByteStream, TerminalScreen
 from ovmtui.widgets._terminal_search import find, row_marks
 
 FRAME_S = 1 / 30  # at most this many repaints a second
-SLICE_S = 0.008  # parsing done between two turns of the event loop
-CHUNK = 4096  # bytes parsed at a time within a slice (~5 ms of a boot log)
-# About one second of pyte's throughput (~0.72 MB/s): older output is dropped beyond this,
-# so the screen never lags the guest by more than that.
+# Parsing done between two turns of the event loop. 4 ms, not 8: a key crosses several
+# message queues (app, screen, widget), each a loop turn, and under a flood every turn held
+# a slice: p99 key 73-105 ms at 8 ms, 64-85 ms at 4 ms, throughput unchanged (parsing is
+# ~2.5x raw pyte since the ASCII fast path). See docs/latency.md, "Console".
+SLICE_S = 0.004
+CHUNK = 4096  # bytes parsed at a time within a slice (~1.5 ms of a boot log)
+# Under a second of the screen's throughput (2-4 MB/s; pyte alone ~0.72-0.96): older output
+# is dropped beyond this, so the screen never lags the guest by more than that (a flood's
+# newest line on screen p99 0.22 s; docs/latency.md, "Console").
 PENDING_LIMIT = 768 * 1024
 # Keys the widget leaves to bindings: its own (scrollback) and the console screen's.
 _NOT_TYPED = frozenset({"shift+pageup", "shift+pagedown", "ctrl+right_square_bracket"})

@@ -191,3 +191,64 @@ BLANK = Char(" ")
 def shown(screen: TerminalScreen) -> list[list[Char]]:
     lines = [*screen.scrollback, *(screen.row(y) for y in range(screen.lines))]
     return [[line.get(x, BLANK) for x in range(screen.columns)] for line in lines]
+
+
+# Printable ASCII and what changes how pyte draws it: insert mode, autowrap off, the DEC
+# line-drawing charset (ASCII drawn as box characters, outside UTF-8 mode), colours, scroll
+# regions.
+ASCII_DRAWING = st.lists(
+    st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30).map(
+            str.encode
+        ),
+        st.sampled_from(
+            [
+                b"\x1b[4h",
+                b"\x1b[4l",
+                b"\x1b[?7l",
+                b"\x1b[?7h",
+                b"\x1b(0",
+                b"\x1b(B",
+                b"\x0e",
+                b"\x0f",
+                b"\x1b)0",
+                b"\x1b[1;31m",
+                b"\x1b[7m",
+                b"\x1b[0m",
+                b"\r\n",
+                b"\r",
+                b"\t",
+                b"\x1b[3;9H",
+                b"\x1b[2;3r",
+                b"\x1b[r",
+                b"\x1b[12C",
+                b"\x1b[?20h",
+                b"\x1b%@",  # out of UTF-8: the charsets (SO/SI, ESC ( 0) take effect
+                b"\x1b%G",
+            ]
+        ),
+    ),
+    max_size=40,
+).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=ASCII_DRAWING)
+def test_ascii_is_drawn_cell_for_cell_as_pyte_draws_it(data: bytes) -> None:
+    # The screen draws printable ASCII its own (faster) way; pyte's Screen is the reference.
+    import pyte
+
+    reference = pyte.Screen(12, 4)
+    pyte.ByteStream(reference).feed(data)
+    screen = fed(data, 12, 4)
+    assert [dict(screen.row(y)) for y in range(4)] == [dict(reference.buffer[y]) for y in range(4)]
+    assert (screen.cursor.x, screen.cursor.y) == (reference.cursor.x, reference.cursor.y)
+    assert screen.dirty >= reference.dirty
+
+
+def test_drawn_cells_are_shared_and_the_scrollback_keeps_them() -> None:
+    screen = fed(b"\x1b[32maaaa\r\nbbbb\r\n" * 4, 4, 2)
+    (first, second) = (screen.kept(0), screen.kept(2))
+    assert first[0] is first[3] is second[0]  # one Char for every green "a"
+    assert first[0] == Char("a", fg="green")
+    assert "".join(c.data for c in screen.kept(1).values()) == "bbbb"
