@@ -19,7 +19,12 @@ from ovmtui.errors import ActionRefused
 from ovmtui.headless import find_vm, host_key_for, session_for
 from ovmtui.model import HostKey, MigrationProgress, PlacedVm
 from ovmtui.services.flight_plan import EvacuationPlan, TargetVerdict
-from ovmtui.services.migration import FlightPlan, MigrationOutcome, MigrationService
+from ovmtui.services.migration import (
+    FlightPlan,
+    MigrationOutcome,
+    MigrationService,
+    describe_progress,
+)
 
 _MARK = {True: "ok ", False: "NO ", None: "?? "}
 
@@ -96,18 +101,7 @@ def _progress_printer(out: TextIO) -> Callable[[MigrationProgress], None]:
     on_terminal = out.isatty()
 
     def show(reading: MigrationProgress) -> None:
-        parts = [f"{reading.elapsed_s:.0f} s"]
-        if reading.fraction is not None:
-            parts.append(f"{reading.fraction:.0%}")
-        if reading.processed_bytes is not None and reading.total_bytes:
-            parts.append(f"{fmt.size(reading.processed_bytes)} of {fmt.size(reading.total_bytes)}")
-        if reading.bytes_per_s:
-            parts.append(f"{fmt.size(int(reading.bytes_per_s))}/s")
-        if reading.dirty_pages_per_s:
-            parts.append(f"{reading.dirty_pages_per_s:.0f} dirty pages/s")
-        if reading.eta_s is not None:
-            parts.append(f"ETA {reading.eta_s:.0f} s")
-        line = "migrating: " + ", ".join(parts)
+        line = describe_progress(reading)
         out.write(f"\r{line}\x1b[K" if on_terminal else f"{line}\n")
         out.flush()
 

@@ -21,7 +21,7 @@ from ovmtui.errors import OvmError
 from ovmtui.model import MigrationProgress, PlacedVm
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.services.flight_plan import TargetVerdict
-from ovmtui.services.migration import FlightPlan, MigrationOutcome
+from ovmtui.services.migration import FlightPlan, MigrationOutcome, describe_progress
 
 _MARK = {True: "✓", False: "✗", None: "?"}
 
@@ -233,16 +233,7 @@ class MigrateScreen(Screen[None]):
         bar = self.query_one(ProgressBar)
         if reading.fraction is not None:
             bar.update(progress=reading.fraction * 100)
-        parts = [f"{reading.elapsed_s:.0f} s"]
-        if reading.processed_bytes is not None and reading.total_bytes:
-            parts.append(f"{fmt.size(reading.processed_bytes)} of {fmt.size(reading.total_bytes)}")
-        if reading.bytes_per_s:
-            parts.append(f"{fmt.size(int(reading.bytes_per_s))}/s")
-        if reading.dirty_pages_per_s:
-            parts.append(f"{reading.dirty_pages_per_s:.0f} dirty pages/s")
-        if reading.eta_s is not None:
-            parts.append(f"ETA {reading.eta_s:.0f} s")
-        self._say("migrating: " + ", ".join(parts) + " (escape cancels)")
+        self._say(f"{describe_progress(reading)} (escape cancels)")
 
     def action_back_or_cancel(self) -> None:
         if self._in_flight:

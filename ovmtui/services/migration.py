@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from ovmtui import format as fmt
 from ovmtui.backend.base import Backend, Migrator
 from ovmtui.errors import ActionFailed, ActionRefused, OvmError
 from ovmtui.model import (
@@ -408,3 +409,20 @@ def _plan_note(chosen: TargetVerdict, override: str | None) -> str:
         return "checks passed: " + ", ".join(c.name for c in chosen.checks)
     failed = "; ".join(f"{c.name}: {c.detail}" for c in chosen.failed)
     return f"OVERRIDE ({override}): failed checks: {failed}"
+
+
+def describe_progress(reading: MigrationProgress) -> str:
+    """One reading as the operator reads it: elapsed, share, memory sent, speed, dirty pages,
+    ETA (each only where the host measured it)."""
+    parts = [f"{reading.elapsed_s:.0f} s"]
+    if reading.fraction is not None:
+        parts.append(f"{reading.fraction:.0%}")
+    if reading.processed_bytes is not None and reading.total_bytes:
+        parts.append(f"{fmt.size(reading.processed_bytes)} of {fmt.size(reading.total_bytes)}")
+    if reading.bytes_per_s:
+        parts.append(f"{fmt.size(int(reading.bytes_per_s))}/s")
+    if reading.dirty_pages_per_s:
+        parts.append(f"{reading.dirty_pages_per_s:.0f} dirty pages/s")
+    if reading.eta_s is not None:
+        parts.append(f"ETA {reading.eta_s:.0f} s")
+    return "migrating: " + ", ".join(parts)

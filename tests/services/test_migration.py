@@ -204,3 +204,20 @@ async def test_read_only_refuses_a_move_before_it_starts() -> None:
         assert "u-web" in h1.vms
     finally:
         await session.close()
+
+
+def test_a_progress_reading_says_only_what_the_host_measured() -> None:
+    from ovmtui.services.migration import describe_progress
+
+    full = MigrationProgress(
+        12.4,
+        processed_bytes=512 << 20,
+        remaining_bytes=512 << 20,
+        total_bytes=1 << 30,
+        bytes_per_s=64 << 20,
+        dirty_pages_per_s=1500,
+    )
+    assert describe_progress(full) == (
+        "migrating: 12 s, 50%, 512.0 MiB of 1.0 GiB, 64.0 MiB/s, 1500 dirty pages/s, ETA 8 s"
+    )
+    assert describe_progress(MigrationProgress(3.0)) == "migrating: 3 s"
