@@ -56,9 +56,8 @@ def print_plan(plan: FlightPlan, out: TextIO) -> None:
     if not plan.verdicts:
         out.write("  no other host in its pool\n")
     for verdict in plan.verdicts:
-        left = fmt.mib(verdict.free_after_mib) if verdict.free_after_mib is not None else "?"
         word = "GO" if verdict.go else "NO GO"
-        out.write(f"  {verdict.host.name}: {word} ({left} free after)\n")
+        out.write(f"  {verdict.host.name}: {word} (free after: {verdict.memory_left})\n")
         for check in verdict.checks:
             out.write(f"    {_MARK[check.ok]}{check.name}: {check.detail}\n")
     best = plan.best

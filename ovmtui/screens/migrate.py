@@ -15,7 +15,6 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Static
 
-from ovmtui import format as fmt
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.model import MigrationProgress, PlacedVm
@@ -140,7 +139,7 @@ class MigrateScreen(Screen[None]):
             table.add_row(
                 verdict.host.name,
                 "GO" if verdict.go else "NO GO",
-                fmt.mib(verdict.free_after_mib),
+                verdict.memory_left,
                 ", ".join(c.name for c in verdict.failed) or "—",
                 key=verdict.host.name,
             )

@@ -53,6 +53,15 @@ class TargetVerdict:
         return all(check.ok is True for check in self.checks)
 
     @property
+    def memory_left(self) -> str:
+        """The target's free memory after the move, as shown: what is short when it is below
+        zero (the memory check says by how much counting the overhead)."""
+        left = self.free_after_mib
+        if left is None:
+            return "unknown"
+        return mib(left) if left >= 0 else f"{mib(-left)} short"
+
+    @property
     def failed(self) -> tuple[Check, ...]:
         """The checks that did not pass (failed or unknown)."""
         return tuple(check for check in self.checks if check.ok is not True)
