@@ -24,11 +24,13 @@ _HOST_KEYS = frozenset(
     {"name", "libvirt", "ssh", "identity", "known_hosts", "toolstack", "jump", "roles"}
 )
 _POOL_KEYS = frozenset({"name", "shared_storage", "hosts"})
-_TOP_KEYS = frozenset({"pools", "repository", "max_waiting"})
+_TOP_KEYS = frozenset({"pools", "repository", "max_waiting", "migration_overhead_mib"})
 # How many hosts may be waited on at once (connects and commands in flight): see
 # backend/pacing.py. Far estates of many hosts may want more; a jump host with a small
 # connection-tracking table or an sshd MaxStartups limit in the way, fewer.
 MAX_WAITING_RANGE = (1, 1024)
+# Memory a migration's target must keep free beyond the guest's own (services/flight_plan).
+MIGRATION_OVERHEAD_RANGE = (0, 1 << 20)
 
 # Bounds checked before any other work on a value, so that refusing a huge file or value
 # costs little: an estate of a thousand hosts is about a tenth of MAX_FILE_BYTES.
@@ -107,6 +109,7 @@ class EstateConfig:
     source: str  # the file it came from, or "demo estate"
     repository: Path | None = None
     max_waiting: int | None = None  # None: pacing.WAIT_SLOTS
+    migration_overhead_mib: int | None = None  # None: flight_plan.DEFAULT_OVERHEAD_MIB
 
     @property
     def hosts(self) -> tuple[HostConfig, ...]:
@@ -390,7 +393,7 @@ class _Parser:
             if key not in _TOP_KEYS:
                 raise self.fail(
                     f"unknown key {_show(key)}",
-                    "expected 'pools', 'repository' or 'max_waiting'",
+                    "expected 'pools', 'repository', 'max_waiting' or 'migration_overhead_mib'",
                     key=key,
                 )
         pools_raw = data.get("pools")
@@ -419,9 +422,17 @@ class _Parser:
                 f"expected a whole number of hosts from {low} to {high}",
                 key="max_waiting",
             )
+        overhead = data.get("migration_overhead_mib")
+        low, high = MIGRATION_OVERHEAD_RANGE
+        if overhead is not None and (type(overhead) is not int or not low <= overhead <= high):
+            raise self.fail(
+                "migration_overhead_mib",
+                f"expected a whole number of MiB from {low} to {high}",
+                key="migration_overhead_mib",
+            )
         pools = tuple(self.pool(index, raw) for index, raw in enumerate(pools_raw))
         self._check_unique(pools)
-        return EstateConfig(pools, self.source, repo_path, max_waiting)
+        return EstateConfig(pools, self.source, repo_path, max_waiting, overhead)
 
     def pool(self, index: int, raw: object) -> PoolConfig:
         where = f"pools[{index}]"

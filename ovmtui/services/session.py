@@ -48,6 +48,7 @@ from ovmtui.services.definitions import (
     default_definitions_dir,
     export_definitions,
 )
+from ovmtui.services.flight_plan import DEFAULT_OVERHEAD_MIB
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
@@ -158,6 +159,11 @@ class EstateSession:
             busy=self.actions.busy,
             repoll=self.poller.repoll,
             on_change=lambda moves: self.events.migrations(moves),
+            overhead_mib=(
+                estate.migration_overhead_mib
+                if estate.migration_overhead_mib is not None
+                else DEFAULT_OVERHEAD_MIB
+            ),
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()

@@ -541,3 +541,12 @@ def test_max_waiting_is_read_and_checked() -> None:
     for bad in ("0", "1025", "true", '"64"', "6.5"):
         with pytest.raises(ConfigError, match=r"estate.toml:1: max_waiting: expected a whole"):
             parse_estate(f"max_waiting = {bad}\n" + GOOD, "estate.toml", base_dir=None)
+
+
+def test_the_migration_overhead_is_read_and_checked() -> None:
+    assert parse_estate(GOOD, "estate.toml", base_dir=None).migration_overhead_mib is None
+    estate = parse_estate("migration_overhead_mib = 1024\n" + GOOD, "estate.toml", base_dir=None)
+    assert estate.migration_overhead_mib == 1024
+    for bad in ("-1", "1048577", '"256"', "2.5"):
+        with pytest.raises(ConfigError, match="migration_overhead_mib: expected a whole number"):
+            parse_estate(f"migration_overhead_mib = {bad}\n" + GOOD, "estate.toml", base_dir=None)

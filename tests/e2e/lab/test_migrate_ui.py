@@ -98,3 +98,32 @@ def test_evacuate_a_host_and_back(lab: Lab, tmp_path: Path) -> None:
     finally:
         put_back(lab, tmp_path)
     assert where(lab, tmp_path) == lab.guests
+
+
+def test_a_target_without_the_memory_is_refused_before_anything_starts(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The target is given less memory than the guest needs the way an operator can: the
+    overhead a target must keep free is set to all it has (`migration_overhead_mib`)."""
+    inventory = json.loads(ovmtui(lab, tmp_path, "inventory", "--json").stdout)
+    free = next(h["free_memory_mib"] for h in inventory["hosts"] if h["name"] == "h2")
+    assert free, inventory["hosts"]
+    estate = tmp_path / "estate.toml"
+    estate.write_text(f"migration_overhead_mib = {free}\n" + lab.estate_path.read_text())
+    argv = [str(BINARY), "--config", str(estate), "--repository", str(tmp_path / "r.sqlite")]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*argv, *args], capture_output=True, text=True, timeout=300, check=False
+        )
+
+    plan = json.loads(run("migrate", "vm1", "--dry-run", "--json").stdout)
+    (h2,) = plan["targets"]
+    (memory,) = [c for c in h2["checks"] if c["name"] == "memory"]
+    assert not h2["go"] and memory["ok"] is False and "short" in memory["detail"]
+    done = run("migrate", "vm1", "h2", "--yes")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no go for vm1 (memory)" in done.stderr
+    assert where(lab, tmp_path)["vm1"] == "h1"
+    audit = json.loads(ovmtui(lab, tmp_path, "audit", "--json").stdout)
+    assert [r for r in audit if r["operation"] == "migrate"] == []
