@@ -41,6 +41,13 @@ def show_console(
 ) -> None:
     """Bring the console's screen up: the one it has had since it opened, or a new one."""
     name = screen_name(console)
+    if app.is_screen_installed(name):
+        old = app.get_screen(name)
+        if not isinstance(old, ConsoleScreen) or old.console is not console:
+            # The screen of an earlier console of this VM, closed since: a new one for this.
+            app.uninstall_screen(name)
+            if all(old not in stack for stack in app._screen_stacks.values()):
+                old.remove()
     if not app.is_screen_installed(name):
         screen = ConsoleScreen(console, estate_signal=estate_signal, on_leave=on_leave)
         app.install_screen(screen, name)

@@ -149,3 +149,25 @@ async def test_two_consoles_at_once_and_a_xen_reboot_followed(
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
         assert app.screen.console is db  # type: ignore[attr-defined]
+
+
+async def test_a_console_opened_again_after_closing_is_a_new_one(
+    fake_xen_servers: Any, tmp_path: Path
+) -> None:
+    xen = start_xen(fake_xen_servers)
+    app = make_app(mixed_estate(xen), console_log_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: table(app).row_count == 16)
+        await pilot.press("slash", *"xenweb01", "enter", "c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+        first = app.screen.console  # type: ignore[attr-defined]
+        await pilot.press("ctrl+right_square_bracket")
+        first.close()
+        await wait_until(pilot, lambda: not app.consoles, what="the first closed")
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+        second = app.screen.console  # type: ignore[attr-defined]
+        assert second is not first and app.consoles == (second,)
+        await wait_until(pilot, lambda: second.status.state is ConsoleState.ATTACHED)
+        await pilot.press("enter")  # an idle guest prints nothing until a key comes
+        await wait_until(pilot, lambda: "root@" in shown(app), what="the new console's shell")
