@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/far_estate.py
 	$(BIN)/python bench/console_throughput.py
 	$(BIN)/python bench/migration_plan.py
+	$(BIN)/python bench/migration_overhead.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
