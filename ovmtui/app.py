@@ -189,6 +189,15 @@ class OvmApp(App[int]):
     def open_console(self, placed: PlacedVm) -> ConsoleSession:
         return self.session.open_console(placed)
 
+    def ctrl_alt_del_command(self, placed: PlacedVm) -> str:
+        return self.session.ctrl_alt_del_command(placed)
+
+    def ctrl_alt_del_refusal(self, placed: PlacedVm) -> str | None:
+        return self.session.ctrl_alt_del_refusal(placed)
+
+    async def send_ctrl_alt_del(self, placed: PlacedVm) -> str | None:
+        return await self.session.send_ctrl_alt_del(placed)
+
     async def migration_plan(self, placed: PlacedVm, *, live: bool = True) -> FlightPlan:
         return await self.session.migrations.plan(placed, live=live)
 

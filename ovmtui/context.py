@@ -131,6 +131,17 @@ class AppContext(Protocol):
         """Abort the VM's move under way; False when none is."""
         ...
 
+    def ctrl_alt_del_command(self, placed: PlacedVm) -> str: ...
+
+    def ctrl_alt_del_refusal(self, placed: PlacedVm) -> str | None:
+        """Why Ctrl+Alt+Del cannot be sent to the VM's keyboard now, or None."""
+        ...
+
+    async def send_ctrl_alt_del(self, placed: PlacedVm) -> str | None:
+        """Ctrl+Alt+Del on the record; returns why its result is not in the journal, or
+        None; raises ``OvmError``."""
+        ...
+
     def open_console(self, placed: PlacedVm) -> ConsoleSession:
         """The VM's console, opened and running (the one already open, if any); raises
         ``ConsoleUnavailable`` when its host or state gives none."""

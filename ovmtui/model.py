@@ -74,6 +74,9 @@ class Capability(enum.StrEnum):
     # a host can give its vm.cfg files without ovmtui knowing how to register one there.
     DEFINITION = "definition"
     DEFINE = "define"
+    # Keys sent to the guest's keyboard rather than its serial console: Ctrl+Alt+Del, which
+    # no terminal can type into a console.
+    SEND_KEYS = "send-keys"
 
 
 class VmAction(enum.StrEnum):

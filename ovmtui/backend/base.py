@@ -301,6 +301,20 @@ class Migrator(Protocol):
 
 
 @runtime_checkable
+class KeySender(Protocol):
+    """Capability ``SEND_KEYS``: keys pressed on the guest's keyboard (not its console)."""
+
+    def ctrl_alt_del_command(self, vm: Vm) -> str:
+        """The equivalent shell command, shown before it runs, every argument quoted."""
+        ...
+
+    async def send_ctrl_alt_del(self, vm: Vm) -> None:
+        """Press Ctrl+Alt+Del on the guest's keyboard (most guests reboot, some at once).
+        Raises ``ActionFailed`` with the host's words, ``VmNotFound``."""
+        ...
+
+
+@runtime_checkable
 class DiskAttacher(Protocol):
     """Capability ``ATTACH_DISK``: hot-plug a disk into a VM, and take it out again."""
 
@@ -327,6 +341,7 @@ CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
         Capability.CONSOLE: ConsoleTransport,
         Capability.MIGRATE: Migrator,
         Capability.ATTACH_DISK: DiskAttacher,
+        Capability.SEND_KEYS: KeySender,
     }
 )
 """The Protocol a backend implements to declare each capability (every capability has one)."""

@@ -94,8 +94,12 @@ _CAPABILITIES = frozenset(
         Capability.DEFINE,
         Capability.CONSOLE,
         Capability.MIGRATE,
+        Capability.SEND_KEYS,
     }
 )
+# Linux input key codes (VIR_KEYCODE_SET_LINUX) of Ctrl+Alt+Del, and how long they are held.
+_CTRL_ALT_DEL = (29, 56, 111)  # KEY_LEFTCTRL, KEY_LEFTALT, KEY_DELETE
+_KEY_HOLD_MS = 100
 
 _TEST_DRIVER_WITHHOLDS: Mapping[Capability, str] = MappingProxyType(
     {
@@ -730,6 +734,24 @@ class LibvirtBackend:
             if _code(exc) in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
                 raise self._not_found(vm) from None
             raise ActionFailed(_message(exc), title=title) from None
+
+    def ctrl_alt_del_command(self, vm: Vm) -> str:
+        keys = ["--codeset", "linux", "KEY_LEFTCTRL", "KEY_LEFTALT", "KEY_DELETE"]
+        return shlex.join(["virsh", "-c", self._uri, "send-key", "--domain", vm.name, *keys])
+
+    async def send_ctrl_alt_del(self, vm: Vm) -> None:
+        session = await self._ensure_session()
+
+        def press() -> None:
+            dom = session.conn.lookupByUUIDString(vm.uuid)
+            dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, _KEY_HOLD_MS, list(_CTRL_ALT_DEL), 3, 0)
+
+        try:
+            await self._call(session, press)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise self._not_found(vm) from None
+            raise ActionFailed(_message(exc), title=f"Ctrl+Alt+Del to {vm.name} failed") from None
 
     def command_for(self, vm: Vm, action: VmAction) -> str:
         verb = _VERBS[action]

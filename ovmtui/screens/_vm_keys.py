@@ -196,4 +196,4 @@ def show_console(
 ) -> None:
     from ovmtui.screens.console import show_console as show
 
-    show(app, console, estate_signal=context.estate_signal, on_leave=on_leave)
+    show(app, console, context=context, on_leave=on_leave)

@@ -13,15 +13,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
-from textual.signal import Signal
 from textual.widgets import Static
 
+from ovmtui.context import AppContext
+from ovmtui.errors import OvmError
 from ovmtui.format import size
-from ovmtui.model import EstateSnapshot, HostKey
+from ovmtui.model import Capability, EstateSnapshot, HostKey
 from ovmtui.services.consoles import ConsoleSession, ConsoleState, ConsoleStatus
 from ovmtui.widgets.terminal_view import TerminalView
 
@@ -36,7 +38,7 @@ def show_console(
     app: App[object],
     console: ConsoleSession,
     *,
-    estate_signal: Signal[EstateSnapshot] | None = None,
+    context: AppContext | None = None,
     on_leave: Callable[[], None] | None = None,
 ) -> None:
     """Bring the console's screen up: the one it has had since it opened, or a new one."""
@@ -49,7 +51,7 @@ def show_console(
             if all(old not in stack for stack in app._screen_stacks.values()):
                 old.remove()
     if not app.is_screen_installed(name):
-        screen = ConsoleScreen(console, estate_signal=estate_signal, on_leave=on_leave)
+        screen = ConsoleScreen(console, context=context, on_leave=on_leave)
         app.install_screen(screen, name)
     if app.screen is not app.get_screen(name):
         app.push_screen(name)
@@ -75,6 +77,17 @@ class ConsoleCommands(Provider):
                 partial(screen.send_literal, b"\x10"),
             ),
             (f"Close the console of {vm}", "end it (its session log is kept)", screen.action_close),
+            *(
+                [
+                    (
+                        f"Send Ctrl+Alt+Del to {vm}",
+                        "on its keyboard: most guests reboot (asks first)",
+                        screen.ask_ctrl_alt_del,
+                    )
+                ]
+                if screen.can_send_keys
+                else []
+            ),
             (
                 "Leave the console",
                 "back to where it was opened; the console stays open",
@@ -117,12 +130,15 @@ class ConsoleScreen(Screen[None]):
         self,
         console: ConsoleSession,
         *,
-        estate_signal: Signal[EstateSnapshot] | None = None,
+        context: AppContext | None = None,
         on_leave: Callable[[], None] | None = None,
     ) -> None:
+        """``context``: the app's, for its estate (a host-down notice) and what is done on
+        the record (Ctrl+Alt+Del); without one, the console alone."""
         super().__init__()
         self.console = console
-        self._estate_signal = estate_signal
+        self.context = context
+        self._estate_signal = context.estate_signal if context is not None else None
         self._leave_to = on_leave
         self._reachable: dict[HostKey, bool | None] = {}
 
@@ -163,6 +179,52 @@ class ConsoleScreen(Screen[None]):
     def on_terminal_view_resized(self, message: TerminalView.Resized) -> None:
         message.stop()
         self.console.resize(message.columns, message.rows)
+
+    @property
+    def can_send_keys(self) -> bool:
+        """Whether the VM's host presses keys on its guests' keyboards (Ctrl+Alt+Del)."""
+        if self.context is None:
+            return False
+        host = self.context.snapshot.host(self.console.target.host_key)
+        return host is not None and Capability.SEND_KEYS in host.capabilities
+
+    def ask_ctrl_alt_del(self) -> None:
+        context, placed = self.context, self.console.target
+        if context is None:
+            return
+        refusal = context.ctrl_alt_del_refusal(placed)
+        if refusal is not None:
+            self.notify(f"No Ctrl+Alt+Del: {refusal}.", severity="warning", markup=False)
+            return
+        from ovmtui.screens.dialogs import ConfirmDialog
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Press Ctrl+Alt+Del on {placed.vm.name}'s keyboard?",
+                [context.ctrl_alt_del_command(placed)],
+                warning="Most guests reboot on it, some at once, without shutting down.",
+                confirm_label="Send",
+            ),
+            callback=self._answered_ctrl_alt_del,
+        )
+
+    def _answered_ctrl_alt_del(self, ok: bool | None) -> None:
+        if ok:
+            self._send_ctrl_alt_del()
+
+    @work(group="keys")
+    async def _send_ctrl_alt_del(self) -> None:
+        assert self.context is not None
+        vm = self.console.target.vm.name
+        try:
+            unrecorded = await self.context.send_ctrl_alt_del(self.console.target)
+        except OvmError as exc:
+            self.notify(exc.message, title=exc.title, severity="error", markup=False)
+            return
+        said = f"Ctrl+Alt+Del sent to {vm}."
+        if unrecorded:
+            said += f" Not in the journal: {unrecorded}"
+        self.notify(said, markup=False)
 
     def send_literal(self, data: bytes) -> None:
         if self.console.status.view_only:

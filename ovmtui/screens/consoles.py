@@ -64,7 +64,7 @@ class ConsolesScreen(ListScreen[ConsoleStatus]):
         console = self._selected_console()
         if console is not None:
             self.app.pop_screen()
-            show_console(self.app, console, estate_signal=self.context.estate_signal)
+            show_console(self.app, console, context=self.context)
 
     def action_close_console(self) -> None:
         console = self._selected_console()

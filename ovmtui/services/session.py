@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from ovmtui.backend.base import Backend, ConsoleTransport, DefinitionSource
+from ovmtui.backend.base import Backend, ConsoleTransport, DefinitionSource, KeySender
 from ovmtui.backend.factory import backend_for
 from ovmtui.backend.pacing import WAIT_SLOTS
 from ovmtui.config import EstateConfig
@@ -39,8 +39,14 @@ from ovmtui.model import (
     VmAction,
     console_refusal,
 )
-from ovmtui.operations import run_as_job
-from ovmtui.services.actions import ActionResult, ActionService, InMemoryJournal, summarize
+from ovmtui.operations import Operation, run_as_job
+from ovmtui.services.actions import (
+    READ_ONLY,
+    ActionResult,
+    ActionService,
+    InMemoryJournal,
+    summarize,
+)
 from ovmtui.services.consoles import ConsoleSession, default_console_log_dir
 from ovmtui.services.definitions import (
     ArchiveKey,
@@ -356,6 +362,54 @@ class EstateSession:
         """The VM's latest journal entries (by UUID: a name may be held twice), oldest first.
         Raises ``RepositoryError`` when no repository is open."""
         return await self.open_repository().journal_entries(vm=placed.uuid, limit=limit)
+
+    # -- keys on the guest's keyboard ------------------------------------------------------
+
+    def ctrl_alt_del_command(self, placed: PlacedVm) -> str:
+        backend = self.poller.backend(placed.host_key)
+        if not isinstance(backend, KeySender):
+            return f"# {placed.host} cannot press keys on its guests' keyboards"
+        return backend.ctrl_alt_del_command(placed.vm)
+
+    def ctrl_alt_del_refusal(self, placed: PlacedVm) -> str | None:
+        """Why Ctrl+Alt+Del cannot be sent to this VM now, or None."""
+        if self.read_only:
+            return READ_ONLY
+        busy = self.actions.busy.get(placed.uuid)
+        if busy is not None:
+            return busy
+        host = self.snapshot.host(placed.host_key)
+        if host is None or Capability.SEND_KEYS not in host.capabilities:
+            return f"{placed.host} cannot press keys on its guests' keyboards"
+        if not placed.vm.state.is_active:
+            return f"the VM is {placed.vm.state.value}"
+        return None
+
+    async def send_ctrl_alt_del(self, placed: PlacedVm) -> str | None:
+        """Ctrl+Alt+Del on the VM's keyboard, on the record. Returns why its result is not
+        in the journal, or None; raises ``OvmError`` (refused, or the host's failure)."""
+        backend = self.poller.backend(placed.host_key)
+        if not isinstance(backend, KeySender):
+            raise ActionRefused(f"{placed.host} cannot press keys on its guests' keyboards")
+        operation = Operation(
+            "ctrl-alt-del",
+            backend.ctrl_alt_del_command(placed.vm),
+            placed.pool,
+            placed.host,
+            placed.vm.name,
+            placed.uuid,
+        )
+
+        def check() -> None:
+            refusal = self.ctrl_alt_del_refusal(placed)
+            if refusal is not None:
+                raise ActionRefused(refusal)
+
+        done = await self.actions.operations.run(
+            operation, lambda: backend.send_ctrl_alt_del(placed.vm), check=check
+        )
+        self.poller.refresh(placed.host_key)
+        return done.unrecorded
 
     # -- actions ------------------------------------------------------------------------
 

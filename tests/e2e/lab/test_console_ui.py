@@ -143,3 +143,48 @@ def test_ovmtui_console_in_tmux_shows_the_heartbeat_and_leaves_with_0(
         assert status == 0
     finally:
         session.kill()
+
+
+async def test_ctrl_alt_del_from_the_console_palette_reboots_the_guest(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """No terminal can type Ctrl+Alt+Del into a console: the palette presses it on the
+    guest's keyboard (libvirt sendKey), after asking. The lab's guest, whose init never turns
+    the kernel's Ctrl+Alt+Del off, reboots at once: its banner comes again in the console."""
+    from textual.command import CommandPalette
+
+    from ovmtui.screens.dialogs import ConfirmDialog
+
+    app = OvmApp(lab.estate, interval_s=INTERVAL_S, console_log_dir=tmp_path)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await loaded(pilot, app)
+            await focus_vm(pilot, app, VM)
+            await pilot.press("c")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+            await wait_until(pilot, lambda: bool(heartbeats(terminal_text(app))), LIMIT_S)
+            banners = terminal_text(app).count(f"ovmlab guest {VM} up")
+            console_screen = app.screen
+            await pilot.press("ctrl+p")
+            await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await pilot.press(*"Ctrl+Alt+Del")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), LIMIT_S)
+            await pilot.press("y")
+            await wait_until(pilot, lambda: app.screen is console_screen)
+            await wait_until(
+                pilot,
+                lambda: (
+                    terminal_text(app).count(f"ovmlab guest {VM} up") > banners
+                    or "reboot: Restarting system" in terminal_text(app)
+                ),
+                LIMIT_S,
+                "the guest rebooting",
+            )
+            # No repository here (the lab's own is make lab-demo's): the journal is in memory.
+            journal = app.session.actions.journal.records  # type: ignore[union-attr]
+            assert any(r[0] == "started" and r[6] == "ctrl-alt-del" for r in journal)
+    finally:
+        if lab.domstate(HOST, VM) != "running":
+            lab.virsh(HOST, "start", VM)
