@@ -186,8 +186,8 @@ class OvmApp(App[int]):
     def console_refusal(self, placed: PlacedVm) -> str | None:
         return self.session.console_refusal(placed)
 
-    def open_console(self, placed: PlacedVm) -> ConsoleSession:
-        return self.session.open_console(placed)
+    def open_console(self, placed: PlacedVm, *, force: bool = False) -> ConsoleSession:
+        return self.session.open_console(placed, force=force)
 
     def ctrl_alt_del_command(self, placed: PlacedVm) -> str:
         return self.session.ctrl_alt_del_command(placed)

@@ -142,9 +142,10 @@ class AppContext(Protocol):
         None; raises ``OvmError``."""
         ...
 
-    def open_console(self, placed: PlacedVm) -> ConsoleSession:
+    def open_console(self, placed: PlacedVm, *, force: bool = False) -> ConsoleSession:
         """The VM's console, opened and running (the one already open, if any); raises
-        ``ConsoleUnavailable`` when its host or state gives none."""
+        ``ConsoleUnavailable`` when its host or state gives none. ``force`` takes it from
+        another client where the host allows (libvirt); never the default."""
         ...
 
     def shared_storage(self, pool: str) -> str | None:

@@ -80,6 +80,17 @@ class ConsoleCommands(Provider):
             *(
                 [
                     (
+                        f"Open the console of {vm} again, taking it from another client",
+                        "force: where the host allows it (libvirt), another client's console ends",
+                        screen.reopen_forced,
+                    )
+                ]
+                if screen.context is not None and screen.console.status.state is ConsoleState.CLOSED
+                else []
+            ),
+            *(
+                [
+                    (
                         f"Send Ctrl+Alt+Del to {vm}",
                         "on its keyboard: most guests reboot (asks first)",
                         screen.ask_ctrl_alt_del,
@@ -179,6 +190,26 @@ class ConsoleScreen(Screen[None]):
     def on_terminal_view_resized(self, message: TerminalView.Resized) -> None:
         message.stop()
         self.console.resize(message.columns, message.rows)
+
+    def reopen_forced(self) -> None:
+        """A new console of the same VM, forced, in place of this closed one."""
+        context, target = self.context, self.console.target
+        if context is None:
+            return
+        leave_to = self._leave_to
+        app = self.app
+        if app.screen is self:
+            app.pop_screen()
+
+        def reopen() -> None:
+            try:
+                console = context.open_console(target, force=True)
+            except OvmError as exc:
+                app.notify(exc.message, title=exc.title, severity="warning", markup=False)
+                return
+            show_console(app, console, context=context, on_leave=leave_to)
+
+        app.call_later(reopen)
 
     @property
     def can_send_keys(self) -> bool:

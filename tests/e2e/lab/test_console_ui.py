@@ -188,3 +188,54 @@ async def test_ctrl_alt_del_from_the_console_palette_reboots_the_guest(
     finally:
         if lab.domstate(HOST, VM) != "running":
             lab.virsh(HOST, "start", VM)
+
+
+async def test_a_console_taken_elsewhere_is_refused_then_taken_with_force(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Another client holds vm2's console: ovmtui's opens, says why it cannot attach, and the
+    palette offers to take it (force), never by itself; the other client's console ends."""
+    from textual.command import CommandPalette
+
+    from ovmtui.backend.libvirt import LibvirtBackend
+    from ovmtui.model import HostKey
+    from ovmtui.services.consoles import ConsoleState
+
+    uri = next(h.libvirt for h in lab.estate.hosts if h.name == HOST)
+    assert uri is not None
+    other = LibvirtBackend(HostKey("lab", HOST), uri)
+    vm = next(v for v in (await other.poll()).vms if v.name == VM)
+    app = OvmApp(lab.estate, interval_s=INTERVAL_S, console_log_dir=tmp_path)
+    try:
+        async with (
+            other.console(vm, term_type="xterm", term_size=(80, 24)) as held,
+            app.run_test(size=SIZE) as pilot,
+        ):
+            await loaded(pilot, app)
+            await focus_vm(pilot, app, VM)
+            await pilot.press("c")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+            first = app.screen.console  # type: ignore[attr-defined]
+            await wait_until(pilot, lambda: first.status.state is ConsoleState.CLOSED)
+            assert first.status.attaches == 0
+            assert "Active console session" in (first.status.detail or "")
+            await pilot.press("ctrl+p")
+            await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await pilot.press(*"taking it")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await wait_until(
+                pilot,
+                lambda: isinstance(app.screen, ConsoleScreen) and app.screen.console is not first,  # type: ignore[attr-defined]
+            )
+            second = app.screen.console  # type: ignore[attr-defined]
+            await wait_until(pilot, lambda: second.status.state is ConsoleState.ATTACHED, LIMIT_S)
+            await wait_until(pilot, lambda: len(set(heartbeats(terminal_text(app)))) >= 2, LIMIT_S)
+            # The other client's console ended, saying it was taken.
+            while await held.read():
+                pass
+            assert "another client took the console" in (held.end_reason or "")
+            second.close()
+            await wait_until(pilot, lambda: not app.consoles, LIMIT_S)
+    finally:
+        await other.close()
