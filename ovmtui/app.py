@@ -189,6 +189,15 @@ class OvmApp(App[int]):
     def open_console(self, placed: PlacedVm, *, force: bool = False) -> ConsoleSession:
         return self.session.open_console(placed, force=force)
 
+    def sysrq_command(self, placed: PlacedVm, key: str) -> str:
+        return self.session.sysrq_command(placed, key)
+
+    def sysrq_refusal(self, placed: PlacedVm) -> str | None:
+        return self.session.sysrq_refusal(placed)
+
+    async def send_sysrq(self, placed: PlacedVm, key: str) -> str | None:
+        return await self.session.send_sysrq(placed, key)
+
     def ctrl_alt_del_command(self, placed: PlacedVm) -> str:
         return self.session.ctrl_alt_del_command(placed)
 

@@ -133,6 +133,17 @@ class AppContext(Protocol):
 
     def ctrl_alt_del_command(self, placed: PlacedVm) -> str: ...
 
+    def sysrq_command(self, placed: PlacedVm, key: str) -> str: ...
+
+    def sysrq_refusal(self, placed: PlacedVm) -> str | None:
+        """Why no SysRq key can be sent to the VM now, or None."""
+        ...
+
+    async def send_sysrq(self, placed: PlacedVm, key: str) -> str | None:
+        """SysRq ``key`` on the record; returns why its result is not in the journal, or
+        None; raises ``OvmError``."""
+        ...
+
     def ctrl_alt_del_refusal(self, placed: PlacedVm) -> str | None:
         """Why Ctrl+Alt+Del cannot be sent to the VM's keyboard now, or None."""
         ...

@@ -77,6 +77,9 @@ class Capability(enum.StrEnum):
     # Keys sent to the guest's keyboard rather than its serial console: Ctrl+Alt+Del, which
     # no terminal can type into a console.
     SEND_KEYS = "send-keys"
+    # Linux's Magic SysRq keys sent to the guest: what a serial BREAK is used for (BREAK then a
+    # key), which no console transport here can carry itself.
+    SYSRQ = "sysrq"
 
 
 class VmAction(enum.StrEnum):
@@ -160,6 +163,24 @@ def action_refusal(
     if not action.applies_to(placed.vm.state):
         return f"cannot {verb} a VM that is {placed.vm.state.value}"
     return None
+
+
+# The Magic SysRq keys offered (Linux's meaning), and those that end or stop the guest's work
+# at once, which are asked about first.
+SYSRQ_KEYS: Mapping[str, str] = {
+    "h": "help (lists the keys on the console)",
+    "t": "list every task",
+    "w": "list blocked tasks",
+    "m": "show memory",
+    "s": "sync every filesystem",
+    "u": "remount every filesystem read-only",
+    "e": "SIGTERM to every process but init",
+    "i": "SIGKILL to every process but init",
+    "b": "reboot at once, without syncing or unmounting",
+    "o": "power off at once",
+    "c": "crash the kernel (a dump, where kdump is set up)",
+}
+SYSRQ_DRASTIC = frozenset("eiboc")
 
 
 # A guest has a console to attach to while it exists on its host with a console device

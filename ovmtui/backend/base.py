@@ -315,6 +315,21 @@ class KeySender(Protocol):
 
 
 @runtime_checkable
+class SysRqSender(Protocol):
+    """Capability ``SYSRQ``: a Magic SysRq key for the guest's kernel (``model.SYSRQ_KEYS``),
+    what an operator sends a serial BREAK for."""
+
+    def sysrq_command(self, vm: Vm, key: str) -> str:
+        """The equivalent shell command, shown before it runs, every argument quoted."""
+        ...
+
+    async def send_sysrq(self, vm: Vm, key: str) -> None:
+        """Send SysRq ``key`` (one of ``model.SYSRQ_KEYS``). Raises ``ActionFailed`` with the
+        host's words, ``VmNotFound``."""
+        ...
+
+
+@runtime_checkable
 class DiskAttacher(Protocol):
     """Capability ``ATTACH_DISK``: hot-plug a disk into a VM, and take it out again."""
 
@@ -342,6 +357,7 @@ CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
         Capability.MIGRATE: Migrator,
         Capability.ATTACH_DISK: DiskAttacher,
         Capability.SEND_KEYS: KeySender,
+        Capability.SYSRQ: SysRqSender,
     }
 )
 """The Protocol a backend implements to declare each capability (every capability has one)."""

@@ -50,6 +50,7 @@ from ovmtui.backend.libvirt_xml import DomainStatic, host_cpu, parse_domain_xml
 from ovmtui.backend.pacing import waiting, working
 from ovmtui.errors import (
     ActionFailed,
+    ActionRefused,
     ConsoleUnavailable,
     HostTimeout,
     HostUnreachable,
@@ -57,6 +58,7 @@ from ovmtui.errors import (
     VmNotFound,
 )
 from ovmtui.model import (
+    SYSRQ_KEYS,
     Capability,
     HostFacts,
     HostKey,
@@ -95,11 +97,18 @@ _CAPABILITIES = frozenset(
         Capability.CONSOLE,
         Capability.MIGRATE,
         Capability.SEND_KEYS,
+        Capability.SYSRQ,
     }
 )
 # Linux input key codes (VIR_KEYCODE_SET_LINUX) of Ctrl+Alt+Del, and how long they are held.
 _CTRL_ALT_DEL = (29, 56, 111)  # KEY_LEFTCTRL, KEY_LEFTALT, KEY_DELETE
 _KEY_HOLD_MS = 100
+# Alt+SysRq+key: KEY_LEFTALT, KEY_SYSRQ, then the key's own Linux code.
+_SYSRQ_PREFIX = (56, 99)
+_LETTER_CODES = {
+    "b": 48, "c": 46, "e": 18, "h": 35, "i": 23, "m": 50,
+    "o": 24, "s": 31, "t": 20, "u": 22, "w": 17,
+}  # fmt: skip
 
 _TEST_DRIVER_WITHHOLDS: Mapping[Capability, str] = MappingProxyType(
     {
@@ -753,6 +762,27 @@ class LibvirtBackend:
                 raise self._not_found(vm) from None
             raise ActionFailed(_message(exc), title=f"Ctrl+Alt+Del to {vm.name} failed") from None
 
+    def sysrq_command(self, vm: Vm, key: str) -> str:
+        _sysrq_code(key)  # refuses a key it would not send
+        keys = ["--codeset", "linux", "KEY_LEFTALT", "KEY_SYSRQ", f"KEY_{key.upper()}"]
+        return shlex.join(["virsh", "-c", self._uri, "send-key", "--domain", vm.name, *keys])
+
+    async def send_sysrq(self, vm: Vm, key: str) -> None:
+        code = _sysrq_code(key)
+        session = await self._ensure_session()
+
+        def press() -> None:
+            dom = session.conn.lookupByUUIDString(vm.uuid)
+            codes = [*_SYSRQ_PREFIX, code]
+            dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, _KEY_HOLD_MS, codes, len(codes), 0)
+
+        try:
+            await self._call(session, press)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise self._not_found(vm) from None
+            raise ActionFailed(_message(exc), title=f"SysRq {key} to {vm.name} failed") from None
+
     def command_for(self, vm: Vm, action: VmAction) -> str:
         verb = _VERBS[action]
         if action is VmAction.START and vm.state is VmState.SUSPENDED:
@@ -1047,6 +1077,13 @@ def _free_memory_bytes(session: _Session) -> int | None:
         if _is_connection_error(exc):
             raise
         return None
+
+
+def _sysrq_code(key: str) -> int:
+    code = _LETTER_CODES.get(key)
+    if code is None or key not in SYSRQ_KEYS:
+        raise ActionRefused(f"SysRq {key!r} is not one ovmtui sends ({', '.join(SYSRQ_KEYS)})")
+    return code
 
 
 def _vm_order(vm: Vm) -> tuple[str, str]:

@@ -82,6 +82,7 @@ from ovmtui.errors import (
     VmNotFound,
 )
 from ovmtui.model import (
+    SYSRQ_KEYS,
     Capability,
     HostFacts,
     HostKey,
@@ -163,6 +164,7 @@ _CAPABILITIES = frozenset(
     {
         Capability.CONSOLE,
         Capability.MIGRATE,
+        Capability.SYSRQ,
         Capability.START,
         Capability.SHUTDOWN,
         Capability.REBOOT,
@@ -489,6 +491,23 @@ class XenSshBackend:
 
     async def act(self, vm: Vm, action: VmAction) -> None:
         command = self.command_for(vm, action)
+        result = await self._run(command, self._action_timeout_s, label=command)
+        if result.exit_status != 0:
+            said = _toolstack_error(result.stdout, result.stderr)
+            if _NOT_FOUND.search(said):
+                raise VmNotFound(f"{self._host.name}: {said}")
+            raise ActionFailed(f"{self._host.name}: {command}: {said}")
+
+    def sysrq_command(self, vm: Vm, key: str) -> str:
+        if key not in SYSRQ_KEYS:
+            raise ActionRefused(f"SysRq {key!r} is not one ovmtui sends ({', '.join(SYSRQ_KEYS)})")
+        tool = self._toolstack or self._forced or "xm"
+        return f"{tool} sysrq {shlex.quote(vm.name)} {shlex.quote(key)}"
+
+    async def send_sysrq(self, vm: Vm, key: str) -> None:
+        """``xm/xl sysrq DOM KEY``: Xen hands the key to the guest's kernel (PV and HVM
+        guests with a PV console alike), as a BREAK then the key would on a serial line."""
+        command = self.sysrq_command(vm, key)
         result = await self._run(command, self._action_timeout_s, label=command)
         if result.exit_status != 0:
             said = _toolstack_error(result.stdout, result.stderr)

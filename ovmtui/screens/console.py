@@ -23,7 +23,7 @@ from textual.widgets import Static
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.format import size
-from ovmtui.model import Capability, EstateSnapshot, HostKey
+from ovmtui.model import SYSRQ_DRASTIC, SYSRQ_KEYS, Capability, EstateSnapshot, HostKey
 from ovmtui.services.consoles import ConsoleSession, ConsoleState, ConsoleStatus
 from ovmtui.widgets.terminal_view import TerminalView
 
@@ -77,6 +77,15 @@ class ConsoleCommands(Provider):
                 partial(screen.send_literal, b"\x10"),
             ),
             (f"Close the console of {vm}", "end it (its session log is kept)", screen.action_close),
+            *(
+                (
+                    f"SysRq {key} to {vm}: {meaning}",
+                    "what a serial BREAK then this key does"
+                    + (" (asks first)" if key in SYSRQ_DRASTIC else ""),
+                    partial(screen.ask_sysrq, key),
+                )
+                for key, meaning in (SYSRQ_KEYS.items() if screen.can_sysrq else ())
+            ),
             *(
                 [
                     (
@@ -190,6 +199,55 @@ class ConsoleScreen(Screen[None]):
     def on_terminal_view_resized(self, message: TerminalView.Resized) -> None:
         message.stop()
         self.console.resize(message.columns, message.rows)
+
+    @property
+    def can_sysrq(self) -> bool:
+        """Whether the VM's host sends Magic SysRq keys to its guests."""
+        if self.context is None:
+            return False
+        host = self.context.snapshot.host(self.console.target.host_key)
+        return host is not None and Capability.SYSRQ in host.capabilities
+
+    def ask_sysrq(self, key: str) -> None:
+        context, placed = self.context, self.console.target
+        if context is None:
+            return
+        refusal = context.sysrq_refusal(placed)
+        if refusal is not None:
+            self.notify(f"No SysRq: {refusal}.", severity="warning", markup=False)
+            return
+        if key not in SYSRQ_DRASTIC:
+            self._send_sysrq(key)
+            return
+        from ovmtui.screens.dialogs import ConfirmDialog
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"SysRq {key} to {placed.vm.name}: {SYSRQ_KEYS[key]}?",
+                [context.sysrq_command(placed, key)],
+                warning="The guest's kernel acts at once: nothing is shut down cleanly.",
+                confirm_label="Send",
+            ),
+            callback=partial(self._answered_sysrq, key),
+        )
+
+    def _answered_sysrq(self, key: str, ok: bool | None) -> None:
+        if ok:
+            self._send_sysrq(key)
+
+    @work(group="keys")
+    async def _send_sysrq(self, key: str) -> None:
+        assert self.context is not None
+        vm = self.console.target.vm.name
+        try:
+            unrecorded = await self.context.send_sysrq(self.console.target, key)
+        except OvmError as exc:
+            self.notify(exc.message, title=exc.title, severity="error", markup=False)
+            return
+        said = f"SysRq {key} sent to {vm}."
+        if unrecorded:
+            said += f" Not in the journal: {unrecorded}"
+        self.notify(said, markup=False)
 
     def reopen_forced(self) -> None:
         """A new console of the same VM, forced, in place of this closed one."""

@@ -25,7 +25,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from ovmtui.backend.base import Backend, ConsoleTransport, DefinitionSource, KeySender
+from ovmtui.backend.base import (
+    Backend,
+    ConsoleTransport,
+    DefinitionSource,
+    KeySender,
+    SysRqSender,
+)
 from ovmtui.backend.factory import backend_for
 from ovmtui.backend.pacing import WAIT_SLOTS
 from ovmtui.config import EstateConfig
@@ -407,6 +413,55 @@ class EstateSession:
 
         done = await self.actions.operations.run(
             operation, lambda: backend.send_ctrl_alt_del(placed.vm), check=check
+        )
+        self.poller.refresh(placed.host_key)
+        return done.unrecorded
+
+    def sysrq_command(self, placed: PlacedVm, key: str) -> str:
+        backend = self.poller.backend(placed.host_key)
+        if not isinstance(backend, SysRqSender):
+            return f"# {placed.host} cannot send SysRq keys"
+        try:
+            return backend.sysrq_command(placed.vm, key)
+        except OvmError as exc:
+            return f"# {exc.message}"
+
+    def sysrq_refusal(self, placed: PlacedVm) -> str | None:
+        """Why no SysRq key can be sent to this VM now, or None."""
+        if self.read_only:
+            return READ_ONLY
+        busy = self.actions.busy.get(placed.uuid)
+        if busy is not None:
+            return busy
+        host = self.snapshot.host(placed.host_key)
+        if host is None or Capability.SYSRQ not in host.capabilities:
+            return f"{placed.host} cannot send SysRq keys"
+        if not placed.vm.state.is_active:
+            return f"the VM is {placed.vm.state.value}"
+        return None
+
+    async def send_sysrq(self, placed: PlacedVm, key: str) -> str | None:
+        """SysRq ``key`` to the VM's kernel, on the record. Returns why its result is not in
+        the journal, or None; raises ``OvmError`` (refused, or the host's failure)."""
+        backend = self.poller.backend(placed.host_key)
+        if not isinstance(backend, SysRqSender):
+            raise ActionRefused(f"{placed.host} cannot send SysRq keys")
+        operation = Operation(
+            f"sysrq-{key}",
+            backend.sysrq_command(placed.vm, key),
+            placed.pool,
+            placed.host,
+            placed.vm.name,
+            placed.uuid,
+        )
+
+        def check() -> None:
+            refusal = self.sysrq_refusal(placed)
+            if refusal is not None:
+                raise ActionRefused(refusal)
+
+        done = await self.actions.operations.run(
+            operation, lambda: backend.send_sysrq(placed.vm, key), check=check
         )
         self.poller.refresh(placed.host_key)
         return done.unrecorded

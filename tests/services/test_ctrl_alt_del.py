@@ -48,3 +48,19 @@ async def test_read_only_and_a_vm_that_is_off_are_refused() -> None:
         snapshot = await session.poll_once()
         off = next(p for p in snapshot.placed_vms() if not p.vm.state.is_active)
         assert session.ctrl_alt_del_refusal(off) == f"the VM is {off.vm.state.value}"
+
+
+async def test_a_sysrq_key_is_sent_on_the_record_and_only_the_known_ones() -> None:
+    async with EstateSession(estate()) as session:
+        snapshot = await session.poll_once()
+        (host,) = snapshot.hosts
+        assert Capability.SYSRQ in host.capabilities
+        placed = next(p for p in snapshot.placed_vms() if p.vm.state.is_active)
+        command = session.sysrq_command(placed, "h")
+        assert command.endswith("--codeset linux KEY_LEFTALT KEY_SYSRQ KEY_H")
+        assert await session.send_sysrq(placed, "h") is None
+        records = session.actions.journal.records  # type: ignore[union-attr]
+        assert records[0][6:8] == ("sysrq-h", command)
+        assert records[-1][2] is True
+        with pytest.raises(ActionRefused, match="not one ovmtui sends"):
+            await session.send_sysrq(placed, "z")

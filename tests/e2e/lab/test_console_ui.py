@@ -239,3 +239,30 @@ async def test_a_console_taken_elsewhere_is_refused_then_taken_with_force(
             await wait_until(pilot, lambda: not app.consoles, LIMIT_S)
     finally:
         await other.close()
+
+
+async def test_sysrq_help_from_the_console_palette(lab: Lab, tmp_path: Path) -> None:
+    """What an operator sends a serial BREAK for, a Magic SysRq key, from the palette: the
+    guest's kernel answers `h` with its help line on the console."""
+    from textual.command import CommandPalette
+
+    app = OvmApp(lab.estate, interval_s=INTERVAL_S, console_log_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await focus_vm(pilot, app, VM)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+        await wait_until(pilot, lambda: bool(heartbeats(terminal_text(app))), LIMIT_S)
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"SysRq h ")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: "sysrq: HELP" in terminal_text(app), LIMIT_S, "the kernel's help"
+        )
+        journal = app.session.actions.journal.records  # type: ignore[union-attr]
+        assert any(r[0] == "started" and r[6] == "sysrq-h" for r in journal)
+        (console,) = app.consoles
+        console.close()
+        await wait_until(pilot, lambda: not app.consoles, LIMIT_S)
