@@ -200,6 +200,9 @@ async def _watch(
     dom = await asyncio.wrap_future(watcher.submit(conn.lookupByUUIDString, uuid))
     seen = False
     while True:
+        # Asked after a pause, never as the move begins: the first reading would only say
+        # there is no job yet, and the call then competes with migrate3's own start.
+        await asyncio.sleep(STATS_INTERVAL_S if seen else _FIRST_READING_S)
         try:
             stats = await asyncio.wrap_future(watcher.submit(dom.jobStats))
         except libvirt.libvirtError:
@@ -208,8 +211,6 @@ async def _watch(
         if reading is not None:
             progress(reading)
             seen = True
-        # Until the job shows, sooner: a small guest's memory is copied in under a second.
-        await asyncio.sleep(STATS_INTERVAL_S if seen else _FIRST_READING_S)
 
 
 async def _abort(watcher: DaemonWorker, conn: Any, uuid: str, moved: asyncio.Future[None]) -> None:
