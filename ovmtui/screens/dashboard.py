@@ -122,6 +122,7 @@ class DashboardScreen(Screen[None]):
     def show_migrations(self, moves: tuple[Moving, ...]) -> None:
         """Moves under way, in the header (both hosts named); their VMs' keys dim meanwhile."""
         self.header.show_moving(tuple(f"{m.vm} {m.source}→{m.target}" for m in moves))
+        self.table.show_moving(frozenset(m.uuid for m in moves))
         self._sync_vm_keys()
 
     def show_estate(self, snapshot: EstateSnapshot) -> None:

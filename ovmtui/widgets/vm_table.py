@@ -21,7 +21,7 @@ from textual.strip import Strip
 
 from ovmtui.model import EstateSnapshot, PlacedVm, VmState
 from ovmtui.widgets._line_view import LineView, WidgetOptions, cursor_bindings
-from ovmtui.widgets._vm_cells import Columns, RowCells
+from ovmtui.widgets._vm_cells import Columns, RowCells, cell
 from ovmtui.widgets._vm_rows import SORT_COLUMNS, Applied, SortColumn, VmRows, is_sort_column
 from ovmtui.widgets.state_style import VM_STATE_STYLES, css_rules
 
@@ -47,6 +47,7 @@ class VmTable(LineView, can_focus=True):
         "vm-table--cursor",
         "vm-table--marked",
         "vm-table--empty",
+        "vm-table--moving",
         *_STATE_CLASS.values(),
     }
 
@@ -68,6 +69,7 @@ class VmTable(LineView, can_focus=True):
         }
         & > .vm-table--marked { background: $secondary-muted; }
         & > .vm-table--empty { color: $text-muted; text-style: italic; }
+        & > .vm-table--moving { color: $warning; text-style: bold; }
     }
     """ + css_rules("VmTable", "vm-table--state-", VM_STATE_STYLES)
 
@@ -110,6 +112,8 @@ class VmTable(LineView, can_focus=True):
         self._cursor_index = 0
         self._highlighted: PlacedVm | None = None
         self._cells: dict[str, RowCells] = {}
+        # VMs moving now (a migration under way): their State cell says so instead.
+        self._moving: frozenset[str] = frozenset()
         self._columns = Columns()
         self._styles: dict[tuple[str, ...], Style] = {}
         self._frame: tuple[int, int, int] | None = None  # scroll x, scroll y, width
@@ -324,6 +328,12 @@ class VmTable(LineView, can_focus=True):
         text = self._columns.header(self._rows.sort_column, self._arrows[self._rows.sort_reverse])
         return Strip([Segment(text, self._style("vm-table--header"))], self._columns.width)
 
+    def show_moving(self, uuids: frozenset[str]) -> None:
+        """The VMs whose State cell reads "migrating" until their move ends."""
+        if uuids != self._moving:
+            self._moving = uuids
+            self.refresh()
+
     def _row_strip(self, index: int) -> tuple[Strip, Style]:
         uuid = self._rows.uuid_at(index)
         placed = self._rows.get(uuid)
@@ -339,11 +349,17 @@ class VmTable(LineView, can_focus=True):
             classes += ("vm-table--cursor",)
         style = self._style(*classes)
         # The cursor's own colours win over the state's, or it could become unreadable.
-        state_style = style if cursor else self._style(*classes, _STATE_CLASS[placed.vm.state])
+        state_text = cells.state
+        if uuid in self._moving:
+            state_text = cell("migrating", columns.shown["state"], False)
+            state_class = "vm-table--moving"
+        else:
+            state_class = _STATE_CLASS[placed.vm.state]
+        state_style = style if cursor else self._style(*classes, state_class)
         segments = [
             Segment(self._mark if marked else "   ", style),
             Segment(cells.left, style),
-            Segment(cells.state, state_style),
+            Segment(state_text, state_style),
             Segment(cells.right, style),
         ]
         uptime_width = columns.shown.get("uptime")

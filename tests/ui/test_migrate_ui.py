@@ -103,6 +103,9 @@ async def test_escape_cancels_a_move_under_way() -> None:
         )
         placed = app.snapshot.find_vm("u-web")
         assert placed is not None
+        # The VM's row says so too, on the dashboard under the migrate screen.
+        vm_table = table(app)
+        assert "migrating" in vm_table.render_line(1).text
         assert app.screen_stack[0].vm_refusal(placed, VmAction.PAUSE) == "migrating to h2"  # type: ignore[attr-defined]
         await pilot.press("escape")
         await wait_until(pilot, lambda: screen.outcome is not None, what="the cancel")
@@ -110,3 +113,4 @@ async def test_escape_cancels_a_move_under_way() -> None:
         assert backends[0].aborted == ["web01"]
         assert host_of(app, "u-web") == "h1"
         assert "migrating" not in str(header.render_line_content())
+        assert "migrating" not in vm_table.render_line(1).text
