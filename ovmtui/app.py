@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from textual.app import App
@@ -251,6 +251,9 @@ class OvmApp(App[int]):
 
     def shared_storage(self, pool: str) -> str | None:
         return self.session.shared_storage(pool)
+
+    async def vm_disk_sizes(self, placed: PlacedVm) -> Mapping[str, int | None]:
+        return await self.session.vm_disk_sizes(placed)
 
     async def vm_definition(self, placed: PlacedVm) -> str:
         return await self.session.vm_definition(placed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -161,6 +161,10 @@ class AppContext(Protocol):
 
     def shared_storage(self, pool: str) -> str | None:
         """The pool's shared storage as the estate file names it; None when not given."""
+        ...
+
+    async def vm_disk_sizes(self, placed: PlacedVm) -> Mapping[str, int | None]:
+        """The VM's disks' sizes by target, as its host measures them (empty: unknown)."""
         ...
 
     async def vm_definition(self, placed: PlacedVm) -> str:

@@ -27,6 +27,7 @@ from ovmtui.services.vm_facts import (
     nic_rows,
     summary_rows,
     vm_json,
+    with_disk_sizes,
 )
 from ovmtui.store.backup import (
     create_backup,
@@ -605,6 +606,10 @@ async def show_vm_report(
             definition = await session.vm_definition(placed)
         except OvmError as exc:
             missing = exc.message
+        with contextlib.suppress(OvmError):
+            placed = placed._replace(
+                vm=with_disk_sizes(placed.vm, await session.vm_disk_sizes(placed))
+            )
         shared = session.shared_storage(placed.pool)
     now = clock()
     if as_json:

@@ -301,6 +301,17 @@ class Migrator(Protocol):
 
 
 @runtime_checkable
+class DiskSizer(Protocol):
+    """A backend that can say how big a VM's disks are (the VM screen, ``ovmtui show``):
+    not a capability, only facts, shown as unknown where a backend cannot tell."""
+
+    async def disk_sizes(self, vm: Vm) -> Mapping[str, int | None]:
+        """Each disk's virtual size in bytes by its target (``vda``, ``xvda``); None for
+        one the host could not measure. Raises ``HostUnreachable`` like a poll."""
+        ...
+
+
+@runtime_checkable
 class KeySender(Protocol):
     """Capability ``SEND_KEYS``: keys pressed on the guest's keyboard (not its console)."""
 

@@ -744,6 +744,31 @@ class LibvirtBackend:
                 raise self._not_found(vm) from None
             raise ActionFailed(_message(exc), title=title) from None
 
+    async def disk_sizes(self, vm: Vm) -> Mapping[str, int | None]:
+        """``blockInfo``'s capacity of each disk with a source (libvirt reads an image's
+        header for its virtual size, a running guest's or not)."""
+        session = await self._ensure_session()
+        targets = [disk.target for disk in vm.disks if disk.source]
+
+        def measure() -> dict[str, int | None]:
+            dom = session.conn.lookupByUUIDString(vm.uuid)
+            sizes: dict[str, int | None] = {}
+            for target in targets:
+                try:
+                    sizes[target] = int(dom.blockInfo(target, 0)[0])
+                except libvirt.libvirtError as exc:
+                    if _is_connection_error(exc):
+                        raise
+                    sizes[target] = None  # an empty drive, a network disk it cannot open
+            return sizes
+
+        try:
+            return await self._call(session, measure)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise self._not_found(vm) from None
+            raise ActionFailed(_message(exc), title=f"Sizes of {vm.name}'s disks") from None
+
     def ctrl_alt_del_command(self, vm: Vm) -> str:
         keys = ["--codeset", "linux", "KEY_LEFTCTRL", "KEY_LEFTALT", "KEY_DELETE"]
         return shlex.join(["virsh", "-c", self._uri, "send-key", "--domain", vm.name, *keys])

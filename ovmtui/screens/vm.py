@@ -10,7 +10,7 @@ questions, the same commands.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from textual import work
 from textual.app import ComposeResult
@@ -37,7 +37,14 @@ from ovmtui.screens._vm_keys import (
 )
 from ovmtui.screens.journal import result_text
 from ovmtui.services.actions import ActionResult
-from ovmtui.services.vm_facts import DISK_COLUMNS, NIC_COLUMNS, disk_rows, nic_rows, summary_rows
+from ovmtui.services.vm_facts import (
+    DISK_COLUMNS,
+    NIC_COLUMNS,
+    disk_rows,
+    nic_rows,
+    summary_rows,
+    with_disk_sizes,
+)
 from ovmtui.store.journal import JournalEntry
 from ovmtui.widgets.vm_details import RowsTable, VmFacts
 
@@ -126,6 +133,7 @@ class VmScreen(Screen[None]):
         # As last reported; kept (and shown as such) once no host reports the VM any more.
         self.placed = placed
         self.gone = False
+        self._sizes: Mapping[str, int | None] = {}  # disk sizes by target, once measured
         # Made here and kept: TabbedContent mounts its panes after this screen's on_mount
         # has run, so they cannot be queried there.
         self.title_line = Static(id="vm-title", markup=False)
@@ -173,6 +181,7 @@ class VmScreen(Screen[None]):
         self.context.migration_signal.subscribe(self, lambda _moves: self.refresh_bindings())
         self.show_estate(self.context.snapshot)
         self.load_definition()
+        self.load_disk_sizes()
         self.load_journal()
         self.disks.focus()
 
@@ -200,6 +209,7 @@ class VmScreen(Screen[None]):
         self.refresh_bindings()
         if moved:
             self.load_definition()  # its new host's copy
+            self.load_disk_sizes()
 
     def _show_vm(self) -> None:
         placed, vm = self.placed, self.placed.vm
@@ -214,7 +224,7 @@ class VmScreen(Screen[None]):
         title.set_class(self.gone, "-gone")
         self.facts.show_facts(summary_rows(placed, self.context.clock()))
         shared = self.context.shared_storage(placed.pool)
-        disks = disk_rows(vm, shared)
+        disks = disk_rows(with_disk_sizes(vm, self._sizes), shared)
         self.disks_heading.update(
             f"Disks: {len(disks)} (pool shared storage: {shared or 'not configured'})"
         )
@@ -222,6 +232,17 @@ class VmScreen(Screen[None]):
         nics = nic_rows(vm)
         self.nics_heading.update(f"NICs: {len(nics)}")
         self.nics.show_rows([(str(index), row) for index, row in enumerate(nics)])
+
+    @work(exclusive=True, group="vm-disk-sizes")
+    async def load_disk_sizes(self) -> None:
+        """Asked once (and after a move): a disk's size does not change with each poll."""
+        try:
+            sizes = await self.context.vm_disk_sizes(self.placed)
+        except OvmError:
+            return  # sizes stay unknown ("—"), as for a backend that cannot tell
+        if self.is_attached:
+            self._sizes = sizes
+            self._show_vm()
 
     @work(exclusive=True, group="vm-definition")
     async def load_definition(self) -> None:
@@ -340,4 +361,5 @@ class VmScreen(Screen[None]):
     def action_reload(self) -> None:
         self.context.refresh_now()
         self.load_definition()
+        self.load_disk_sizes()
         self.load_journal()

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,7 @@ from ovmtui.backend.base import (
     Backend,
     ConsoleTransport,
     DefinitionSource,
+    DiskSizer,
     KeySender,
     SysRqSender,
 )
@@ -361,6 +362,15 @@ class EstateSession:
         if host.reachable is False:
             raise ActionRefused(f"{placed.host} does not answer", title="No definition")
         return await backend.definition(placed.vm)
+
+    async def vm_disk_sizes(self, placed: PlacedVm) -> Mapping[str, int | None]:
+        """Each of the VM's disks' size by target, as its host measures them; empty where the
+        host cannot (its backend does not measure, or it does not answer)."""
+        host = self.snapshot.host(placed.host_key)
+        backend = self.poller.backend(placed.host_key)
+        if host is None or host.reachable is False or not isinstance(backend, DiskSizer):
+            return {}
+        return await backend.disk_sizes(placed.vm)
 
     async def vm_journal(
         self, placed: PlacedVm, limit: int = VM_JOURNAL_LIMIT

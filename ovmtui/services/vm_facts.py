@@ -7,6 +7,8 @@ report stays unknown ("—" on screen, null in JSON): nothing is guessed.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from ovmtui import format as fmt
@@ -40,6 +42,19 @@ def access(disk: Disk) -> str:
     """``ro`` or ``rw``, and ``shareable`` when several VMs may write it at once."""
     mode = "ro" if disk.read_only else "rw"
     return f"{mode} shareable" if disk.shareable else mode
+
+
+def with_disk_sizes(vm: Vm, sizes: Mapping[str, int | None]) -> Vm:
+    """``vm`` with the sizes its host measured (by disk target) on its disks."""
+    if not sizes:
+        return vm
+    disks = tuple(
+        dataclasses.replace(disk, size_bytes=sizes[disk.target])
+        if sizes.get(disk.target) is not None
+        else disk
+        for disk in vm.disks
+    )
+    return dataclasses.replace(vm, disks=disks)
 
 
 def disk_rows(vm: Vm, shared_storage: str | None) -> list[tuple[str, ...]]:

@@ -63,8 +63,10 @@ async def test_enter_opens_the_vm_under_the_cursor_and_escape_goes_back() -> Non
             ["xvda", "disk", "/OVS/running_pool/app-erp01/System.img"],
             ["xvdb", "disk", "/OVS/running_pool/app-erp01/Data01.img"],
         ]
-        # bus from <target bus=…>; no <driver type=…>, no size: unknown, not guessed.
-        assert disks.get_row_at(0)[3:] == ["—", "—", "xen", "rw", "no"]
+        # The size as the host measures it (libvirt's blockInfo: the test driver answers
+        # 1 TiB for every disk); bus from <target bus=…>; no <driver type=…>: unknown.
+        await wait_until(pilot, lambda: disks.get_row_at(0)[3] != "—", what="the sizes")
+        assert disks.get_row_at(0)[3:] == ["1.0 TiB", "—", "xen", "rw", "no"]
         nics = screen.query_one("#vm-nics", DataTable)
         assert nics.get_row_at(0) == ["00:16:3e:11:05:00", "xenbr0", "netfront"]
         # The definition, as the host holds it, read-only.

@@ -21,6 +21,8 @@ __all__ = ["fake_xen_servers"]  # a pytest fixture
 
 NODE = Path(__file__).resolve().parent.parent / "data" / "libvirt-node-small.xml"
 WEB01 = "11111111-1111-4111-8111-111111111111"
+# What libvirt's test driver answers blockInfo with, whatever the disk.
+TEST_DRIVER_DISK_BYTES = 1099506450432
 
 VM_KEYS = {
     "vm",
@@ -97,9 +99,11 @@ def test_show_json_has_its_shape_and_the_hosts_facts(tmp_path: Path) -> None:
         ("vdb", "/shared/quorum.img", "virtio", None, True),
         ("hdc", None, "ide", None, None),  # an empty cdrom: no path to place
     ]
+    # Sizes as the host measures them (the test driver's blockInfo: 1 TiB for every disk);
+    # an empty cdrom has nothing to measure.
     assert [(d["read_only"], d["shareable"], d["size_bytes"]) for d in shown["disks"]] == [
-        (False, False, None),
-        (False, True, None),
+        (False, False, TEST_DRIVER_DISK_BYTES),
+        (False, True, TEST_DRIVER_DISK_BYTES),
         (True, False, None),
     ]
     assert shown["nics"][0]["mac"] is not None
@@ -120,7 +124,8 @@ def test_show_by_uuid_in_plain_text(tmp_path: Path) -> None:
         "vdb",
         "disk",
         "/shared/quorum.img",
-        "—",
+        "1.0",
+        "TiB",
         "—",
         "virtio",
         "rw",
@@ -185,7 +190,7 @@ async def test_show_a_xen_vm_from_its_vm_cfg(fake_xen_servers: Any, tmp_path: Pa
         ("xvda", f"{storage}/running_pool/xenweb01/System.img", False, True, True),
         ("xvdb", "/dev/vg0/local", True, False, False),
     ]
-    # xm says neither format nor bus nor size: unknown.
+    # xm says neither format nor bus; no such files here: no size either.
     assert {(d["format"], d["bus"], d["size_bytes"]) for d in shown["disks"]} == {
         (None, None, None)
     }
