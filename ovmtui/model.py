@@ -357,6 +357,8 @@ class MigrationNeeds:
     # What ties the VM to its host, each in the operator's words: "PCI passthrough 0000:03:00.0",
     # "cdrom hdc: /root/local.iso (not on the pool's shared storage)".
     host_local: tuple[str, ...] = ()
+    # Xen: the source's toolstack (xm, xl): xend and xl hosts cannot migrate to one another.
+    toolstack: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +371,7 @@ class TargetAnswers:
     networks_present: Mapping[str, bool | None] = field(default_factory=dict)
     # Memory already promised to migrations into this host that it reports itself.
     incoming_mib: int = 0
+    toolstack: str | None = None  # Xen: the target's (see MigrationNeeds.toolstack)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +384,9 @@ class MigrationProgress:
     total_bytes: int | None = None
     bytes_per_s: float | None = None
     dirty_pages_per_s: float | None = None
+    # A line the migrating tool printed (xl says "migration target: Ready to receive
+    # domain.", "Saving to migration stream..."): shown as it is, never turned into numbers.
+    note: str | None = None
 
     @property
     def fraction(self) -> float | None:

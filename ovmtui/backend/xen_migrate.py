@@ -215,6 +215,7 @@ def read_needs(
         disk_paths=tuple(dict.fromkeys(d.source for d in vm.disks if d.source)),
         networks=tuple(dict.fromkeys(n.network for n in vm.nics if n.network)),
         host_local=host_local(vm, config, shared_storage=shared_storage),
+        toolstack=tool,
     )
 
 
@@ -274,6 +275,7 @@ def read_answers(
         paths_visible={p: seen_paths.get(p) for p in needs.disk_paths},
         networks_present={n: seen_bridges.get(n) for n in needs.networks},
         incoming_mib=0,  # xm and xl say nothing of migrations on their way in
+        toolstack=tool,
     )
 
 

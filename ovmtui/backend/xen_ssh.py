@@ -647,8 +647,9 @@ class XenSshBackend:
         progress: Callable[[MigrationProgress], None] | None = None,
     ) -> None:
         """``migration_command`` as one long channel on this (source) host's connection, no
-        timeout, until the tool exits. ``progress`` is never called: neither tool reports
-        any, and invented numbers would be worse than none.
+        timeout, until the tool exits. ``progress`` gets each line the tool prints, as a
+        reading with a ``note`` and no figures: neither tool measures its progress, and
+        invented numbers would be worse than none.
 
         Success is the tool's exit status 0, then the two hosts asked at once (``list
         NAME``): the target must list the domain, the source no longer run it; a host that
@@ -668,9 +669,17 @@ class XenSshBackend:
         argv = migration_argv(tool, vm, _migration_address(target), live=live)
         command = shlex.join(argv)
         tail = b""
+        pending = b""  # the start of a line not ended yet
+        began = time.monotonic()
         async with self.long_channel(argv) as channel:
             while chunk := await channel.read():
                 tail = (tail + chunk)[-OUTPUT_TAIL_BYTES:]
+                *lines, pending = (pending + chunk).split(b"\n")
+                pending = pending[-OUTPUT_TAIL_BYTES:]
+                for line in lines:
+                    text = line.decode(errors="replace").strip()
+                    if text and progress is not None:
+                        progress(MigrationProgress(time.monotonic() - began, note=text))
             status = channel.exit_status
         if status != 0:
             raise migration_failure(self._host.name, command, status, tail)

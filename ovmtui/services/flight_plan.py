@@ -89,7 +89,14 @@ def check_reachable(target: HostStatus) -> Check:
     return Check("reachable", False, f"{target.name} does not answer: {why}")
 
 
-def check_hypervisor(source: HostStatus, target: HostStatus) -> Check:
+def check_hypervisor(
+    source: HostStatus,
+    target: HostStatus,
+    needs: MigrationNeeds | None = None,
+    answers: TargetAnswers | None = None,
+) -> Check:
+    """The same hypervisor, and on Xen the same toolstack (xend's `xm` and `xl` do not
+    migrate to one another)."""
     mine = source.facts.hypervisor if source.facts else None
     theirs = target.facts.hypervisor if target.facts else None
     if mine is None or theirs is None:
@@ -98,8 +105,16 @@ def check_hypervisor(source: HostStatus, target: HostStatus) -> Check:
             None,
             f"unknown: {source.name} {mine or '?'}, {target.name} {theirs or '?'}",
         )
-    same = mine.lower() == theirs.lower()
-    return Check("hypervisor", same, f"{source.name} {mine}, {target.name} {theirs}")
+    detail = f"{source.name} {mine}, {target.name} {theirs}"
+    if mine.lower() != theirs.lower():
+        return Check("hypervisor", False, detail)
+    here = needs.toolstack if needs is not None else None
+    there = answers.toolstack if answers is not None else None
+    if here and there:
+        detail = f"{source.name} {mine} ({here}), {target.name} {theirs} ({there})"
+        if here != there:
+            return Check("hypervisor", False, f"{detail}: {here} and {there} cannot migrate")
+    return Check("hypervisor", True, detail)
 
 
 def check_memory(
@@ -206,7 +221,7 @@ def verdict(
     could not be asked (``failure`` says why): those checks are unknown, not passed."""
     checks = [
         check_reachable(target),
-        check_hypervisor(source, target),
+        check_hypervisor(source, target, needs, answers),
         check_state(placed.vm, live=live),
     ]
     incoming = answers.incoming_mib if answers is not None else 0

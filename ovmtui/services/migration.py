@@ -425,4 +425,6 @@ def describe_progress(reading: MigrationProgress) -> str:
         parts.append(f"{reading.dirty_pages_per_s:.0f} dirty pages/s")
     if reading.eta_s is not None:
         parts.append(f"ETA {reading.eta_s:.0f} s")
+    if reading.note:
+        parts.append(reading.note)
     return "migrating: " + ", ".join(parts)

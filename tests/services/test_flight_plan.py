@@ -217,3 +217,23 @@ def test_a_path_that_climbs_out_of_shared_storage_is_outside_it() -> None:
     check = check_storage(needs, answers, SHARED)
     # The volume cannot be placed from its name: the target seeing it is what counts.
     assert check.ok is False and check.detail == "outside /OVS: /OVS/../root/stolen.img"
+
+
+def test_xen_hosts_of_different_toolstacks_are_no_go() -> None:
+    from ovmtui.services.flight_plan import check_hypervisor
+
+    xm = MigrationNeeds(memory_mib=1, toolstack="xm")
+    check = check_hypervisor(host("h1"), host("h2"), xm, TargetAnswers(toolstack="xl"))
+    assert check.ok is False
+    assert check.detail == "h1 Xen (xm), h2 Xen (xl): xm and xl cannot migrate"
+    assert check_hypervisor(host("h1"), host("h2"), xm, TargetAnswers(toolstack="xm")).ok
+
+
+def test_the_verdict_names_a_toolstack_mismatch() -> None:
+    placed = PlacedVm("p", "h1", vm())
+    needs = MigrationNeeds(memory_mib=2048, toolstack="xm")
+    answers = TargetAnswers(cpu_compatible=True, toolstack="xl")
+    judged = verdict(
+        placed, host("h1"), host("h2"), needs, answers, live=True, shared_storage=SHARED
+    )
+    assert [c.name for c in judged.failed] == ["hypervisor"]

@@ -221,3 +221,10 @@ def test_a_progress_reading_says_only_what_the_host_measured() -> None:
         "migrating: 12 s, 50%, 512.0 MiB of 1.0 GiB, 64.0 MiB/s, 1500 dirty pages/s, ETA 8 s"
     )
     assert describe_progress(MigrationProgress(3.0)) == "migrating: 3 s"
+
+
+def test_a_tool_line_is_shown_as_it_is() -> None:
+    from ovmtui.services.migration import describe_progress
+
+    line = MigrationProgress(4.2, note="migration target: Ready to receive domain.")
+    assert describe_progress(line) == "migrating: 4 s, migration target: Ready to receive domain."
