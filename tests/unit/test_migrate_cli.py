@@ -165,3 +165,24 @@ def test_evacuate_plans_then_moves_every_running_vm(
     assert "evacuated 1 of 2 VM(s) from xen-a" in done.stdout
     assert any(d["name"] == "web01" for d in b.domains())
     assert not any(d["name"] == "web01" for d in a.domains())
+
+
+def test_a_host_of_another_pool_and_a_name_held_twice_exit_2(
+    pool: tuple[Path, FakeXenHost, FakeXenHost],
+) -> None:
+    config, a, b = pool
+    # The same two hosts, each a pool of its own: xen-b is no target for xen-a's VMs.
+    text = config.read_text()
+    first = text.index("[[pools.hosts]]")
+    second = text.index("[[pools.hosts]]", first + 1)
+    config.write_text(
+        text[:second] + '[[pools]]\nname = "other"\nshared_storage = "/OVS"\n' + text[second:]
+    )
+    done = ovmtui(config, "migrate", "web01", "xen-b", "--yes")
+    assert done.returncode == 2 and "not in web01's pool (prod)" in done.stderr, done.stderr
+    # A name two hosts hold: which one is asked for.
+    b.set_domains([make_domain("web01", uuid="0004fb00-0006-0000-cccc-0000000000ff", domid=3)])
+    done = ovmtui(config, "migrate", "web01", "--yes")
+    assert done.returncode == 2 and "2 VMs are named 'web01'" in done.stderr, done.stderr
+    assert journal(config) == []
+    assert not [argv for argv in a.argv_log() if "migrate" in argv]
