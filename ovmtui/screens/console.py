@@ -9,7 +9,7 @@ screen and scrollback; the console's output keeps feeding it meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import ClassVar
 
@@ -200,55 +200,6 @@ class ConsoleScreen(Screen[None]):
         message.stop()
         self.console.resize(message.columns, message.rows)
 
-    @property
-    def can_sysrq(self) -> bool:
-        """Whether the VM's host sends Magic SysRq keys to its guests."""
-        if self.context is None:
-            return False
-        host = self.context.snapshot.host(self.console.target.host_key)
-        return host is not None and Capability.SYSRQ in host.capabilities
-
-    def ask_sysrq(self, key: str) -> None:
-        context, placed = self.context, self.console.target
-        if context is None:
-            return
-        refusal = context.sysrq_refusal(placed)
-        if refusal is not None:
-            self.notify(f"No SysRq: {refusal}.", severity="warning", markup=False)
-            return
-        if key not in SYSRQ_DRASTIC:
-            self._send_sysrq(key)
-            return
-        from ovmtui.screens.dialogs import ConfirmDialog
-
-        self.app.push_screen(
-            ConfirmDialog(
-                f"SysRq {key} to {placed.vm.name}: {SYSRQ_KEYS[key]}?",
-                [context.sysrq_command(placed, key)],
-                warning="The guest's kernel acts at once: nothing is shut down cleanly.",
-                confirm_label="Send",
-            ),
-            callback=partial(self._answered_sysrq, key),
-        )
-
-    def _answered_sysrq(self, key: str, ok: bool | None) -> None:
-        if ok:
-            self._send_sysrq(key)
-
-    @work(group="keys")
-    async def _send_sysrq(self, key: str) -> None:
-        assert self.context is not None
-        vm = self.console.target.vm.name
-        try:
-            unrecorded = await self.context.send_sysrq(self.console.target, key)
-        except OvmError as exc:
-            self.notify(exc.message, title=exc.title, severity="error", markup=False)
-            return
-        said = f"SysRq {key} sent to {vm}."
-        if unrecorded:
-            said += f" Not in the journal: {unrecorded}"
-        self.notify(said, markup=False)
-
     def reopen_forced(self) -> None:
         """A new console of the same VM, forced, in place of this closed one."""
         context, target = self.context, self.console.target
@@ -269,48 +220,97 @@ class ConsoleScreen(Screen[None]):
 
         app.call_later(reopen)
 
+    # -- keys on the guest's keyboard (Ctrl+Alt+Del, Magic SysRq) ---------------------------
+
     @property
     def can_send_keys(self) -> bool:
         """Whether the VM's host presses keys on its guests' keyboards (Ctrl+Alt+Del)."""
-        if self.context is None:
-            return False
-        host = self.context.snapshot.host(self.console.target.host_key)
-        return host is not None and Capability.SEND_KEYS in host.capabilities
+        return self._host_can(Capability.SEND_KEYS)
+
+    @property
+    def can_sysrq(self) -> bool:
+        """Whether the VM's host sends Magic SysRq keys to its guests."""
+        return self._host_can(Capability.SYSRQ)
 
     def ask_ctrl_alt_del(self) -> None:
         context, placed = self.context, self.console.target
         if context is None:
             return
-        refusal = context.ctrl_alt_del_refusal(placed)
+        self._ask_then_send(
+            "Ctrl+Alt+Del",
+            context.ctrl_alt_del_refusal(placed),
+            (
+                f"Press Ctrl+Alt+Del on {placed.vm.name}'s keyboard?",
+                context.ctrl_alt_del_command(placed),
+                "Most guests reboot on it, some at once, without shutting down.",
+            ),
+            lambda: context.send_ctrl_alt_del(placed),
+        )
+
+    def ask_sysrq(self, key: str) -> None:
+        context, placed = self.context, self.console.target
+        if context is None:
+            return
+        question = (
+            (
+                f"SysRq {key} to {placed.vm.name}: {SYSRQ_KEYS[key]}?",
+                context.sysrq_command(placed, key),
+                "The guest's kernel acts at once: nothing is shut down cleanly.",
+            )
+            if key in SYSRQ_DRASTIC
+            else None
+        )
+        self._ask_then_send(
+            f"SysRq {key}",
+            context.sysrq_refusal(placed),
+            question,
+            lambda: context.send_sysrq(placed, key),
+        )
+
+    def _host_can(self, capability: Capability) -> bool:
+        if self.context is None:
+            return False
+        host = self.context.snapshot.host(self.console.target.host_key)
+        return host is not None and capability in host.capabilities
+
+    def _ask_then_send(
+        self,
+        what: str,
+        refusal: str | None,
+        question: tuple[str, str, str] | None,
+        send: Callable[[], Awaitable[str | None]],
+    ) -> None:
+        """Say why not, or ask (``question``: title, the exact command, the warning), then
+        send; without a question, send at once."""
         if refusal is not None:
-            self.notify(f"No Ctrl+Alt+Del: {refusal}.", severity="warning", markup=False)
+            self.notify(f"No {what}: {refusal}.", severity="warning", markup=False)
+            return
+        if question is None:
+            self._send_keys(what, send)
             return
         from ovmtui.screens.dialogs import ConfirmDialog
 
+        title, command, warning = question
         self.app.push_screen(
-            ConfirmDialog(
-                f"Press Ctrl+Alt+Del on {placed.vm.name}'s keyboard?",
-                [context.ctrl_alt_del_command(placed)],
-                warning="Most guests reboot on it, some at once, without shutting down.",
-                confirm_label="Send",
-            ),
-            callback=self._answered_ctrl_alt_del,
+            ConfirmDialog(title, [command], warning=warning, confirm_label="Send"),
+            callback=partial(self._answered, what, send),
         )
 
-    def _answered_ctrl_alt_del(self, ok: bool | None) -> None:
+    def _answered(
+        self, what: str, send: Callable[[], Awaitable[str | None]], ok: bool | None
+    ) -> None:
         if ok:
-            self._send_ctrl_alt_del()
+            self._send_keys(what, send)
 
     @work(group="keys")
-    async def _send_ctrl_alt_del(self) -> None:
-        assert self.context is not None
+    async def _send_keys(self, what: str, send: Callable[[], Awaitable[str | None]]) -> None:
         vm = self.console.target.vm.name
         try:
-            unrecorded = await self.context.send_ctrl_alt_del(self.console.target)
+            unrecorded = await send()
         except OvmError as exc:
             self.notify(exc.message, title=exc.title, severity="error", markup=False)
             return
-        said = f"Ctrl+Alt+Del sent to {vm}."
+        said = f"{what} sent to {vm}."
         if unrecorded:
             said += f" Not in the journal: {unrecorded}"
         self.notify(said, markup=False)

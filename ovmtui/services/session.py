@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -380,57 +380,36 @@ class EstateSession:
         return await self.open_repository().journal_entries(vm=placed.uuid, limit=limit)
 
     # -- keys on the guest's keyboard ------------------------------------------------------
+    # Ctrl+Alt+Del (capability SEND_KEYS) and Magic SysRq (SYSRQ): refused and recorded
+    # alike, through the one audited path.
 
     def ctrl_alt_del_command(self, placed: PlacedVm) -> str:
         backend = self.poller.backend(placed.host_key)
         if not isinstance(backend, KeySender):
-            return f"# {placed.host} cannot press keys on its guests' keyboards"
+            return f"# {_no_keyboard(placed)}"
         return backend.ctrl_alt_del_command(placed.vm)
 
     def ctrl_alt_del_refusal(self, placed: PlacedVm) -> str | None:
         """Why Ctrl+Alt+Del cannot be sent to this VM now, or None."""
-        if self.read_only:
-            return READ_ONLY
-        busy = self.actions.busy.get(placed.uuid)
-        if busy is not None:
-            return busy
-        host = self.snapshot.host(placed.host_key)
-        if host is None or Capability.SEND_KEYS not in host.capabilities:
-            return f"{placed.host} cannot press keys on its guests' keyboards"
-        if not placed.vm.state.is_active:
-            return f"the VM is {placed.vm.state.value}"
-        return None
+        return self._keys_refusal(placed, Capability.SEND_KEYS, _no_keyboard(placed))
 
     async def send_ctrl_alt_del(self, placed: PlacedVm) -> str | None:
         """Ctrl+Alt+Del on the VM's keyboard, on the record. Returns why its result is not
         in the journal, or None; raises ``OvmError`` (refused, or the host's failure)."""
         backend = self.poller.backend(placed.host_key)
         if not isinstance(backend, KeySender):
-            raise ActionRefused(f"{placed.host} cannot press keys on its guests' keyboards")
-        operation = Operation(
-            "ctrl-alt-del",
-            backend.ctrl_alt_del_command(placed.vm),
-            placed.pool,
-            placed.host,
-            placed.vm.name,
-            placed.uuid,
+            raise ActionRefused(_no_keyboard(placed))
+        return await self._keys_on_record(
+            placed,
+            Operation("ctrl-alt-del", backend.ctrl_alt_del_command(placed.vm)),
+            lambda: backend.send_ctrl_alt_del(placed.vm),
+            lambda: self.ctrl_alt_del_refusal(placed),
         )
-
-        def check() -> None:
-            refusal = self.ctrl_alt_del_refusal(placed)
-            if refusal is not None:
-                raise ActionRefused(refusal)
-
-        done = await self.actions.operations.run(
-            operation, lambda: backend.send_ctrl_alt_del(placed.vm), check=check
-        )
-        self.poller.refresh(placed.host_key)
-        return done.unrecorded
 
     def sysrq_command(self, placed: PlacedVm, key: str) -> str:
         backend = self.poller.backend(placed.host_key)
         if not isinstance(backend, SysRqSender):
-            return f"# {placed.host} cannot send SysRq keys"
+            return f"# {_no_sysrq(placed)}"
         try:
             return backend.sysrq_command(placed.vm, key)
         except OvmError as exc:
@@ -438,41 +417,53 @@ class EstateSession:
 
     def sysrq_refusal(self, placed: PlacedVm) -> str | None:
         """Why no SysRq key can be sent to this VM now, or None."""
-        if self.read_only:
-            return READ_ONLY
-        busy = self.actions.busy.get(placed.uuid)
-        if busy is not None:
-            return busy
-        host = self.snapshot.host(placed.host_key)
-        if host is None or Capability.SYSRQ not in host.capabilities:
-            return f"{placed.host} cannot send SysRq keys"
-        if not placed.vm.state.is_active:
-            return f"the VM is {placed.vm.state.value}"
-        return None
+        return self._keys_refusal(placed, Capability.SYSRQ, _no_sysrq(placed))
 
     async def send_sysrq(self, placed: PlacedVm, key: str) -> str | None:
         """SysRq ``key`` to the VM's kernel, on the record. Returns why its result is not in
         the journal, or None; raises ``OvmError`` (refused, or the host's failure)."""
         backend = self.poller.backend(placed.host_key)
         if not isinstance(backend, SysRqSender):
-            raise ActionRefused(f"{placed.host} cannot send SysRq keys")
-        operation = Operation(
-            f"sysrq-{key}",
-            backend.sysrq_command(placed.vm, key),
-            placed.pool,
-            placed.host,
-            placed.vm.name,
-            placed.uuid,
+            raise ActionRefused(_no_sysrq(placed))
+        return await self._keys_on_record(
+            placed,
+            Operation(f"sysrq-{key}", backend.sysrq_command(placed.vm, key)),
+            lambda: backend.send_sysrq(placed.vm, key),
+            lambda: self.sysrq_refusal(placed),
         )
+
+    def _keys_refusal(self, placed: PlacedVm, capability: Capability, cannot: str) -> str | None:
+        if self.read_only:
+            return READ_ONLY
+        busy = self.actions.busy.get(placed.uuid)
+        if busy is not None:
+            return busy
+        host = self.snapshot.host(placed.host_key)
+        if host is None or capability not in host.capabilities:
+            return cannot
+        if not placed.vm.state.is_active:
+            return f"the VM is {placed.vm.state.value}"
+        return None
+
+    async def _keys_on_record(
+        self,
+        placed: PlacedVm,
+        operation: Operation,
+        send: Callable[[], Awaitable[None]],
+        refusal: Callable[[], str | None],
+    ) -> str | None:
+        """``send`` as one audited operation on ``placed``; ``refusal`` is checked after the
+        "started" record, so that a refusal is recorded too."""
 
         def check() -> None:
-            refusal = self.sysrq_refusal(placed)
-            if refusal is not None:
-                raise ActionRefused(refusal)
+            why = refusal()
+            if why is not None:
+                raise ActionRefused(why)
 
-        done = await self.actions.operations.run(
-            operation, lambda: backend.send_sysrq(placed.vm, key), check=check
+        where = dataclasses.replace(
+            operation, pool=placed.pool, host=placed.host, vm=placed.vm.name, uuid=placed.uuid
         )
+        done = await self.actions.operations.run(where, send, check=check)
         self.poller.refresh(placed.host_key)
         return done.unrecorded
 
@@ -740,3 +731,11 @@ class EstateSession:
 
     def _tell(self, notice: Notice) -> None:
         self.events.notice(notice)
+
+
+def _no_keyboard(placed: PlacedVm) -> str:
+    return f"{placed.host} cannot press keys on its guests' keyboards"
+
+
+def _no_sysrq(placed: PlacedVm) -> str:
+    return f"{placed.host} cannot send SysRq keys"

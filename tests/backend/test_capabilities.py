@@ -18,7 +18,7 @@ from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, EventCallback, wi
 from ovmtui.backend.libvirt import LibvirtBackend
 from ovmtui.backend.xen_ssh import XenSshBackend
 from ovmtui.errors import ActionRefused
-from ovmtui.model import Capability, HostKey, HostPoll, Vm, VmAction
+from ovmtui.model import Capability, HostFacts, HostKey, HostPoll, Vm, VmAction
 from tests.backend import contract
 from tests.backend.conftest import DEFAULT_URI
 from tests.services.fakes import FakeBackend
@@ -108,7 +108,7 @@ class _Minimal:
         return None
 
     async def poll(self) -> HostPoll:
-        raise NotImplementedError  # never polled: the contract check reads declarations only
+        return HostPoll(HostFacts(), (), 0.0)  # a host with no VMs
 
     async def act(self, vm: Vm, action: VmAction) -> None:
         self.acted = (vm, action)
