@@ -171,7 +171,7 @@ class ConsoleScreen(Screen[None]):
         return self.query_one(TerminalView)
 
     def on_mount(self) -> None:
-        self.console.on_output = self.terminal.feed
+        self.console.watch(self.terminal.feed)
         self.console.on_status = self._status_changed
         self.console.resize(self.terminal.columns, self.terminal.rows)
         self._show(self.console.status)
@@ -182,7 +182,7 @@ class ConsoleScreen(Screen[None]):
             self._estate_signal.subscribe(self, self._estate)
 
     def on_unmount(self) -> None:
-        self.console.on_output = lambda _data: None
+        self.console.watch(None)
         self.console.on_status = lambda _status: None
         if self._estate_signal is not None:
             self._estate_signal.unsubscribe(self)

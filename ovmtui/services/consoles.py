@@ -2,7 +2,7 @@
 
 ``ConsoleSession`` knows nothing of Textual: the console screen and ``ovmtui console`` are its
 faces. It opens the console through the VM's host (``ConsoleTransport``), hands every byte
-received to its face (``on_output``) after appending it to the session log, sends what the
+received to its face (``watch``) after appending it to the session log, sends what the
 face types, and says what it is doing (``on_status``). When the console ends without being
 asked to (a guest reboot on Xen re-creates the domain; a host that drops the connection), it
 waits for the VM to come back (same UUID, on its host or, after a migration, another) and
@@ -43,6 +43,9 @@ TERM_TYPE = "xterm-256color"
 # Keys typed faster than the host takes them wait here; beyond it they are dropped (a paste
 # of megabytes into a console whose host went silent must not grow without bound).
 MAX_UNSENT_BYTES = 1 << 20
+# What a console keeps for a face that is not watching yet (about a screenful of a boot and
+# its scrollback's last lines); more is in the session log.
+BACKLOG_BYTES = 256 << 10
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -119,7 +122,9 @@ class ConsoleSession:
         self._size = size
         self._reattach_timeout_s = reattach_timeout_s
         self._clock = clock
-        self.on_output: Callable[[bytes], object] = lambda _data: None
+        # Where received bytes go (``watch``); until a face watches, they wait in a backlog.
+        self._on_output: Callable[[bytes], object] | None = None
+        self._backlog = bytearray()
         self.on_status: Callable[[ConsoleStatus], object] = lambda _status: None
         transport = transport_for(target.host_key)
         command = transport.console_command(target.vm) if transport else f"console {target.vm.name}"
@@ -157,6 +162,17 @@ class ConsoleSession:
     def key(self) -> str:
         """Which console this is: one per VM in a session."""
         return self.target.vm.uuid
+
+    def watch(self, on_output: Callable[[bytes], object] | None) -> None:
+        """Hand every byte received to ``on_output`` from now on (None: nobody watches).
+
+        What came while nobody watched is handed over first, up to ``BACKLOG_BYTES``: a fast
+        guest's first screenful arrives before its console's screen is up to show it (the
+        session log has every byte anyway)."""
+        self._on_output = on_output
+        if on_output is not None and self._backlog:
+            backlog, self._backlog = bytes(self._backlog), bytearray()
+            on_output(backlog)
 
     def send(self, data: bytes) -> None:
         """Queue ``data`` for the guest (keys, a paste, a query's answer); dropped when the
@@ -344,7 +360,7 @@ class ConsoleSession:
     def _received(self, data: bytes) -> None:
         self._log_write(data)
         self._status = replace(self._status, bytes_in=self._status.bytes_in + len(data))
-        self.on_output(data)
+        self._show(data)
 
     def _mark_gap(self) -> None:
         since = self._gap_started
@@ -352,7 +368,15 @@ class ConsoleSession:
         away = f" after {(now - since).total_seconds():.0f} s" if since else ""
         text = f"\r\n[ovmtui: console re-attached{away}, {now:%H:%M:%S} UTC]\r\n"
         self._log_write(text.encode())
-        self.on_output(f"\x1b[7m{text.strip()}\x1b[0m\r\n".encode())
+        self._show(f"\x1b[7m{text.strip()}\x1b[0m\r\n".encode())
+
+    def _show(self, data: bytes) -> None:
+        if self._on_output is not None:
+            self._on_output(data)
+            return
+        self._backlog += data
+        if len(self._backlog) > BACKLOG_BYTES:
+            del self._backlog[: len(self._backlog) - BACKLOG_BYTES]
 
     # -- the log and the record -------------------------------------------------------------
 

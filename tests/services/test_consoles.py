@@ -123,7 +123,7 @@ async def test_a_console_is_on_the_record_logged_whole_and_typed_into(tmp_path: 
     transport, journal = MemoryTransport(), InMemoryJournal()
     console = session(transport, journal, tmp_path)
     shown: list[bytes] = []
-    console.on_output = shown.append
+    console.watch(shown.append)
     task = console.start()
     await attached(transport, console)
     assert journal.records[0][0] == "started"
@@ -193,7 +193,7 @@ async def test_a_reboot_is_reattached_with_the_gap_shown(tmp_path: Path) -> None
     console = session(transport, journal, tmp_path, force=True, reattach_timeout_s=30.0)
     shown: list[bytes] = []
     states: list[ConsoleState] = []
-    console.on_output = shown.append
+    console.watch(shown.append)
     console.on_status = lambda status: states.append(status.state)
     console.start()
     await attached(transport, console)
@@ -249,3 +249,20 @@ def test_log_names_keep_only_safe_characters(tmp_path: Path) -> None:
         "etc_passwd-20261206T221503Z.log"
     )
     assert console_log_path(tmp_path, "...", when).name == "vm-20261206T221503Z.log"
+
+
+async def test_what_comes_before_a_face_watches_is_handed_over_then(tmp_path: Path) -> None:
+    """A fast guest's first screenful arrives before its console's screen is up."""
+    transport, journal = MemoryTransport(), InMemoryJournal()
+    console = session(transport, journal, tmp_path)
+    console.start()
+    await attached(transport, console)
+    transport.channel.guest_says(b"boot banner\r\n")
+    await until(lambda: console.status.bytes_in == 13)
+    shown: list[bytes] = []
+    console.watch(shown.append)
+    transport.channel.guest_says(b"login: ")
+    await until(lambda: console.status.bytes_in == 20)
+    assert b"".join(shown) == b"boot banner\r\nlogin: "
+    console.close()
+    await console.wait_closed()
