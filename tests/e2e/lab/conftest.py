@@ -15,6 +15,7 @@ up while they run.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -33,6 +34,9 @@ LAB_DIR = ROOT / ".lab"
 # A fresh machine installs ~40 packages and fetches a 26 MB kernel first.
 UP_TIMEOUT_S = 600
 DOWN_TIMEOUT_S = 120
+# The lab's namespaces, bridge and addresses are machine-wide, whichever checkout runs it: a
+# second test session (another worktree, a bench) waits here for the first to finish.
+SESSION_LOCK = Path("/tmp/ovmtui-lab.session.lock")
 
 _NOT_PROBED = "not probed"
 _unavailable: str | None = _NOT_PROBED
@@ -136,7 +140,11 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     reason = lab_unavailable()
     if reason is not None:
         pytest.skip(f"the lab cannot run here: {reason}")
-    # Registered before starting: a lab that fails halfway up is torn down too.
+    lock = SESSION_LOCK.open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    request.addfinalizer(lock.close)
+    # Registered before starting (and so run before the lock is let go): a lab that fails
+    # halfway up is torn down too.
     request.addfinalizer(_down)
     started = time.monotonic()
     result = lab_command("up", timeout=UP_TIMEOUT_S)
