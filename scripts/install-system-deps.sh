@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # openssh-server and -client: the Xen-over-SSH backend is tested against a real sshd.
-want=(pkg-config gcc libvirt-dev tmux openssh-server openssh-client)
+# curl and wget: imports of resources run on the (fake) dom0, whose download tool is real.
+want=(pkg-config gcc libvirt-dev tmux openssh-server openssh-client curl wget)
 
 python=${PYTHON:-python3}
 if ! command -v "$python" >/dev/null 2>&1; then
