@@ -453,11 +453,10 @@ class _Parser:
                     key="shared_storage",
                     span=span,
                 )
-        hosts_raw = raw.get("hosts")
-        if not isinstance(hosts_raw, list) or not hosts_raw:
-            raise self.fail(
-                where, "expected at least one [[pools.hosts]] table", key="name", span=span
-            )
+        # A pool may have no host yet: one being built (`ovmtui pool add`, then its hosts).
+        hosts_raw = raw.get("hosts", [])
+        if not isinstance(hosts_raw, list):
+            raise self.fail(where, "expected [[pools.hosts]] tables", key="hosts", span=span)
         hosts = tuple(
             dataclasses.replace(self.host(name, index, i, h), shared_storage=storage)
             for i, h in enumerate(hosts_raw)

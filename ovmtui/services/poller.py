@@ -85,11 +85,13 @@ class EstatePoller:
         initial: EstateSnapshot | None = None,
         clock: Callable[[], float] = time.time,
         garbage: GarbagePolicy | None = None,
+        pools: Sequence[str] = (),
     ) -> None:
+        """``pools``: the estate's pools in order, those without a host yet included."""
         self._hosts = {h.backend.host: h for h in hosts}
         self._garbage = garbage if garbage is not None else GarbagePolicy()
         self._order = [h.backend.host for h in hosts]
-        self._pools = tuple(dict.fromkeys(key.pool for key in self._order))
+        self._pools = tuple(dict.fromkeys([*pools, *(key.pool for key in self._order)]))
         self._on_snapshot = on_snapshot
         self.interval_s = interval_s
         # Two bounds (see _bounded and backend/pacing.py): polls waiting on their hosts
@@ -119,7 +121,8 @@ class EstatePoller:
         self._awaiting: set[HostKey] = set()
         self._round_done = asyncio.Event()
         self._hold_until = 0.0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[HostKey, asyncio.Task[None]] = {}
+        self._running = False
         self._generation = 0
         self._snapshot = EstateSnapshot(hosts=(), generation=0)
         self.seed(initial)
@@ -144,18 +147,87 @@ class EstatePoller:
         self._garbage.before_first_poll()
         self._awaiting = set(self._order)
         self._hold_until = asyncio.get_running_loop().time() + FIRST_ROUND_WAIT_S
+        self._running = True
         for index, key in enumerate(self._order):
-            self._wake[key] = asyncio.Event()
-            self._hosts[key].backend.set_event_callback(self._event_callback(key))
-            task = asyncio.create_task(self._host_loop(key, index), name=f"poll {key}")
-            self._tasks.append(task)
+            self._start_loop(key, index)
         try:
-            await asyncio.gather(*self._tasks)
+            # Until cancelled: hosts come and go meanwhile (set_hosts), each its own task.
+            await asyncio.get_running_loop().create_future()
         finally:
-            for task in self._tasks:
+            self._running = False
+            tasks = list(self._tasks.values())
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.clear()
+
+    def _start_loop(self, key: HostKey, index: int) -> None:
+        self._wake[key] = asyncio.Event()
+        self._hosts[key].backend.set_event_callback(self._event_callback(key))
+        task = asyncio.create_task(self._host_loop(key, index), name=f"poll {key}")
+        self._tasks[key] = task
+
+    async def set_hosts(self, hosts: Sequence[PolledHost], pools: Sequence[str]) -> None:
+        """Poll ``hosts`` from now on (the estate file changed): hosts no longer there, or
+        with a new backend, stop being polled and their backends are closed; new ones are
+        polled at once; the others carry on, their roles updated. One whole snapshot says
+        it to every consumer."""
+        new = {h.backend.host: h for h in hosts}
+        gone = [
+            key
+            for key, old in self._hosts.items()
+            if key not in new or new[key].backend is not old.backend
+        ]
+        for key in gone:
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            old = self._hosts.pop(key)
+            old.backend.set_event_callback(None)
+            await old.backend.close()
+            self._forget(key)
+        order = [h.backend.host for h in hosts]
+        statuses: dict[HostKey, HostStatus] = {}
+        for key in order:
+            host = new[key]
+            status = self._status.get(key)
+            if status is None:
+                status = HostStatus(
+                    pool=key.pool,
+                    name=key.name,
+                    address=host.backend.address,
+                    roles=host.roles,
+                    capabilities=host.backend.capabilities,
+                    withheld=tuple(withheld(host.backend).items()),
+                )
+            elif status.roles != host.roles:
+                status = dataclasses.replace(status, roles=host.roles)
+            statuses[key] = status
+        self._hosts = dict(new)
+        self._order = order
+        self._status = statuses
+        self._pools = tuple(dict.fromkeys([*pools, *(key.pool for key in order)]))
+        if self._running:
+            for index, key in enumerate(order):
+                if key not in self._tasks:
+                    self._start_loop(key, index)
+        self._settled.clear()
+        self._pending_changed.clear()
+        self._pending_removed.clear()
+        self._pending_hosts.clear()
+        self._emit(self._build(delta=None))
+
+    def _forget(self, key: HostKey) -> None:
+        self._status.pop(key, None)
+        self._failures.pop(key, None)
+        self._answers.pop(key, None)
+        self._wake.pop(key, None)
+        self._raw.pop(key, None)
+        self._settled.discard(key)
+        self._awaiting.discard(key)
+        for uuid in [uuid for uuid, where in self._where.items() if where == key]:
+            del self._where[uuid]
 
     async def poll_once(self) -> EstateSnapshot:
         """Poll every host once, concurrently; for headless commands."""
@@ -171,7 +243,7 @@ class EstatePoller:
         """Poll these hosts now and return once the snapshot holds their new data: through
         their loops while ``run`` polls (a wake-up each), else directly (a headless command,
         which polls only when asked)."""
-        if not self._tasks:
+        if not self._running:
             await asyncio.gather(*(self._poll_host(key) for key in keys))
             if self._publish_task is not None:
                 self._publish_task.cancel()
@@ -243,14 +315,18 @@ class EstatePoller:
         try:
             result = await self._bounded(backend.poll)
         except OvmError as exc:
-            self._record_failure(key, exc.message)
+            if key in self._status:
+                self._record_failure(key, exc.message)
             return False
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a backend bug must not kill the other hosts' polling
             log.exception("poll of %s failed unexpectedly", key)
-            self._record_failure(key, f"internal error: {type(exc).__name__}: {exc}")
+            if key in self._status:
+                self._record_failure(key, f"internal error: {type(exc).__name__}: {exc}")
             return False
+        if key not in self._status:
+            return False  # left the estate while it was asked (set_hosts)
         # Folding is work on the loop: in a folding slot, on a turn of the loop of its own
         # (see backend/pacing.py and docs/latency.md).
         async with self._pacing.folding():
@@ -289,7 +365,12 @@ class EstatePoller:
             if old is not None:
                 # Last-known data: shown at once, flagged stale until the host answers.
                 status = dataclasses.replace(
-                    status, facts=old.facts, vms=old.vms, taken_at=old.taken_at, stale=True
+                    status,
+                    facts=old.facts,
+                    vms=old.vms,
+                    taken_at=old.taken_at,
+                    stale=True,
+                    failed_at=old.failed_at if old.reachable is False else None,
                 )
             self._status[key] = status
             for vm in status.vms:
@@ -403,7 +484,13 @@ class EstatePoller:
         self._failures[key] = self._failures.get(key, 0) + 1
         old = self._status[key]
         # Keep the last good data: an operator needs to see what ran there, and since when.
-        status = dataclasses.replace(old, reachable=False, error=message, failed_at=self._clock())
+        # failed_at is when it stopped answering, not its latest retry ("unreachable for
+        # 4 min" counts from there).
+        # Seeded from the repository, a host that was down then is counted down since then.
+        since = old.failed_at if old.reachable is not True else None
+        status = dataclasses.replace(
+            old, reachable=False, error=message, failed_at=since or self._clock()
+        )
         self._status[key] = status
         if (old.reachable, old.error) != (False, message):
             self._pending_hosts.add(key)

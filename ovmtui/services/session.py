@@ -61,6 +61,7 @@ from ovmtui.services.definitions import (
     default_definitions_dir,
     export_definitions,
 )
+from ovmtui.services.estate_edits import EstateEditor
 from ovmtui.services.flight_plan import DEFAULT_OVERHEAD_MIB
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
@@ -73,6 +74,7 @@ from ovmtui.store.backup import (
     list_backups,
 )
 from ovmtui.store.drift import DriftedVm
+from ovmtui.store.estate_file import EstateFile
 from ovmtui.store.journal import JournalEntry
 from ovmtui.store.reconcile import ReconcileOutcome, reconcile
 from ovmtui.store.repository import Repository
@@ -135,12 +137,15 @@ class EstateSession:
         user: str | None = None,
         unwritable: Literal["raise", "read-only"] = "read-only",
         console_log_dir: Path | None = None,
+        estate_file: EstateFile | None = None,
     ) -> None:
-        """``read_only_reason``: why the repository cannot be written (the session then only
-        reads it). Without a ``repository`` (tests, benchmarks) actions are journaled in
-        memory. ``unwritable``: what a repository that fails to open for writing does to
-        the session: turn it read-only (the TUI: watching matters more), or raise (a
-        headless command: it was asked to record, and says it cannot)."""
+        """``estate_file``: the file ``estate`` was read from, for edits and reloads (None:
+        the demo's, or a test's, built in). ``read_only_reason``: why the repository
+        cannot be written (the session then only reads it). Without a ``repository``
+        (tests, benchmarks) actions are journaled in memory. ``unwritable``: what a
+        repository that fails to open for writing does to the session: turn it read-only
+        (the TUI: watching matters more), or raise (a headless command: it was asked to
+        record, and says it cannot)."""
         self.estate = estate
         self.events = events if events is not None else SessionEvents()
         self.user = user or current_user()
@@ -151,6 +156,7 @@ class EstateSession:
         roles = {host.key: host.roles for host in estate.hosts}
         self.poller = EstatePoller(
             [PolledHost(b, roles.get(b.host, ())) for b in backends],
+            pools=[pool.name for pool in estate.pools],
             on_snapshot=self._published,
             interval_s=interval_s,
             max_concurrency=max_concurrency,
@@ -163,11 +169,10 @@ class EstateSession:
             read_only=self._read_only,
             user=self.user,
         )
-        pools = {pool.name: pool.shared_storage for pool in estate.pools}
         self.migrations = MigrationService(
             backend_for=self.poller.backend,
             snapshot=lambda: self.snapshot,
-            shared_storage=pools.get,
+            shared_storage=self.shared_storage,  # the estate's of now: it may be edited
             operations=self.actions.operations,
             busy=self.actions.busy,
             repoll=self.poller.repoll,
@@ -193,6 +198,15 @@ class EstateSession:
         self._action_tasks: set[asyncio.Task[object]] = set()
         self._consoles: dict[str, ConsoleSession] = {}
         self.console_log_dir = console_log_dir or default_console_log_dir()
+        self.estate_edits = EstateEditor(
+            estate_file,
+            operations=self.actions.operations,
+            snapshot=lambda: self.snapshot,
+            apply=self.apply_estate,
+            tell=lambda text, error: self._tell(
+                Notice(text, "Estate file", "error" if error else "information")
+            ),
+        )
 
     # -- state --------------------------------------------------------------------------
 
@@ -244,8 +258,56 @@ class EstateSession:
             await self._open_repository(self.repository_path)
 
     async def run(self) -> None:
-        """Poll until cancelled."""
-        await self.poller.run()
+        """Poll until cancelled; an estate file changed on disk is reloaded meanwhile."""
+        watch = asyncio.create_task(self._watch_estate_file(), name="estate file")
+        try:
+            await self.poller.run()
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+
+    async def _watch_estate_file(self) -> None:
+        # On the refresh tick: a stat each time, a read only when the file changed.
+        while True:
+            await asyncio.sleep(max(1.0, self.poller.interval_s))
+            try:
+                await self.estate_edits.check_file()
+            except OvmError as exc:
+                self._tell(Notice(exc.message, exc.title, "error"))
+
+    async def apply_estate(self, new: EstateConfig) -> tuple[str, ...]:
+        """Carry on with ``new`` (the estate file was edited): hosts gone are no longer
+        polled (their backends closed), new ones are polled at once, hosts whose connection
+        changed are reconnected, roles follow; the repository takes the new estate as at
+        start-up. Returns what the repository saw change."""
+        old = {host.key: host for host in self.estate.hosts}
+        current = {key: self.poller.backend(key) for key in old}
+        hosts: list[PolledHost] = []
+        for host in new.hosts:
+            before = old.get(host.key)
+            backend = current.get(host.key)
+            same = before is not None and dataclasses.replace(before, roles=()) == (
+                dataclasses.replace(host, roles=())
+            )
+            if backend is None or not same:
+                backend = backend_for(host)
+            hosts.append(PolledHost(backend, host.roles))
+        self.estate = dataclasses.replace(
+            new,
+            # Not re-read while running: these were settled at start-up.
+            max_waiting=self.estate.max_waiting,
+            migration_overhead_mib=self.estate.migration_overhead_mib,
+        )
+        await self.poller.set_hosts(hosts, [pool.name for pool in new.pools])
+        self._snapshot = self.poller.snapshot
+        differences: list[str] = []
+        repo = self.repository
+        if repo is not None and not repo.read_only:
+            try:
+                differences = await repo.import_estate(self.estate)
+            except OvmError as exc:
+                self._tell(Notice(exc.message, exc.title, "error"))
+        return tuple(differences)
 
     async def poll_once(self) -> EstateSnapshot:
         """Every host once (a headless command); recorded like the TUI's polls (by the

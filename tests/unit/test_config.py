@@ -87,7 +87,7 @@ def test_good_estate_parses() -> None:
             "roles = ['master']\n",
             "more than one master",
         ),
-        ("[[pools]]\nname = 'a'\n", "expected at least one [[pools.hosts]]"),
+        ("[[pools]]\nname = 'a'\nhosts = 3\n", "expected [[pools.hosts]] tables"),
         (
             "[[pools]]\nname = 'a b'\n[[pools.hosts]]\nname='h'\nlibvirt='test:///default'\n",
             "name: expected a name",

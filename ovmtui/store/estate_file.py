@@ -1,0 +1,653 @@
+"""Editing the estate file in place: the operator's comments, order and formatting kept.
+
+The estate file stays the source of truth. An edit (``ovmtui host add``, ``N`` in the TUI, …)
+is made with tomlkit on the text that was read, validated exactly as at start-up
+(``config.parse_estate`` of the new text), and written safely: the previous version kept as
+``estate.toml.<UTC time>.bak``, the new one written to a temporary file beside it, fsynced
+and renamed over it. A file that changed on disk since it was read is refused, never
+overwritten: another ovmtui or an editor wrote it, and their change would be lost.
+
+Comments: TOML has no notion of which table a comment belongs to; tomlkit keeps a comment
+with the table *above* it. An operator writes the comment *above* the table it is about, so
+tables added or removed here carry the comments just above their header with them
+(``_Blocks``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.items import AoT, Comment, Item, Table, Whitespace
+from tomlkit.toml_document import TOMLDocument
+
+from ovmtui.config import MAX_FILE_BYTES, EstateConfig, HostConfig, parse_estate
+from ovmtui.errors import ConfigError
+from ovmtui.files import fsync_directory
+
+BACKUP_SUFFIX = ".bak"
+
+
+class EstateFileChanged(ConfigError):
+    """The file on disk is not the one that was read: nothing is written over it."""
+
+    title = "Estate file changed on disk"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """What a cheap ``stat`` tells of the file: changed when any of these changed."""
+
+    mtime_ns: int
+    size: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileStamp | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return cls(st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
+class EstateFile:
+    """An estate file as read: its text, the hash of its bytes and what it says."""
+
+    path: Path
+    text: str
+    digest: str  # SHA-256 of the bytes read: what "changed since it was read" compares
+    estate: EstateConfig
+    stamp: FileStamp | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> EstateFile:
+        """Read and validate ``path`` as at start-up (``ConfigError`` when it is wrong)."""
+        stamp = FileStamp.of(path)
+        raw = _read_bytes(path)
+        text = _text_of(path, raw)
+        return cls(path, text, _digest(raw), _parse(text, path), stamp)
+
+    def edited(self, edit: EstateEdit) -> str:
+        """The new text with ``edit`` made; validated as at start-up. Raises ``ConfigError``
+        (an unknown pool or host, a duplicate, a second master, a bad URI: what start-up
+        would refuse, and what the edit itself cannot do)."""
+        doc = tomlkit.parse(self.text)
+        edit.apply(_Blocks(doc), self.estate)
+        text = tomlkit.dumps(doc)
+        _parse(text, self.path)  # parsed for its errors: what start-up would refuse is refused here
+        return text
+
+    def write(self, text: str, *, now: dt.datetime | None = None) -> tuple[EstateFile, Path]:
+        """Replace the file with ``text``: the old one kept as ``<name>.<UTC time>.bak``.
+
+        Refused (``EstateFileChanged``) when the file on disk is no longer what was read.
+        Returns the file as written and the backup's path.
+        """
+        target = self.path.resolve()  # a symlinked estate file stays a symlink
+        new = _parse(text, self.path)
+        with _locked(target):
+            # Read again under the lock, by its path: a rename by another writer shows here.
+            try:
+                current = _read_bytes(target)
+            except ConfigError:
+                current = b""
+            if _digest(current) != self.digest:
+                raise EstateFileChanged(
+                    f"{self.path} changed on disk since ovmtui read it (another ovmtui or an "
+                    "editor wrote it): nothing was written. Read it again and redo the change."
+                )
+            mode = target.stat().st_mode & 0o7777
+            backup = _backup_path(target, now or dt.datetime.now(dt.UTC))
+            _write_new(backup, current, mode)
+            data = text.encode("utf-8")
+            fd, partial = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+            )
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fchmod(file.fileno(), mode)
+                    os.fsync(file.fileno())
+                os.replace(partial, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
+                raise
+            fsync_directory(target.parent)
+        written = EstateFile(self.path, text, _digest(data), new, FileStamp.of(self.path))
+        return written, backup
+
+
+# -- edits ---------------------------------------------------------------------------------
+
+
+class EstateEdit:
+    """One change to the estate file. ``operation``/``command`` go to the journal."""
+
+    operation: str = "estate-edit"
+
+    @property
+    def command(self) -> str:
+        raise NotImplementedError
+
+    def target(self) -> tuple[str | None, str | None]:
+        """The pool and host the journal records it against."""
+        raise NotImplementedError
+
+    def apply(self, blocks: _Blocks, estate: EstateConfig) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class AddPool(EstateEdit):
+    name: str
+    shared_storage: str | None = None
+    operation: str = "estate-pool-add"
+
+    def target(self) -> tuple[str | None, str | None]:
+        return self.name, None
+
+    @property
+    def command(self) -> str:
+        extra = [] if self.shared_storage is None else ["--shared-storage", self.shared_storage]
+        return _join(["ovmtui", "pool", "add", self.name, *extra])
+
+    def apply(self, blocks: _Blocks, estate: EstateConfig) -> None:
+        if any(p.name == self.name for p in estate.pools):
+            raise ConfigError(f"pool {self.name!r} exists already; pool names must be unique")
+        table = tomlkit.table()
+        table["name"] = self.name
+        if self.shared_storage is not None:
+            table["shared_storage"] = self.shared_storage
+        blocks.add_pool(table)
+
+
+@dataclass(frozen=True, slots=True)
+class RemovePool(EstateEdit):
+    name: str
+    operation: str = "estate-pool-remove"
+
+    def target(self) -> tuple[str | None, str | None]:
+        return self.name, None
+
+    @property
+    def command(self) -> str:
+        return _join(["ovmtui", "pool", "remove", self.name])
+
+    def apply(self, blocks: _Blocks, estate: EstateConfig) -> None:
+        pool = _pool(estate, self.name)
+        if pool.hosts:
+            names = ", ".join(h.name for h in pool.hosts)
+            raise ConfigError(
+                f"pool {self.name!r} still has hosts ({names}): remove them first "
+                "(ovmtui host remove NAME)"
+            )
+        if len(estate.pools) == 1:
+            raise ConfigError(
+                f"pool {self.name!r} is the estate's last: an estate has one at least"
+            )
+        blocks.remove_pool(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class HostSpec:
+    """A host's connection and roles, as the add and edit forms and commands give them."""
+
+    libvirt: str | None = None
+    ssh: str | None = None
+    identity: str | None = None
+    toolstack: str | None = None  # None: not written (auto)
+    jump: str | None = None
+    roles: tuple[str, ...] | None = None  # None: not written
+
+    def args(self) -> list[str]:
+        out: list[str] = []
+        if self.libvirt is not None:
+            out += ["--libvirt", self.libvirt]
+        if self.ssh is not None:
+            out += ["--ssh", self.ssh]
+        if self.identity is not None:
+            out += ["--identity", self.identity]
+        if self.toolstack is not None:
+            out += ["--toolstack", self.toolstack]
+        if self.jump is not None:
+            out += ["--jump", self.jump]
+        if self.roles is not None:
+            out += ["--roles", ",".join(self.roles)]
+        return out
+
+    def values(self) -> dict[str, Any]:
+        """The keys to write, in the README's order; None: the key is removed."""
+        return {
+            "libvirt": self.libvirt,
+            "ssh": self.ssh,
+            "identity": self.identity,
+            "toolstack": self.toolstack,
+            "jump": self.jump,
+            "roles": None if self.roles is None else list(self.roles),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AddHost(EstateEdit):
+    pool_name: str
+    name: str
+    spec: HostSpec
+    operation: str = "estate-host-add"
+
+    def target(self) -> tuple[str | None, str | None]:
+        return self.pool_name, self.name
+
+    @property
+    def command(self) -> str:
+        return _join(["ovmtui", "host", "add", self.pool_name, self.name, *self.spec.args()])
+
+    def apply(self, blocks: _Blocks, estate: EstateConfig) -> None:
+        _pool(estate, self.pool_name)
+        other = next((h for h in estate.hosts if h.name == self.name), None)
+        if other is not None:
+            raise ConfigError(
+                f"host {self.name!r} exists already (in pool {other.pool!r}); host names are "
+                "unique across the estate"
+            )
+        table = tomlkit.table()
+        table["name"] = self.name
+        for key, value in self.spec.values().items():
+            if value is not None:
+                table[key] = value
+        blocks.add_host(self.pool_name, table)
+
+
+@dataclass(frozen=True, slots=True)
+class EditHost(EstateEdit):
+    """A host's connection and roles replaced (its name and pool stay)."""
+
+    name: str
+    spec: HostSpec
+    operation: str = "estate-host-edit"
+
+    def target(self) -> tuple[str | None, str | None]:
+        return None, self.name
+
+    @property
+    def command(self) -> str:
+        return _join(["ovmtui", "host", "edit", self.name, *self.spec.args()])
+
+    def apply(self, blocks: _Blocks, estate: EstateConfig) -> None:
+        host = _host(estate, self.name)
+        table = blocks.host_table(host.pool, host.name)
+        for key, value in self.spec.values().items():
+            blocks.set_key(table, key, value)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveHost(EstateEdit):
+    name: str
+    forced: bool = False
+    operation: str = "estate-host-remove"
+
+    def target(self) -> tuple[str | None, str | None]:
+        return None, self.name
+
+    @property
+    def command(self) -> str:
+        force = ["--force", self.name] if self.forced else []
+        return _join(["ovmtui", "host", "remove", self.name, *force])
+
+    def apply(self, blocks: _Blocks, estate: EstateConfig) -> None:
+        host = _host(estate, self.name)
+        blocks.remove_host(host.pool, host.name)
+
+
+@dataclass(frozen=True, slots=True)
+class SetRoles(EstateEdit):
+    name: str
+    roles: tuple[str, ...]
+    operation: str = "estate-host-roles"
+
+    def target(self) -> tuple[str | None, str | None]:
+        return None, self.name
+
+    @property
+    def command(self) -> str:
+        return _join(["ovmtui", "host", "roles", self.name, ",".join(self.roles)])
+
+    def apply(self, blocks: _Blocks, estate: EstateConfig) -> None:
+        host = _host(estate, self.name)
+        blocks.set_key(blocks.host_table(host.pool, host.name), "roles", list(self.roles))
+
+
+@dataclass(frozen=True, slots=True)
+class Promote(EstateEdit):
+    """The master role moved to ``name`` from whichever host of its pool held it."""
+
+    name: str
+    reason: str
+    operation: str = "estate-host-promote"
+
+    def target(self) -> tuple[str | None, str | None]:
+        return None, self.name
+
+    @property
+    def command(self) -> str:
+        return _join(["ovmtui", "host", "promote", self.name, "--reason", self.reason])
+
+    def apply(self, blocks: _Blocks, estate: EstateConfig) -> None:
+        if not self.reason.strip():
+            raise ConfigError("a promotion needs a reason (--reason TEXT): it is journaled")
+        host = _host(estate, self.name)
+        pool = _pool(estate, host.pool)
+        if "master" in host.roles:
+            raise ConfigError(f"{self.name} is the master of pool {pool.name} already")
+        for other in pool.hosts:
+            if "master" in other.roles:
+                kept = [r.value for r in other.roles if r.value != "master"]
+                table = blocks.host_table(pool.name, other.name)
+                blocks.set_key(table, "roles", kept)
+        roles = ["master", *(r.value for r in host.roles)]
+        blocks.set_key(blocks.host_table(pool.name, host.name), "roles", roles)
+
+
+def old_master(estate: EstateConfig, host: str) -> str | None:
+    """The master of ``host``'s pool before a promotion, or None."""
+    config = _host(estate, host)
+    pool = _pool(estate, config.pool)
+    return next((h.name for h in pool.hosts if "master" in h.roles), None)
+
+
+def parse_roles(text: str) -> tuple[str, ...]:
+    """``master,utility,vm`` (spaces allowed, empty for none): checked by the estate's
+    parser like any other value, so only the shape is read here."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+# -- the document: tables found, added and removed with the comments above them -----------
+
+
+class _Blocks:
+    """The document's tables in file order: the top-level keys, then each pool followed by
+    its hosts. Each block's own lines end where its nested [[pools.hosts]] begin."""
+
+    def __init__(self, doc: TOMLDocument) -> None:
+        self.doc = doc
+
+    def _pools(self) -> AoT:
+        pools = self.doc.get("pools")
+        if not isinstance(pools, AoT):
+            raise ConfigError(
+                "the estate file's pools are not written as [[pools]] tables: edit it by hand"
+            )
+        return pools
+
+    def _pool_table(self, name: str) -> Table:
+        for table in self._pools():
+            if isinstance(table, Table) and table.get("name") == name:
+                return table
+        raise ConfigError(f"no pool {name!r} in the estate file")
+
+    def _hosts(self, pool: Table) -> AoT | None:
+        hosts = pool.get("hosts")
+        if hosts is None:
+            return None
+        if not isinstance(hosts, AoT):
+            raise ConfigError(
+                "the pool's hosts are not written as [[pools.hosts]] tables: edit it by hand"
+            )
+        return hosts
+
+    def host_table(self, pool: str, name: str) -> Table:
+        hosts = self._hosts(self._pool_table(pool))
+        for table in hosts or ():
+            if isinstance(table, Table) and table.get("name") == name:
+                return table
+        raise ConfigError(f"no host {name!r} in pool {pool!r} of the estate file")
+
+    def _order(self) -> list[list[tuple[Any, Item]]]:
+        """Every block's body, in file order (the document's own first)."""
+        bodies: list[list[tuple[Any, Item]]] = [self.doc.body]
+        for pool in self._pools():
+            bodies.append(pool.value.body)
+            for host in self._hosts(pool) or ():
+                bodies.append(host.value.body)
+        return bodies
+
+    # -- adding
+
+    def add_pool(self, table: Table) -> None:
+        pools = self._pools()
+        last = self._order()[-1]
+        _indent_like(table, pools[0] if len(pools) else None)
+        self._carry_tail(last, table)
+        pools.append(table)
+
+    def add_host(self, pool_name: str, table: Table) -> None:
+        pool = self._pool_table(pool_name)
+        hosts = self._hosts(pool)
+        sibling = next(iter(hosts), None) if hosts else self._any_host()
+        _indent_like(table, sibling, default="  ")
+        last = hosts[-1].value.body if hosts else pool.value.body
+        self._carry_tail(last, table)
+        if hosts is None:
+            new = tomlkit.aot()
+            new.append(table)
+            pool.append("hosts", new)
+        else:
+            hosts.append(table)
+
+    def _any_host(self) -> Table | None:
+        for pool in self._pools():
+            for host in self._hosts(pool) or ():
+                if isinstance(host, Table):
+                    return host
+        return None
+
+    def _carry_tail(self, before: list[tuple[Any, Item]], table: Table) -> None:
+        """The comments at the end of ``before`` are about what follows it: they move to the
+        end of ``table``, which goes in between; a blank line separates the two."""
+        stop = _own_end(before)
+        start = _tail_start(before, stop)
+        tail = before[start:stop]
+        del before[start:stop]
+        before.insert(start, (None, Whitespace("\n")))
+        table.value.body.extend(tail)
+
+    # -- removing
+
+    def remove_pool(self, name: str) -> None:
+        pools = self._pools()
+        index = next(i for i, t in enumerate(pools) if t.get("name") == name)
+        self._remove(pools, index)
+
+    def remove_host(self, pool_name: str, name: str) -> None:
+        pool = self._pool_table(pool_name)
+        hosts = self._hosts(pool)
+        assert hosts is not None  # host_table found it
+        index = next(i for i, t in enumerate(hosts) if t.get("name") == name)
+        self._remove(hosts, index)
+        if not len(hosts):
+            del pool["hosts"]
+
+    def _remove(self, aot: AoT, index: int) -> None:
+        table = aot[index]
+        order = self._order()
+        first = next(i for i, body in enumerate(order) if body is table.value.body)
+        last = first
+        for host in self._hosts(table) or ():
+            last = next(i for i, body in enumerate(order) if body is host.value.body)
+        before, end = order[first - 1], order[last]
+        # Above the removed table: the comments about it go with it (its blank lines stay).
+        stop = _own_end(before)
+        start = _tail_start(before, stop)
+        before[start:stop] = [item for item in before[start:stop] if not _is_comment(item)]
+        # At its end: the comments about what follows it stay, above what follows.
+        end_stop = _own_end(end)
+        tail = end[_tail_start(end, end_stop) : end_stop]
+        del aot[index]
+        stop = _own_end(before)
+        # What was above the removed table's header is now above what followed it.
+        before[_tail_start(before, stop) : stop] = tail
+
+    # -- values
+
+    def set_key(self, table: Table, key: str, value: Any) -> None:
+        """Set (or with None remove) ``key`` of a host's table, keeping its comments: a new
+        key goes after the table's last key, above the comments about what follows."""
+        if value is None:
+            if key in table:
+                del table[key]
+            return
+        if key in table:
+            table[key] = value
+            return
+        body = table.value.body
+        indent = next((item.trivia.indent for k, item in body if k is not None), "")
+        start = _tail_start(body, _own_end(body))
+        tail = body[start:]
+        del body[start:]
+        table[key] = value
+        body[-1][1].trivia.indent = indent
+        body.extend(tail)
+
+
+def _own_end(body: list[tuple[Any, Item]]) -> int:
+    """Where a block's own lines end: before its first nested array of tables."""
+    return next((i for i, (_k, item) in enumerate(body) if isinstance(item, AoT)), len(body))
+
+
+def _tail_start(body: list[tuple[Any, Item]], stop: int) -> int:
+    start = stop
+    while start > 0 and body[start - 1][0] is None and _loose(body[start - 1][1]):
+        start -= 1
+    return start
+
+
+def _loose(item: Item) -> bool:
+    return isinstance(item, (Comment, Whitespace))
+
+
+def _is_comment(entry: tuple[Any, Item]) -> bool:
+    return isinstance(entry[1], Comment)
+
+
+def _indent_like(table: Table, sibling: Table | None, default: str = "") -> None:
+    """Indent a new table and its keys as its siblings are (README: hosts by two spaces)."""
+    indent = default
+    if sibling is not None:
+        indent = sibling.trivia.indent.rsplit("\n", 1)[-1]
+    if indent.strip(" \t"):
+        indent = default
+    table.trivia.indent = indent
+    for _key, item in table.value.body:
+        if not isinstance(item, Whitespace):
+            item.trivia.indent = indent
+
+
+# -- reading and writing ---------------------------------------------------------------------
+
+
+def _pool(estate: EstateConfig, name: str) -> Any:
+    for pool in estate.pools:
+        if pool.name == name:
+            return pool
+    names = ", ".join(p.name for p in estate.pools)
+    raise ConfigError(f"no pool {name!r} in {estate.source}; it has {names}")
+
+
+def _host(estate: EstateConfig, name: str) -> HostConfig:
+    for host in estate.hosts:
+        if host.name == name:
+            return host
+    names = ", ".join(h.name for h in estate.hosts) or "none"
+    raise ConfigError(f"no host {name!r} in {estate.source}; it has {names}")
+
+
+def _join(argv: Sequence[str]) -> str:
+    import shlex
+
+    return shlex.join(argv)
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc}") from None
+    return raw
+
+
+def _text_of(path: Path, raw: bytes) -> str:
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than 1 MiB, the most an estate file may be")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc}") from None
+
+
+def _parse(text: str, path: Path) -> EstateConfig:
+    # As load_estate does: universal newlines, relative paths from the file's directory.
+    return parse_estate(
+        text.replace("\r\n", "\n").replace("\r", "\n"), str(path), base_dir=path.parent
+    )
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Two ovmtui processes editing at once take turns (an editor does not lock: the hash
+    comparison catches it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot open it: {exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _backup_path(target: Path, now: dt.datetime) -> Path:
+    stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate = target.with_name(f"{target.name}.{stamp}{BACKUP_SUFFIX}")
+    n = 2
+    while candidate.exists():
+        # "_": sorts after the "." of the first one, so names sort as the versions do.
+        candidate = target.with_name(f"{target.name}.{stamp}_{n}{BACKUP_SUFFIX}")
+        n += 1
+    return candidate
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def backups_of(path: Path) -> list[Path]:
+    """The kept versions of an estate file, oldest first."""
+    target = path.resolve()
+    prefix = f"{target.name}."
+    return sorted(
+        p
+        for p in target.parent.iterdir()
+        if p.name.startswith(prefix) and p.name.endswith(BACKUP_SUFFIX)
+    )
