@@ -50,8 +50,16 @@ name = "a"
 @pytest.fixture
 def estate_path(tmp_path: Path) -> Path:
     path = tmp_path / "estate.toml"
-    path.write_text(ESTATE)
+    _write(path, ESTATE)
     return path
+
+
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
 
 
 class Heard:
@@ -86,7 +94,7 @@ async def test_an_added_host_is_polled_and_recorded_at_once(
     outcome = await session.estate_edits.apply(
         AddHost("a", "h3", HostSpec(libvirt=URI, roles=("vm",)))
     )
-    assert outcome.backup.exists() and outcome.backup.read_text() == ESTATE
+    assert _read(outcome.backup) == ESTATE
     assert [h.name for h in load_estate(estate_path).hosts] == ["h1", "h2", "h3"]
     key = HostKey("a", "h3")
     assert session.poller.backend(key) is not None
@@ -107,10 +115,10 @@ async def test_a_running_poller_takes_new_hosts_and_drops_removed_ones(
         old = session.poller.backend(HostKey("a", "h2"))
         await session.estate_edits.apply(AddPool("b"))
         await session.estate_edits.apply(AddHost("b", "b1", HostSpec(libvirt=URI)))
-        # The new host's own loop polls it: its first answer comes without any repoll.
-        async with asyncio.timeout(20):
-            while (h := session.snapshot.host(HostKey("b", "b1"))) is None or not h.reachable:
-                await asyncio.sleep(0.05)
+        # Through its own loop (repoll wakes the loops of a running poller; without one for
+        # the new host it would time out).
+        await session.poller.repoll([HostKey("b", "b1")], timeout_s=20)
+        assert session.snapshot.host(HostKey("b", "b1")).reachable is True  # type: ignore[union-attr]
         assert session.snapshot.pools == ("a", "b")
         await session.estate_edits.apply(RemoveHost("h2"), force="h2")
         assert session.snapshot.host(HostKey("a", "h2")) is None
@@ -126,12 +134,12 @@ async def test_a_running_poller_takes_new_hosts_and_drops_removed_ones(
 async def test_a_host_running_vms_is_removed_only_with_its_name_typed(
     session: EstateSession, estate_path: Path
 ) -> None:
-    before = estate_path.read_text()
+    before = _read(estate_path)
     with pytest.raises(ActionRefused, match=r"h2 runs \d+ VM\(s\).*--force h2"):
         await session.estate_edits.apply(RemoveHost("h2"))
     with pytest.raises(ActionRefused, match="is not the host's name"):
         await session.estate_edits.apply(RemoveHost("h2", forced=True), force="h1")
-    assert estate_path.read_text() == before
+    assert _read(estate_path) == before
     await session.estate_edits.apply(RemoveHost("h2", forced=True), force="h2")
     assert [h.name for h in load_estate(estate_path).hosts] == ["h1"]
     ops = [(op, host, ok) for op, host, ok, _ in await _entries(session)]
@@ -149,7 +157,7 @@ async def test_bad_input_is_journaled_and_writes_nothing(
 ) -> None:
     with pytest.raises(ConfigError, match="more than one master"):
         await session.estate_edits.apply(SetRoles("h2", ("master",)))
-    assert estate_path.read_text() == ESTATE
+    assert _read(estate_path) == ESTATE
     (entry,) = await _entries(session)
     assert entry[:3] == ("estate-host-roles", "h2", False) and "master" in entry[3]
 
@@ -177,7 +185,7 @@ async def test_promote_moves_the_master_role_with_its_reason(
 
 async def test_an_unreachable_host_is_not_promoted(estate_path: Path, tmp_path: Path) -> None:
     text = ESTATE + '\n  [[pools.hosts]]\n  name = "h9"\n  libvirt = "test:///nonexistent.xml"\n'
-    estate_path.write_text(text)
+    _write(estate_path, text)
     file = EstateFile.read(estate_path)
     async with EstateSession(
         file.estate, repository=tmp_path / "r.sqlite", estate_file=file
@@ -185,7 +193,7 @@ async def test_an_unreachable_host_is_not_promoted(estate_path: Path, tmp_path: 
         await session.poll_once()
         with pytest.raises(ActionRefused, match="h9 does not answer now"):
             await session.estate_edits.apply(Promote("h9", "try"))
-    assert estate_path.read_text() == text
+    assert _read(estate_path) == text
 
 
 async def test_a_roles_change_keeps_the_connection_and_a_new_uri_reconnects(
@@ -205,7 +213,7 @@ async def test_an_edit_by_another_process_is_picked_up_from_the_file(
     session: EstateSession, estate_path: Path
 ) -> None:
     assert await session.estate_edits.check_file() is False  # nothing changed: a stat
-    estate_path.write_text(ESTATE.replace('"h2"', '"h2b"'))
+    _write(estate_path, ESTATE.replace('"h2"', '"h2b"'))
     assert await session.estate_edits.check_file() is True
     assert [h.name for h in session.estate.hosts] == ["h1", "h2b"]
     assert session.snapshot.host(HostKey("a", "h2")) is None
@@ -213,13 +221,13 @@ async def test_an_edit_by_another_process_is_picked_up_from_the_file(
     assert "reloaded" in notices[-1].text
     # An edit made now is made on the new text.
     await session.estate_edits.apply(SetRoles("h2b", ("utility",)))
-    assert 'name = "h2b"' in estate_path.read_text()
+    assert 'name = "h2b"' in _read(estate_path)
 
 
 async def test_an_invalid_file_on_disk_is_said_once_and_the_estate_kept(
     session: EstateSession, estate_path: Path
 ) -> None:
-    estate_path.write_text(ESTATE + "\n[[pools]]\nname = 'a'\n")
+    _write(estate_path, ESTATE + "\n[[pools]]\nname = 'a'\n")
     assert await session.estate_edits.check_file() is False
     assert await session.estate_edits.check_file() is False
     notices = [n for n in session.heard.notices if n.severity == "error"]  # type: ignore[attr-defined]
@@ -245,4 +253,4 @@ async def test_read_only_refuses_edits(estate_path: Path) -> None:
         assert session.estate_edits.refusal() is not None
         with pytest.raises(ActionRefused, match="read-only"):
             await session.estate_edits.apply(AddPool("x"))
-    assert estate_path.read_text() == ESTATE
+    assert _read(estate_path) == ESTATE
