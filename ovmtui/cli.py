@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ovmtui import __version__
 from ovmtui.config import (
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("vm", metavar="VM", help="its name or UUID")
     show.add_argument("--host", metavar="HOST", help="where it runs (a name held twice)")
     show.add_argument("--json", action="store_true", help="one JSON object")
+    _estate_commands(commands, estate)
     for action in VmAction:
         verb = commands.add_parser(
             action.value,
@@ -242,6 +243,114 @@ def build_parser() -> argparse.ArgumentParser:
             "--read-only", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
     return parser
+
+
+def _estate_commands(commands: Any, estate: argparse.ArgumentParser) -> None:
+    """`pool add|remove` and `host add|edit|remove|roles|promote`: the estate file edited."""
+    pool = commands.add_parser("pool", help="add or remove a pool in the estate file")
+    pools = pool.add_subparsers(dest="pool_command", metavar="ACTION", required=True)
+    add = pools.add_parser("add", parents=[estate], help="a new pool, with no host yet")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument(
+        "--shared-storage", metavar="PATH", help="where its hosts mount the pool's storage"
+    )
+    remove = pools.add_parser("remove", parents=[estate], help="a pool with no host left")
+    remove.add_argument("name", metavar="NAME")
+    host = commands.add_parser("host", help="add, edit or remove a host; set its roles")
+    hosts = host.add_subparsers(dest="host_command", metavar="ACTION", required=True)
+    add = hosts.add_parser("add", parents=[estate], help="a new host in a pool")
+    add.add_argument("pool", metavar="POOL")
+    add.add_argument("name", metavar="NAME")
+    _connection_options(add)
+    edit = hosts.add_parser(
+        "edit", parents=[estate], help="a host's connection and roles, replaced whole"
+    )
+    edit.add_argument("name", metavar="NAME")
+    _connection_options(edit)
+    remove = hosts.add_parser(
+        "remove", parents=[estate], help="a host out of the estate (refused while it runs VMs)"
+    )
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument(
+        "--force",
+        metavar="NAME",
+        help="remove it although it runs VMs: its name, typed again",
+    )
+    roles = hosts.add_parser("roles", parents=[estate], help="set a host's pool roles")
+    roles.add_argument("name", metavar="NAME")
+    roles.add_argument("roles", metavar="ROLES", help="master,utility,vm (any of them; '' none)")
+    promote = hosts.add_parser(
+        "promote", parents=[estate], help="make a reachable host its pool's master"
+    )
+    promote.add_argument("name", metavar="NAME")
+    promote.add_argument("--reason", required=True, metavar="TEXT", help="journaled with it")
+    for parser in (*pools.choices.values(), *hosts.choices.values()):
+        parser.add_argument(
+            "--read-only", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    way = parser.add_mutually_exclusive_group(required=True)
+    way.add_argument("--libvirt", metavar="URI", help="a libvirt URI (qemu+ssh://root@h1/system)")
+    way.add_argument("--ssh", metavar="USER@HOST[:PORT]", help="a Xen host: xm/xl over SSH")
+    parser.add_argument("--identity", metavar="FILE", help="the SSH key (with --ssh)")
+    parser.add_argument("--toolstack", metavar="auto|xm|xl", help="with --ssh (default: auto)")
+    parser.add_argument("--jump", metavar="USER@HOST", help="a bastion, like ssh -J (with --ssh)")
+    parser.add_argument("--roles", metavar="ROLES", help="master,utility,vm (any of them)")
+
+
+def _estate_edit(args: argparse.Namespace) -> int:
+    from ovmtui.headless_estate import estate_edit_report
+    from ovmtui.store import estate_file as ef
+
+    if args.demo:
+        raise ConfigError("the demo estate is built in: there is no file to edit")
+    path = args.config if args.config is not None else default_config_path()
+    force: str | None = None
+    edit: ef.EstateEdit
+    if args.command == "pool":
+        if args.pool_command == "add":
+            edit = ef.AddPool(args.name, args.shared_storage)
+        else:
+            edit = ef.RemovePool(args.name)
+    elif args.host_command in ("add", "edit"):
+        if args.libvirt is not None and (args.identity or args.toolstack or args.jump):
+            raise ConfigError(
+                "--identity, --toolstack and --jump go with --ssh: a libvirt URI carries its "
+                "own way in (qemu+ssh://user@host/system?keyfile=…)"
+            )
+        spec = ef.HostSpec(
+            libvirt=args.libvirt,
+            ssh=args.ssh,
+            identity=args.identity,
+            toolstack=args.toolstack,
+            jump=args.jump,
+            roles=None if args.roles is None else ef.parse_roles(args.roles),
+        )
+        if args.host_command == "add":
+            edit = ef.AddHost(args.pool, args.name, spec)
+        else:
+            edit = ef.EditHost(args.name, spec)
+    elif args.host_command == "remove":
+        force = args.force
+        edit = ef.RemoveHost(args.name, forced=force is not None)
+    elif args.host_command == "roles":
+        edit = ef.SetRoles(args.name, ef.parse_roles(args.roles))
+    else:
+        edit = ef.Promote(args.name, args.reason)
+    repository = Path(args.repository).expanduser() if args.repository is not None else None
+    return asyncio.run(
+        estate_edit_report(
+            path,
+            repository,
+            edit,
+            sys.stdout,
+            force=force,
+            read_only=getattr(args, "read_only", False),
+            warn=sys.stderr,
+        )
+    )
 
 
 def _positive_float(text: str) -> float:
@@ -368,6 +477,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _backups(args)
         if args.command == "restore":
             return _restore(args)
+        if args.command in ("pool", "host"):
+            return _estate_edit(args)
         estate = resolve_estate(args)
         repository = resolve_repository(args, estate)
         if args.command == "inventory":

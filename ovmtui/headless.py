@@ -35,6 +35,7 @@ from ovmtui.store.backup import (
     inspect_backup,
     list_backups,
 )
+from ovmtui.store.estate_file import EstateFile
 from ovmtui.store.journal import Result
 from ovmtui.store.reconcile import reconcile
 from ovmtui.store.repository import Repository
@@ -53,9 +54,15 @@ async def poll_estate_once(
 
 
 def session_for(
-    config: EstateConfig, repository: Path | None, warn: TextIO | None
+    config: EstateConfig,
+    repository: Path | None,
+    warn: TextIO | None,
+    *,
+    estate_file: EstateFile | None = None,
+    read_only: bool = False,
 ) -> EstateSession:
-    """The core, as a headless command uses it: every host at once, notices to ``warn``."""
+    """The core, as a headless command uses it: every host at once, notices to ``warn``.
+    ``estate_file``: what ``config`` was read from, for the commands that edit it."""
 
     def tell(notice: Notice) -> None:
         if warn is not None:
@@ -68,6 +75,8 @@ def session_for(
         events=SessionEvents(notice=tell),
         max_concurrency=HEADLESS_CONCURRENCY,
         unwritable="raise",
+        estate_file=estate_file,
+        read_only=read_only,
     )
 
 

@@ -427,24 +427,24 @@ class _Blocks:
 
     def add_pool(self, table: Table) -> None:
         pools = self._pools()
-        last = self._order()[-1]
+        before = self._order()[-1]
         _indent_like(table, pools[0] if len(pools) else None)
-        self._carry_tail(last, table)
         pools.append(table)
+        _carry_tail(before, table)
 
     def add_host(self, pool_name: str, table: Table) -> None:
         pool = self._pool_table(pool_name)
         hosts = self._hosts(pool)
         sibling = next(iter(hosts), None) if hosts else self._any_host()
         _indent_like(table, sibling, default="  ")
-        last = hosts[-1].value.body if hosts else pool.value.body
-        self._carry_tail(last, table)
+        before = hosts[-1].value.body if hosts else pool.value.body
         if hosts is None:
             new = tomlkit.aot()
             new.append(table)
             pool.append("hosts", new)
         else:
             hosts.append(table)
+        _carry_tail(before, table)
 
     def _any_host(self) -> Table | None:
         for pool in self._pools():
@@ -452,16 +452,6 @@ class _Blocks:
                 if isinstance(host, Table):
                     return host
         return None
-
-    def _carry_tail(self, before: list[tuple[Any, Item]], table: Table) -> None:
-        """The comments at the end of ``before`` are about what follows it: they move to the
-        end of ``table``, which goes in between; a blank line separates the two."""
-        stop = _own_end(before)
-        start = _tail_start(before, stop)
-        tail = before[start:stop]
-        del before[start:stop]
-        before.insert(start, (None, Whitespace("\n")))
-        table.value.body.extend(tail)
 
     # -- removing
 
@@ -477,9 +467,14 @@ class _Blocks:
         index = next(i for i, t in enumerate(hosts) if t.get("name") == name)
         self._remove(hosts, index)
         if not len(hosts):
-            del pool["hosts"]
+            # Not `del pool["hosts"]`: the body was edited in place, past tomlkit's index.
+            body = pool.value.body
+            del body[next(i for i, (_k, item) in enumerate(body) if item is hosts)]
 
     def _remove(self, aot: AoT, index: int) -> None:
+        """The table at ``index`` of ``aot`` removed with the comments above it; those at its
+        end (about what follows it) stay. tomlkit's own edits first, then the bodies' (which
+        leave its key index behind: nothing is looked up by key afterwards)."""
         table = aot[index]
         order = self._order()
         first = next(i for i, body in enumerate(order) if body is table.value.body)
@@ -487,16 +482,12 @@ class _Blocks:
         for host in self._hosts(table) or ():
             last = next(i for i, body in enumerate(order) if body is host.value.body)
         before, end = order[first - 1], order[last]
-        # Above the removed table: the comments about it go with it (its blank lines stay).
-        stop = _own_end(before)
-        start = _tail_start(before, stop)
-        before[start:stop] = [item for item in before[start:stop] if not _is_comment(item)]
-        # At its end: the comments about what follows it stay, above what follows.
         end_stop = _own_end(end)
         tail = end[_tail_start(end, end_stop) : end_stop]
         del aot[index]
         stop = _own_end(before)
-        # What was above the removed table's header is now above what followed it.
+        # Above the removed table: the comments about it go with it; what was at its end is
+        # now above what followed it.
         before[_tail_start(before, stop) : stop] = tail
 
     # -- values
@@ -521,6 +512,16 @@ class _Blocks:
         body.extend(tail)
 
 
+def _carry_tail(before: list[tuple[Any, Item]], table: Table) -> None:
+    """A table was added after ``before``: the comments at the end of ``before`` are about
+    what follows it, so they move to the end of ``table``; a blank line separates the two."""
+    stop = _own_end(before)
+    start = _tail_start(before, stop)
+    tail = before[start:stop]
+    before[start:stop] = [(None, Whitespace("\n"))]
+    table.value.body.extend(tail)
+
+
 def _own_end(body: list[tuple[Any, Item]]) -> int:
     """Where a block's own lines end: before its first nested array of tables."""
     return next((i for i, (_k, item) in enumerate(body) if isinstance(item, AoT)), len(body))
@@ -535,10 +536,6 @@ def _tail_start(body: list[tuple[Any, Item]], stop: int) -> int:
 
 def _loose(item: Item) -> bool:
     return isinstance(item, (Comment, Whitespace))
-
-
-def _is_comment(entry: tuple[Any, Item]) -> bool:
-    return isinstance(entry[1], Comment)
 
 
 def _indent_like(table: Table, sibling: Table | None, default: str = "") -> None:
