@@ -216,10 +216,13 @@ def verdict(
     in_flight_mib: int = 0,
     overhead_mib: int = DEFAULT_OVERHEAD_MIB,
     failure: str | None = None,
+    role: str | None = None,
 ) -> TargetVerdict:
     """Every check of moving ``placed`` to ``target``. ``needs``/``answers`` None: the host
-    could not be asked (``failure`` says why): those checks are unknown, not passed."""
-    checks = [
+    could not be asked (``failure`` says why): those checks are unknown, not passed.
+    ``role``: why the target's pool roles keep VMs off it (``roles.role_problem``), if so."""
+    checks = [] if role is None else [Check("role", False, role)]
+    checks += [
         check_reachable(target),
         check_hypervisor(source, target, needs, answers),
         check_state(placed.vm, live=live),

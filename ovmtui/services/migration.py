@@ -32,6 +32,7 @@ from ovmtui.model import (
     TargetAnswers,
 )
 from ovmtui.operations import Operation, Operations
+from ovmtui.roles import pool_hosts, role_problem
 from ovmtui.services.flight_plan import (
     DEFAULT_OVERHEAD_MIB,
     EvacuationPlan,
@@ -144,6 +145,7 @@ class MigrationService:
             raise ActionRefused(f"{placed.host} cannot migrate VMs")
         needs, failure = await self._ask(migrator.migration_needs(placed.vm), placed.host)
         targets = targets_of(source, snapshot.hosts)
+        pool = pool_hosts(snapshot.hosts, source.pool)
         answers = await asyncio.gather(*(self._answers(t, needs) for t in targets))
         in_flight = self._promised()
         verdicts = tuple(
@@ -158,6 +160,7 @@ class MigrationService:
                 in_flight_mib=in_flight.get(target.key, 0),
                 overhead_mib=self.overhead_mib,
                 failure=why or failure,
+                role=role_problem(target, pool),
             )
             for target, (answer, why) in zip(targets, answers, strict=True)
         )
@@ -175,6 +178,7 @@ class MigrationService:
             raise ActionRefused(f"{host.name} cannot migrate VMs")
         vms = [PlacedVm(host.pool, host.name, vm) for vm in source.vms if vm.state.is_active]
         targets = targets_of(source, snapshot.hosts)
+        pool = pool_hosts(snapshot.hosts, source.pool)
         asked: dict[str, tuple[MigrationNeeds | None, str | None]] = {}
         for placed in vms:
             asked[placed.uuid] = await self._ask(migrator.migration_needs(placed.vm), host.name)
@@ -200,6 +204,7 @@ class MigrationService:
                 in_flight_mib=in_flight.get(target.key, 0) + promised,
                 overhead_mib=self.overhead_mib,
                 failure=why or failure,
+                role=role_problem(target, pool),
             )
 
         return plan_evacuation(host, vms, targets, judge)
