@@ -114,9 +114,12 @@ def master_problems(
     pools: Iterable[str], hosts: Sequence[HostStatus], now: float
 ) -> tuple[tuple[str, str], ...]:
     """(pool, text) of each pool whose master is missing or unreachable."""
+    by_pool: dict[str, list[HostStatus]] = {}
+    for host in hosts:  # one pass: the header asks every second
+        by_pool.setdefault(host.pool, []).append(host)
     out: list[tuple[str, str]] = []
     for pool in pools:
-        state = master_state(pool, hosts)
+        state = master_state(pool, by_pool.get(pool, []))
         text = None if state is None else state.text(now)
         if text is not None:
             out.append((pool, text))

@@ -75,7 +75,7 @@ class DashboardScreen(Screen[None]):
         self.context = context
         self._scope = Scope()
         self.header = EstateHeader(read_only=lambda: context.read_only, clock=context.clock)
-        self.estate_tree = EstateTree(id="tree")
+        self.estate_tree = EstateTree(clock=context.clock, id="tree")
         self.host_panel = HostPanel(clock=context.clock, id="host-panel")
         self.filter_box = Input(placeholder="filter: name, state or host", id="filter")
         self.table = VmTable(now=context.clock, id="vm-table")

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from ovmtui import format as fmt
 from ovmtui.model import EstateSnapshot, EstateTotals, TotalsTally
+from ovmtui.roles import master_problems
 from ovmtui.terminal import ascii_content, ascii_only
 from ovmtui.widgets.data_age import OLD_AFTER_S, OLD_STYLE, DataAge, data_age
 from ovmtui.widgets.state_style import HostState, markup
@@ -49,7 +50,7 @@ class EstateHeader(Static):
         self._stale = 0
         self._shown: Content | None = None
         # What the one-second tick compares: read-only, and the age as shown.
-        self._ticked: tuple[bool, DataAge | None] | None = None
+        self._ticked: tuple[bool, DataAge | None, tuple[str, ...]] | None = None
         self._drifted = 0
         self._moving: tuple[str, ...] = ()
         # Fixed for the app's life: the terminal's character set is known before it starts.
@@ -85,10 +86,19 @@ class EstateHeader(Static):
         self._drifted = count
         self._redraw()
 
-    def _tick_state(self) -> tuple[bool, DataAge | None]:
+    def _tick_state(self) -> tuple[bool, DataAge | None, tuple[str, ...]]:
         oldest = self._oldest
-        age = None if oldest is None else data_age(self._clock() - oldest, self._old_after_s)
-        return self._read_only(), age
+        now = self._clock()
+        age = None if oldest is None else data_age(now - oldest, self._old_after_s)
+        return self._read_only(), age, self._masters(now)
+
+    def _masters(self, now: float) -> tuple[str, ...]:
+        """Pools whose master is missing or down ("prod: master h1 unreachable for 4 min")."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return ()
+        problems = master_problems(snapshot.pools, snapshot.hosts, now)
+        return tuple(f"{pool}: {text}" for pool, text in problems)
 
     def _tick(self) -> None:
         # Nothing is built while the header would read as it does: at the default interval
@@ -137,6 +147,9 @@ class EstateHeader(Static):
             f" / {fmt.mib(totals.memory_physical_mib)}"
         )
         last = [self._freshness()]
+        sign = "!" if self._ascii else "⚠"
+        for problem in self._ticked[2] if self._ticked else ():
+            last.append(Content.from_markup(f"[$error b]{sign} $text[/]", text=problem))
         if self._drifted:
             sign = "!" if self._ascii else "⚠"
             last.append(Content.from_markup(f"[$error b]{sign} {self._drifted} in drift (D)[/]"))

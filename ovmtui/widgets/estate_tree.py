@@ -9,7 +9,8 @@ theme, focus or width), so painting is a list lookup.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import ClassVar, Final, Unpack
 
 from rich.segment import Segment
@@ -20,6 +21,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ovmtui.model import EstateSnapshot, HostKey, HostRole, HostStatus
+from ovmtui.roles import master_problems
 from ovmtui.terminal import to_ascii
 from ovmtui.widgets._line_view import LineView, WidgetOptions, cells, cursor_bindings
 from ovmtui.widgets._tree_lines import ASCII, UNICODE, Line, Part, Scope, fit
@@ -94,8 +96,11 @@ class EstateTree(LineView, can_focus=True):
             super().__init__()
             self.host = host
 
-    def __init__(self, **options: Unpack[WidgetOptions]) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, **options: Unpack[WidgetOptions]
+    ) -> None:
         super().__init__(**options)
+        self._now = clock  # "master h1 unreachable for 4 min" counts from a host's failed_at
         self._glyphs = ASCII if self._ascii else UNICODE
         self._root = Line(Scope(), (("Estate", _PLAIN),), 0)
         self._root.place(0, "", self._glyphs.expanded)
@@ -105,6 +110,7 @@ class EstateTree(LineView, can_focus=True):
         # build and hash, and show_estate does both for every host of every snapshot.
         self._hosts: dict[tuple[str, str], Line] = {}
         self._order: list[Line] = []  # host lines in snapshot order
+        self._pool_order: list[str] = []  # the estate's, pools without a host included
         self._cursor = self._root
         # Painting: styles by component class, and the width lines are cut to. A change
         # to either starts a new epoch, which retires every cached strip at once.
@@ -137,7 +143,8 @@ class EstateTree(LineView, can_focus=True):
         prior = self._order
         structural = len(prior) != len(snapshot.hosts)
         order: list[Line] = []
-        counts: dict[str, list[int]] = {}
+        # Pools in the estate's order, those without a host yet too.
+        counts: dict[str, list[int]] = {pool: [0, 0, 0] for pool in snapshot.pools}
         changed: list[Line] = []
         for host in snapshot.hosts:
             pool_counts = counts.get(host.pool)
@@ -159,15 +166,27 @@ class EstateTree(LineView, can_focus=True):
                 line.signature = signature
                 line.relabel(self._host_parts(host))
                 changed.append(line)
+        masters = dict(master_problems(counts, snapshot.hosts, self._now()))
         for pool, (up, total, vms) in counts.items():
             line = self._pools.get(pool)
             if line is None:
                 line = self._pools[pool] = Line(Scope(pool), (), 0)
-            if line.signature != (up, total, vms):
-                line.signature = (up, total, vms)
-                detail = f"  {up}/{total} up {self._glyphs.dot} {vms} VMs"
-                line.relabel(((self._text(pool), _POOL), (detail, _DETAIL)))
+                structural = True
+            master = masters.get(pool)
+            if line.signature != (up, total, vms, master):
+                line.signature = (up, total, vms, master)
+                dot = self._glyphs.dot
+                detail = f"  {up}/{total} up {dot} {vms} VMs" if total else "  no hosts yet"
+                parts = [(self._text(pool), _POOL), (detail, _DETAIL)]
+                if master is not None:
+                    # The pool's contact point is missing: said where the pool is.
+                    parts.append((f" {dot} {self._text(master)}", _STATE[HostState.DOWN]))
+                line.relabel(tuple(parts))
                 changed.append(line)
+        pool_order = list(counts)
+        if pool_order != self._pool_order:
+            self._pool_order = pool_order
+            structural = True
         if structural:
             self._order = order
             self._forget_gone(order, counts)
@@ -187,7 +206,7 @@ class EstateTree(LineView, can_focus=True):
         """Rebuild the shown lines after pools or hosts came, went or were folded."""
         for line in self._lines:
             line.index = -1
-        by_pool: dict[str, list[Line]] = {}
+        by_pool: dict[str, list[Line]] = {pool: [] for pool in self._pool_order}
         for host_line in self._order:
             by_pool.setdefault(host_line.scope.pool or "", []).append(host_line)
         lines = [self._root]

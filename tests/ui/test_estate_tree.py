@@ -280,7 +280,8 @@ async def test_long_names_are_cut_to_the_width() -> None:
         long_host = "hypervisor-with-a-very-long-name.example.com"
         long_pool = "a-pool-named-at-great-length"
         app.tree.show_estate(
-            estate(host(long_pool, long_host, 12, roles=(V,)), host(long_pool, "x", 1))
+            # x is the pool's master: a pool without one would say so on its line.
+            estate(host(long_pool, long_host, 12, roles=(V,)), host(long_pool, "x", 1, roles=(M,)))
         )
         await pilot.pause()
         pool_line, host_line = drawn(app.tree)[1:3]
@@ -343,3 +344,28 @@ def test_fit_cuts_the_name_first_then_the_end() -> None:
     assert fit(parts, 1, 0) == []
     # Wide characters count two cells; one that would straddle the edge is left out.
     assert fit((("名前の長いホスト", ""), (" 3", "b")), 0, 8) == [("名前…", ""), (" 3", "b")]
+
+
+async def test_a_pool_says_when_its_master_is_missing_or_down_and_a_new_pool_shows() -> None:
+    app = TreeApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        app.tree._now = lambda: 10_000.0 + 4 * 60  # type: ignore[method-assign]
+        down = HostStatus("prod", "ovs01", "x", roles=(M, V), reachable=False, failed_at=10_000.0)
+        snapshot = EstateSnapshot(
+            hosts=(down, host("prod", "ovs02", 2, roles=(V,)), host("dev", "d1", 1, roles=(V,))),
+            generation=1,
+            pools=("prod", "dev", "new"),
+        )
+        app.tree.show_estate(snapshot)
+        await pilot.pause()
+        labels = app.tree.labels()
+        assert labels[1] == "prod  1/2 up · 2 VMs · master ovs01 unreachable for 4 min"
+        assert labels[4] == "dev  1/1 up · 1 VMs · no master"
+        assert labels[6] == "new  no hosts yet"
+        # The master answers again: the pool's line says nothing more.
+        up = HostStatus("prod", "ovs01", "x", roles=(M, V), reachable=True)
+        app.tree.show_estate(
+            EstateSnapshot(hosts=(up, *snapshot.hosts[1:]), generation=2, pools=snapshot.pools)
+        )
+        await pilot.pause()
+        assert app.tree.labels()[1] == "prod  2/2 up · 2 VMs"
