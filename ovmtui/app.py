@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from textual.app import App
@@ -24,7 +24,7 @@ from textual.signal import Signal
 
 from ovmtui.backend.base import Backend
 from ovmtui.commands import EstateCommands
-from ovmtui.config import EstateConfig
+from ovmtui.config import EstateConfig, HostConfig
 from ovmtui.errors import ConsoleUnavailable, OvmError
 from ovmtui.messages import ActionsFinished, DriftChanged, EstateUpdated, NoticeGiven
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
@@ -32,12 +32,14 @@ from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
 from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStatus
 from ovmtui.services.definitions import ExportResult
+from ovmtui.services.estate_edits import EstateEditor
 from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
+from ovmtui.store.estate_file import EstateFile
 from ovmtui.store.journal import JournalEntry
 from ovmtui.store.reconcile import ReconcileOutcome
 from ovmtui.store.repository import Repository
@@ -99,20 +101,25 @@ class OvmApp(App[int]):
         read_only_reason: str | None = None,
         console_log_dir: Path | None = None,
         console: ConsoleRequest | None = None,
+        estate_file: EstateFile | None = None,
+        test_connection: Callable[[HostConfig], Awaitable[str]] | None = None,
     ) -> None:
         """``read_only_reason``: why the repository cannot be written (see
         ``headless.check_repository``); the app then runs read-only and only reads it.
         ``console``: open this VM's console at once, full screen, and end the program when
-        the operator leaves it (``ovmtui console``)."""
+        the operator leaves it (``ovmtui console``). ``estate_file``: what ``estate`` was
+        read from, for the estate's keys and its reload when it changes on disk.
+        ``test_connection``: the add-host form's "Test connection" (None: not offered)."""
         super().__init__()
-        self.estate = estate
         self._clock = clock
         self._console_request = console
         # Why the program ends with a failure the screen could not show (its console
         # could not be had): printed by the command line once the terminal is back.
         self.exit_reason: str | None = None
+        self._test_connection = test_connection
         self.session = EstateSession(
             estate,
+            estate_file=estate_file,
             repository=repository,
             console_log_dir=console_log_dir,
             interval_s=interval_s,
@@ -151,6 +158,19 @@ class OvmApp(App[int]):
     @property
     def snapshot(self) -> EstateSnapshot:
         return self._snapshot
+
+    @property
+    def estate(self) -> EstateConfig:
+        """The estate as it is now (its file may be edited while ovmtui runs)."""
+        return self.session.estate
+
+    @property
+    def estate_edits(self) -> EstateEditor:
+        return self.session.estate_edits
+
+    @property
+    def test_connection(self) -> Callable[[HostConfig], Awaitable[str]] | None:
+        return self._test_connection
 
     @property
     def poller(self) -> EstatePoller:

@@ -32,6 +32,7 @@ from ovmtui.model import VmAction
 
 if TYPE_CHECKING:
     from ovmtui.services.consoles import ConsoleRequest
+    from ovmtui.store.estate_file import EstateFile
 
 EXIT_CONFIG = 2
 EXIT_READER_LEFT = 128 + 13  # what a shell shows for a process killed by SIGPIPE
@@ -375,15 +376,26 @@ def _max_waiting(text: str) -> int:
 
 
 def resolve_estate(args: argparse.Namespace) -> EstateConfig:
+    return _resolve(args)[0]
+
+
+def _resolve(args: argparse.Namespace) -> tuple[EstateConfig, EstateFile | None]:
+    """The estate, and the file it was read from (None: the demo's, built in)."""
+    file: EstateFile | None = None
     if args.demo:
         from ovmtui.demo import demo_estate
 
         estate = demo_estate()
     else:
-        estate = load_estate(args.config if args.config is not None else default_config_path())
+        from ovmtui.store.estate_file import EstateFile
+
+        path = args.config if args.config is not None else default_config_path()
+        load_estate(path)  # its own messages for a missing or unreadable file
+        file = EstateFile.read(path)
+        estate = file.estate
     if getattr(args, "max_waiting", None) is not None:
         estate = dataclasses.replace(estate, max_waiting=args.max_waiting)
-    return estate
+    return estate, file
 
 
 def resolve_repository(args: argparse.Namespace, estate: EstateConfig | None) -> Path:
@@ -479,7 +491,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _restore(args)
         if args.command in ("pool", "host"):
             return _estate_edit(args)
-        estate = resolve_estate(args)
+        estate, estate_file = _resolve(args)
         repository = resolve_repository(args, estate)
         if args.command == "inventory":
             return _inventory(estate, repository, as_json=args.json)
@@ -503,6 +515,7 @@ def _main(argv: Sequence[str] | None) -> int:
             interval_s=args.interval,
             read_only=args.read_only,
             console_log_dir=args.console_log,
+            estate_file=estate_file,
         )
     except OvmError as exc:
         print(f"ovmtui: {exc.title}: {exc}", file=sys.stderr)
@@ -756,6 +769,7 @@ def _run_tui(
     read_only: bool,
     console_log_dir: Path | None = None,
     console: ConsoleRequest | None = None,
+    estate_file: EstateFile | None = None,
 ) -> int:
     from ovmtui.app import OvmApp, tune_process_for_ui
     from ovmtui.headless import check_repository
@@ -778,6 +792,7 @@ def _run_tui(
         read_only_reason=cannot_write,
         console_log_dir=console_log_dir,
         console=console,
+        estate_file=estate_file,
     )
     from ovmtui.terminal import prepare_terminal
 

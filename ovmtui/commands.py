@@ -67,6 +67,18 @@ class _EstateScreen(Protocol):
 
     def action_drift(self) -> None: ...
 
+    def new_pool(self) -> None: ...
+
+    def add_host(self, pool: str) -> None: ...
+
+    def edit_host(self, name: str) -> None: ...
+
+    def remove_host(self, name: str) -> None: ...
+
+    def host_roles(self, name: str) -> None: ...
+
+    def promote_host(self, name: str) -> None: ...
+
 
 class EstateCommands(Provider):
     def _target(self) -> _EstateScreen | None:
@@ -98,6 +110,16 @@ class EstateCommands(Provider):
             ),
             PaletteCommand("Show the open consoles", "C", partial(screen.action_consoles)),
         ]
+        # The estate file's edits: only where there is a file to edit and it may be.
+        editable = context.estate_edits.refusal() is None
+        if editable:
+            commands.append(PaletteCommand("New pool", "N", partial(screen.new_pool)))
+            for pool in snapshot.pools:
+                commands.append(
+                    PaletteCommand(
+                        f"Add host to pool {pool}", "A on a pool", partial(screen.add_host, pool)
+                    )
+                )
         for host in snapshot.hosts:
             commands.append(
                 PaletteCommand(
@@ -106,6 +128,30 @@ class EstateCommands(Provider):
                     partial(screen.open_host, host.key),
                 )
             )
+            if editable:
+                where = f"pool {host.pool}"
+                commands += [
+                    PaletteCommand(
+                        f"Edit host {host.name}",
+                        f"e: {where}",
+                        partial(screen.edit_host, host.name),
+                    ),
+                    PaletteCommand(
+                        f"Remove host {host.name}",
+                        f"X: {where}",
+                        partial(screen.remove_host, host.name),
+                    ),
+                    PaletteCommand(
+                        f"Roles of host {host.name}",
+                        f"G: {where}",
+                        partial(screen.host_roles, host.name),
+                    ),
+                    PaletteCommand(
+                        f"Promote {host.name} to master",
+                        f"P: {where}",
+                        partial(screen.promote_host, host.name),
+                    ),
+                ]
             if not context.read_only and Capability.MIGRATE in host.capabilities:
                 commands.append(
                     PaletteCommand(

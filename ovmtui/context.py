@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from textual.signal import Signal
 
+from ovmtui.config import HostConfig
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
+from ovmtui.services.estate_edits import EstateEditor
 from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.store.backup import BackupInfo
@@ -34,6 +36,16 @@ class AppContext(Protocol):
 
     @property
     def snapshot(self) -> EstateSnapshot: ...
+
+    @property
+    def estate_edits(self) -> EstateEditor:
+        """The estate file's edits, on the record (pools, hosts, roles, promotions)."""
+        ...
+
+    @property
+    def test_connection(self) -> Callable[[HostConfig], Awaitable[str]] | None:
+        """ "Test connection" of a host before it is saved; None until that feature lands."""
+        ...
 
     @property
     def read_only(self) -> bool: ...

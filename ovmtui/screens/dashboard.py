@@ -15,6 +15,7 @@ from textual.widgets import Footer, Input
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.model import EstateSnapshot, HostKey, PlacedVm, VmAction
+from ovmtui.screens._estate_keys import ESTATE_ACTIONS, ESTATE_BINDINGS, EstateKeys
 from ovmtui.screens._vm_keys import (
     check_vm_key,
     confirm_and_run,
@@ -43,9 +44,10 @@ CURSOR_SETTLE_S = 0.05
 _SORT_COLUMNS = ("name", "state", "host", "vcpus", "memory", "cpu", "uptime")
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(EstateKeys, Screen[None]):
     BINDINGS = [
         *vm_bindings(),
+        *ESTATE_BINDINGS,
         # Priority: handled as the key arrives, so the letters typed right after the slash
         # already go to the filter box rather than to the widget that had focus.
         Binding("slash", "filter", "Filter", id="filter", priority=True),
@@ -178,6 +180,8 @@ class DashboardScreen(Screen[None]):
     # -- actions --------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ESTATE_ACTIONS:
+            return None if self.estate_refusal(action) is not None else True
         if action == "keep_filter":
             return self.focused is self.filter_box
         if action == "clear_filter":
@@ -211,6 +215,7 @@ class DashboardScreen(Screen[None]):
             self.console_key_refusal(),
             self.migrate_key_refusal(),
             *(self.vm_key_refusal(a) for a in VmAction),
+            *(self.estate_refusal(a) for a in sorted(ESTATE_ACTIONS)),
         )
         if state != self._keys_state:
             self._keys_state = state
