@@ -60,6 +60,8 @@ class FormDialog(ModalScreen[EditRequest | None]):
         Binding("escape", "cancel", "Cancel", id="form-cancel"),
         Binding("ctrl+s", "save", "Save", id="form-save"),
     ]
+    # One row a field (its label, a compact input): the longest form fits 80x24 whole; in a
+    # smaller terminal the fields scroll, and the error and the buttons stay in sight.
     DEFAULT_CSS = """
     FormDialog { align: center middle; }
     FormDialog > #form {
@@ -67,17 +69,18 @@ class FormDialog(ModalScreen[EditRequest | None]):
         border: thick $primary; background: $surface; padding: 0 1;
     }
     FormDialog.-danger > #form { border: thick $error; }
-    FormDialog #form-title { text-style: bold; }
-    FormDialog #form-fields { height: auto; max-height: 1fr; }
-    FormDialog .form-label { color: $text-muted; margin-top: 1; }
-    FormDialog #form-note { color: $text-muted; }
-    FormDialog #form-warning { color: $error; margin-top: 1; }
-    FormDialog #form-error { color: $error; text-style: bold; height: auto; }
+    FormDialog #form-title { text-style: bold; margin-bottom: 1; }
+    FormDialog #form-fields { height: auto; max-height: 60vh; }
+    FormDialog .form-row { height: auto; }
+    FormDialog .form-label { width: 16; color: $text-muted; }
+    FormDialog #form-note { color: $text-muted; margin-bottom: 1; }
+    FormDialog #form-warning { color: $error; margin-bottom: 1; }
+    FormDialog #form-error { color: $error; text-style: bold; height: auto; margin-top: 1; }
     FormDialog #form-error.-empty { display: none; }
     FormDialog Input { width: 1fr; }
-    FormDialog #form-roles, FormDialog .-row { height: auto; }
-    FormDialog #form-roles Checkbox { width: auto; margin-right: 2; }
-    FormDialog #form-buttons { height: auto; align-horizontal: right; }
+    FormDialog Checkbox { width: auto; margin-right: 2; }
+    FormDialog #host-test-result { height: auto; color: $text-muted; }
+    FormDialog #form-buttons { height: auto; align-horizontal: right; margin-top: 1; }
     FormDialog #form-buttons Button { margin-left: 2; }
     """
 
@@ -119,7 +122,7 @@ class FormDialog(ModalScreen[EditRequest | None]):
         raise NotImplementedError
 
     def on_mount(self) -> None:
-        first = next(iter(self.query(Input).filter(":enabled")), None)
+        first = next((box for box in self.query(Input) if not box.disabled), None)
         if first is not None:
             first.focus()
 
@@ -165,14 +168,26 @@ class FormDialog(ModalScreen[EditRequest | None]):
         )
 
 
-def _label(text: str) -> Label:
-    return Label(Content(text), classes="form-label")
+def _row(label: str, *widgets: Input | Checkbox) -> Horizontal:
+    """One field's row: its label, then its input (or boxes)."""
+    return Horizontal(Label(Content(label), classes="form-label"), *widgets, classes="form-row")
 
 
-def _role_boxes(current: Sequence[HostRole]) -> ComposeResult:
-    with Horizontal(id="form-roles"):
-        for role in _ROLES:
-            yield Checkbox(role.value, role in current, id=f"role-{role.value}", compact=True)
+def _field(
+    label: str, value: str | None, placeholder: str, id: str, *, disabled: bool = False
+) -> Horizontal:
+    box = Input(value or "", placeholder=placeholder, id=id, compact=True, disabled=disabled)
+    return _row(label, box)
+
+
+def _role_boxes(current: Sequence[HostRole]) -> Horizontal:
+    return _row(
+        "Roles",
+        *(
+            Checkbox(role.value, role in current, id=f"role-{role.value}", compact=True)
+            for role in _ROLES
+        ),
+    )
 
 
 class PoolDialog(FormDialog):
@@ -182,10 +197,10 @@ class PoolDialog(FormDialog):
     save_label = "Add pool"
 
     def fields(self) -> ComposeResult:
-        yield _label("Name (letters, digits and . _ - @ :)")
-        yield Input(placeholder="pool-a", id="pool-name")
-        yield _label("Shared storage: where its hosts mount it (optional)")
-        yield Input(placeholder="/OVS", id="pool-storage")
+        yield _field("Name", None, "pool-a (letters, digits and . _ - @ :)", "pool-name")
+        yield _field(
+            "Shared storage", None, "/OVS (optional: where its hosts mount it)", "pool-storage"
+        )
 
     def build(self) -> EditRequest:
         name = self.value("pool-name")
@@ -216,34 +231,40 @@ class HostDialog(FormDialog):
 
     def fields(self) -> ComposeResult:
         host = self._subject
-        yield _label("Name")
-        yield Input(
-            host.name if host else "", placeholder="ovs07", id="host-name", disabled=bool(host)
+        yield _field("Name", host.name if host else None, "ovs07", "host-name", disabled=bool(host))
+        yield _field(
+            "libvirt URI",
+            host.libvirt if host else None,
+            "qemu+ssh://root@h1/system (a libvirt host)",
+            "host-libvirt",
         )
-        yield _label("libvirt URI (a libvirt host) ...")
-        yield Input(
-            (host.libvirt or "") if host else "",
-            placeholder="qemu+ssh://root@h1/system",
-            id="host-libvirt",
+        yield _field(
+            "or SSH target",
+            host.ssh if host else None,
+            "root@ovs7:22 (a Xen host: xm/xl over SSH)",
+            "host-ssh",
         )
-        yield _label("... or SSH target (a Xen host: xm/xl over SSH)")
-        yield Input((host.ssh or "") if host else "", placeholder="root@ovs7:22", id="host-ssh")
-        with Horizontal(id="host-ssh-options", classes="-row"):
-            yield Input(
-                (host.identity or "") if host else "",
-                placeholder="identity: ~/.ssh/id_ed25519",
-                id="host-identity",
-            )
-            yield Input(
-                (host.toolstack if host and host.toolstack != "auto" else ""),
-                placeholder="toolstack: auto",
-                id="host-toolstack",
-            )
-            yield Input(
-                (host.jump or "") if host else "", placeholder="jump: ops@bastion", id="host-jump"
-            )
-        yield _label("Roles (none anywhere in the pool: every host does everything)")
-        yield from _role_boxes(host.roles if host else ())
+        yield _field(
+            "  identity",
+            host.identity if host else None,
+            "~/.ssh/id_ed25519 (SSH; default: the agent, then keys)",
+            "host-identity",
+        )
+        yield _field(
+            "  toolstack",
+            host.toolstack if host and host.toolstack != "auto" else None,
+            "auto | xm | xl (SSH)",
+            "host-toolstack",
+        )
+        yield _field(
+            "  jump", host.jump if host else None, "ops@bastion (SSH, as ssh -J)", "host-jump"
+        )
+        yield _role_boxes(host.roles if host else ())
+        yield Static(
+            "No role anywhere in the pool: every host does everything.",
+            id="form-note",
+            markup=False,
+        )
         yield Static("", id="host-test-result", markup=False)
 
     def extra_buttons(self) -> ComposeResult:
@@ -286,11 +307,11 @@ class HostDialog(FormDialog):
         return EditRequest(AddHost(self._pool, name, spec))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        # Textual calls FormDialog's handler after this one (Save, Cancel) unless prevented.
         if event.button.id == "host-test":
+            event.prevent_default()
             event.stop()
             self._run_test()
-            return
-        super().on_button_pressed(event)
 
     @work(exclusive=True, group="host-test")
     async def _run_test(self) -> None:
@@ -302,10 +323,10 @@ class HostDialog(FormDialog):
         except ValueError as exc:
             self.show_error(str(exc))
             return
-        name = self.value("host-name") or "new-host"
+        self.show_error(None)
         config = HostConfig(
             pool=self._pool,
-            name=name,
+            name=self.value("host-name") or "new-host",
             libvirt=spec.libvirt,
             ssh=spec.ssh,
             identity=spec.identity,
@@ -335,7 +356,7 @@ class RolesDialog(FormDialog):
             id="form-note",
             markup=False,
         )
-        yield from _role_boxes(self._subject.roles)
+        yield _role_boxes(self._subject.roles)
 
     def on_mount(self) -> None:
         self.query_one(Checkbox).focus()
@@ -368,12 +389,12 @@ class RemoveHostDialog(FormDialog):
             if len(self._vms) > 8:
                 shown += f" and {len(self._vms) - 8} more"
             yield Static(
-                f"It runs {len(self._vms)} VM(s) as last seen: {shown}. They keep "
-                "running, unwatched. Type the host's name to remove it anyway.",
+                f"It runs {len(self._vms)} VM(s) as last seen: {shown}. They keep running, "
+                "unwatched. Type the host's name to remove it anyway.",
                 id="form-warning",
                 markup=False,
             )
-            yield Input(placeholder=f"type {self._subject.name}", id="remove-name")
+            yield _field("Host's name", None, f"type {self._subject.name}", "remove-name")
 
     def on_mount(self) -> None:
         if self._vms:
@@ -404,13 +425,14 @@ class PromoteDialog(FormDialog):
     def fields(self) -> ComposeResult:
         now = f"now {self._master}" if self._master else "it has none now"
         yield Static(
-            f"The pool's master role moves to {self._subject.name} ({now}), in the estate file "
-            "and the repository. Every other host is still driven directly.",
+            f"The pool's master role moves to {self._subject.name} ({now}), in the estate "
+            "file and the repository. Every other host is still driven directly.",
             id="form-note",
             markup=False,
         )
-        yield _label("Reason (journaled)")
-        yield Input(placeholder="h1 lost its disks; ticket OPS-1234", id="promote-reason")
+        yield _field(
+            "Reason", None, "h1 lost its disks; ticket OPS-1234 (journaled)", "promote-reason"
+        )
 
     def build(self) -> EditRequest:
         reason = self.value("promote-reason")
