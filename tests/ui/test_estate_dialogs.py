@@ -99,8 +99,16 @@ def error_of(screen: FormDialog) -> str:
     return str(screen.query_one("#form-error", Static).render())
 
 
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
 async def until_file(pilot: Pilot[Any], path: Path, check: Callable[[str], bool]) -> None:
-    await wait_until(pilot, lambda: check(path.read_text()), what="the estate file written")
+    await wait_until(pilot, lambda: check(read(path)), what="the estate file written")
 
 
 # -- Pilot tests --------------------------------------------------------------------------
@@ -114,7 +122,7 @@ async def test_n_adds_a_pool_that_shows_in_the_tree(estate_path: Path) -> None:
         assert app.focused is screen.query_one("#pool-name", Input)
         await pilot.press(*"staging", "tab", *"/OVS", "enter")
         await until_file(pilot, estate_path, lambda t: 'name = "staging"' in t)
-        assert estate_path.read_text().startswith(estate_text())  # comments and all kept
+        assert read(estate_path).startswith(estate_text())  # comments and all kept
         await wait_until(pilot, lambda: "staging" in app.snapshot.pools)
         await pilot.pause()
         assert "staging  no hosts yet" in dashboard(app).estate_tree.labels()
@@ -148,7 +156,7 @@ async def test_a_adds_a_host_to_the_pool_under_the_cursor_and_polls_it(
 
 
 async def test_what_start_up_would_refuse_is_said_inside_the_form(estate_path: Path) -> None:
-    before = estate_path.read_text()
+    before = read(estate_path)
     app = app_for(estate_path)
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app)
@@ -171,8 +179,8 @@ async def test_what_start_up_would_refuse_is_said_inside_the_form(estate_path: P
         assert app.screen is screen  # still open, still editable
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, FormDialog))
-    assert estate_path.read_text() == before
-    assert not list(estate_path.parent.glob("*.bak"))
+    assert read(estate_path) == before
+    assert not [p for p in estate_path.parent.iterdir() if p.suffix == ".bak"]
 
 
 async def test_x_removes_a_host_running_vms_only_with_its_name_typed(estate_path: Path) -> None:
@@ -239,20 +247,22 @@ async def test_e_edits_a_host_with_its_name_fixed(estate_path: Path) -> None:
         await until_file(pilot, estate_path, lambda t: 'libvirt = "test:///default"' in t)
         await wait_until(
             pilot,
-            lambda: app.session.poller.backend(HostKey("dev", "dev02")).address  # type: ignore[union-attr]
-            == "test:///default",
+            lambda: (
+                app.session.poller.backend(HostKey("dev", "dev02")).address  # type: ignore[union-attr]
+                == "test:///default"
+            ),
         )
 
 
 async def test_escape_cancels_and_nothing_changes(estate_path: Path) -> None:
-    before = estate_path.read_text()
+    before = read(estate_path)
     app = app_for(estate_path)
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app)
         await form(pilot, PoolDialog, "N")
         await pilot.press(*"x", "escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, FormDialog))
-    assert estate_path.read_text() == before
+    assert read(estate_path) == before
 
 
 async def test_the_keys_are_dimmed_without_a_file_or_a_host_and_say_why() -> None:
@@ -312,7 +322,7 @@ async def test_an_edit_on_disk_shows_without_a_restart(estate_path: Path) -> Non
     app = app_for(estate_path)
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app)
-        estate_path.write_text(estate_path.read_text() + '\n[[pools]]\nname = "later"\n')
+        write(estate_path, read(estate_path) + '\n[[pools]]\nname = "later"\n')
         assert await app.session.estate_edits.check_file()
         await wait_until(pilot, lambda: "later" in app.snapshot.pools)
         await pilot.pause()
