@@ -8,7 +8,9 @@ A key that cannot be used now is dimmed, and says why.
 
 from __future__ import annotations
 
-from textual.binding import Binding
+import dataclasses
+
+from textual.binding import ActiveBinding, Binding
 
 from ovmtui.config import HostConfig
 from ovmtui.context import AppContext
@@ -44,6 +46,18 @@ class EstateKeys:
     _scope: Scope
 
     # -- what can be done
+
+    def with_estate_reasons(self, bindings: dict[str, ActiveBinding]) -> dict[str, ActiveBinding]:
+        """``bindings`` with the reason of each dimmed estate key as its tooltip (the key
+        panel shows it beside the key, as for the VM keys)."""
+        for key, active in bindings.items():
+            if active.enabled or active.binding.action not in ESTATE_ACTIONS:
+                continue
+            reason = self.estate_refusal(active.binding.action)
+            if reason is not None:
+                binding = dataclasses.replace(active.binding, tooltip=reason)
+                bindings[key] = active._replace(binding=binding, tooltip=reason)
+        return bindings
 
     def estate_refusal(self, action: str) -> str | None:
         """Why the estate key of ``action`` is dimmed now, or None."""

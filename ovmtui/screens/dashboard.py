@@ -200,7 +200,7 @@ class DashboardScreen(EstateKeys, Screen[None]):
     def active_bindings(self) -> dict[str, ActiveBinding]:
         """Textual's, with the reason of each dimmed VM key as its tooltip."""
         return with_reasons(
-            super().active_bindings,
+            self.with_estate_reasons(super().active_bindings),
             self,
             key_refusal=self.vm_key_refusal,
             console_refusal=self.console_key_refusal,

@@ -31,7 +31,7 @@ from ovmtui.store.estate_file import (
     old_master,
 )
 
-NO_FILE = "this estate has no file to edit (the demo estate is built in): use --config PATH"
+NO_FILE = "no file to edit: the demo estate is built in"
 
 
 @dataclass(frozen=True, slots=True)
