@@ -68,16 +68,22 @@ def role_problem(target: RoledHost, pool: Sequence[RoledHost]) -> str | None:
     return f"not a VM host (roles: {roles}): only hosts with the vm role take VMs"
 
 
-def limits(pool: Sequence[RoledHost]) -> tuple[str, ...]:
-    """What this pool cannot do for want of a role, each said whole."""
+_LIMITS = (
+    (HostRole.VM, "no VM host", "VMs cannot be placed, moved or evacuated within it"),
+    (HostRole.UTILITY, "no utility host", "no file work on its shared storage"),
+)
+
+
+def limits(pool: Sequence[RoledHost], *, short: bool = False) -> tuple[str, ...]:
+    """What this pool cannot do for want of a role, each said whole (``short``: its name
+    only, "no VM host", as the tree shows it)."""
     if not pool or not uses_roles(pool):
         return ()
-    out: list[str] = []
-    if not any(HostRole.VM in host.roles for host in pool):
-        out.append("no VM host: VMs cannot be placed, moved or evacuated within it")
-    if not any(HostRole.UTILITY in host.roles for host in pool):
-        out.append("no utility host: no file work on its shared storage")
-    return tuple(out)
+    return tuple(
+        name if short else f"{name}: {what}"
+        for role, name, what in _LIMITS
+        if not any(role in host.roles for host in pool)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,18 +117,22 @@ def master_state(pool: str, hosts: Sequence[HostStatus]) -> MasterState | None:
 
 
 def master_problems(
-    pools: Iterable[str], hosts: Sequence[HostStatus], now: float
+    pools: Iterable[str], hosts: Sequence[HostStatus], now: float, *, with_limits: bool = False
 ) -> tuple[tuple[str, str], ...]:
-    """(pool, text) of each pool whose master is missing or unreachable."""
+    """(pool, text) of each pool whose master is missing or unreachable (``with_limits``:
+    and of each pool that lacks a VM or a utility host, "no VM host")."""
     by_pool: dict[str, list[HostStatus]] = {}
     for host in hosts:  # one pass: the header asks every second
         by_pool.setdefault(host.pool, []).append(host)
     out: list[tuple[str, str]] = []
     for pool in pools:
-        state = master_state(pool, by_pool.get(pool, []))
+        members = by_pool.get(pool, [])
+        state = master_state(pool, members)
         text = None if state is None else state.text(now)
         if text is not None:
             out.append((pool, text))
+        if with_limits:
+            out.extend((pool, limit) for limit in limits(members, short=True))
     return tuple(out)
 
 

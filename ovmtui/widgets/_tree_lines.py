@@ -73,16 +73,33 @@ def _cut(text: str, room: int) -> str:
     return text
 
 
-def fit(parts: Sequence[Part], shrink: int, room: int, more: str = "…") -> list[Part]:
+def fit(
+    parts: Sequence[Part],
+    shrink: int,
+    room: int,
+    more: str = "…",
+    *,
+    optional: int | None = None,
+) -> list[Part]:
     """`parts` within `room` cells, `more` (one cell) marking a cut.
 
-    The part at `shrink` (the name) gives way first, so that counts and states stay in
-    sight; when it cannot give enough, the line is cut at its end.
+    The part at `optional` (a note after the counts, the last part) is cut first, then
+    left out; then the part at `shrink` (the name) gives way, so that counts and states
+    stay in sight; when it cannot give enough, the line is cut at its end.
     """
     widths = [cells(text) for text, _ in parts]
     over = sum(widths) - room
     if over <= 0:
         return list(parts)
+    if optional is not None:
+        text, style = parts[optional]
+        keep = widths[optional] - over - 1
+        if keep >= _MIN_NAME_CELLS:
+            fitted = list(parts)
+            fitted[optional] = (_cut(text, keep) + more, style)
+            return fitted
+        rest = [part for index, part in enumerate(parts) if index != optional]
+        return fit(rest, shrink, room, more)
     if room <= 0:
         return []
     name, style = parts[shrink]

@@ -166,20 +166,22 @@ class EstateTree(LineView, can_focus=True):
                 line.signature = signature
                 line.relabel(self._host_parts(host))
                 changed.append(line)
-        masters = dict(master_problems(counts, snapshot.hosts, self._now()))
+        notes: dict[str, list[str]] = {}
+        for pool, note in master_problems(counts, snapshot.hosts, self._now(), with_limits=True):
+            notes.setdefault(pool, []).append(note)
         for pool, (up, total, vms) in counts.items():
             line = self._pools.get(pool)
             if line is None:
                 line = self._pools[pool] = Line(Scope(pool), (), 0)
                 structural = True
-            master = masters.get(pool)
+            # The pool's contact point missing, or what it cannot do for want of a role.
+            master = f" {self._glyphs.dot} ".join(notes[pool]) if pool in notes else None
             if line.signature != (up, total, vms, master):
                 line.signature = (up, total, vms, master)
                 dot = self._glyphs.dot
                 detail = f"  {up}/{total} up {dot} {vms} VMs" if total else "  no hosts yet"
                 parts = [(self._text(pool), _POOL), (detail, _DETAIL)]
                 if master is not None:
-                    # The pool's contact point is missing: said where the pool is.
                     parts.append((f" {dot} {self._text(master)}", _STATE[HostState.DOWN]))
                 line.relabel(tuple(parts))
                 changed.append(line)
@@ -320,7 +322,10 @@ class EstateTree(LineView, can_focus=True):
         used = width - room
         # The cursor is the label's alone, as in Textual's Tree; its colours win.
         highlight = palette[_CURSOR] if cursor else None
-        for text, name in fit(line.parts, line.shrink, room, self._glyphs.more):
+        # A pool's note (its master, what it lacks) gives way before its name and counts.
+        noted = line.scope.host is None and len(line.parts) == 3
+        optional = 2 if noted else None
+        for text, name in fit(line.parts, line.shrink, room, self._glyphs.more, optional=optional):
             style = palette[name] if highlight is None else palette[name] + highlight
             segments.append(Segment(text, style))
             used += cells(text)

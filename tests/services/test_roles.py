@@ -39,6 +39,7 @@ def test_who_runs_vms_and_what_a_pool_cannot_do(
     assert len(said) == len(cannot)
     for text, start in zip(said, cannot, strict=True):
         assert text.startswith(start)
+    assert limits(pool, short=True) == cannot
     for host, ok in zip(pool, runs, strict=True):
         assert (role_problem(host, pool) is None) is ok
 

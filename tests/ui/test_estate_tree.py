@@ -49,7 +49,7 @@ PROD = (
     host("prod", "ovs02", 2, roles=(V,)),
     host("prod", "ovs03", 0, reachable=None),
 )
-DEV = (host("dev", "dev01", 4, roles=(M, V)), host("dev", "dev02", 1, stale=True))
+DEV = (host("dev", "dev01", 4, roles=(M, U, V)), host("dev", "dev02", 1, stale=True))
 
 
 class TreeApp(App[None]):
@@ -96,7 +96,7 @@ async def test_lines_labels_and_counts() -> None:
             "│ ├ ● ovs02 [V] 2",
             "│ └ ◌ ovs03 0",
             "└ ▼ dev  2/2 up · 5 VMs",
-            "  ├ ● dev01 [MV] 4",
+            "  ├ ● dev01 [MUV] 4",
             "  └ ◌ dev02 1",
         ]
         assert app.tree.labels() == [
@@ -106,7 +106,7 @@ async def test_lines_labels_and_counts() -> None:
             "● ovs02 [V] 2",
             "◌ ovs03 0",
             "dev  2/2 up · 5 VMs",
-            "● dev01 [MV] 4",
+            "● dev01 [MUV] 4",
             "◌ dev02 1",
         ]
         assert app.tree.virtual_size.height == 8
@@ -271,7 +271,7 @@ async def test_cursor_stays_on_its_host_when_lines_come_above() -> None:
         await pilot.pause()
         assert app.tree.cursor_scope == Scope("dev")
         assert app.scopes[-1] == Scope("dev")
-        assert shown(app.tree)[-1] == "  └ ● dev01 [MV] 4"
+        assert shown(app.tree)[-1] == "  └ ● dev01 [MUV] 4"
 
 
 async def test_long_names_are_cut_to_the_width() -> None:
@@ -359,8 +359,10 @@ async def test_a_pool_says_when_its_master_is_missing_or_down_and_a_new_pool_sho
         app.tree.show_estate(snapshot)
         await pilot.pause()
         labels = app.tree.labels()
-        assert labels[1] == "prod  1/2 up · 2 VMs · master ovs01 unreachable for 4 min"
-        assert labels[4] == "dev  1/1 up · 1 VMs · no master"
+        assert labels[1] == (
+            "prod  1/2 up · 2 VMs · master ovs01 unreachable for 4 min · no utility host"
+        )
+        assert labels[4] == "dev  1/1 up · 1 VMs · no master · no utility host"
         assert labels[6] == "new  no hosts yet"
         # The master answers again: the pool's line says nothing more.
         up = HostStatus("prod", "ovs01", "x", roles=(M, V), reachable=True)
@@ -368,4 +370,14 @@ async def test_a_pool_says_when_its_master_is_missing_or_down_and_a_new_pool_sho
             EstateSnapshot(hosts=(up, *snapshot.hosts[1:]), generation=2, pools=snapshot.pools)
         )
         await pilot.pause()
-        assert app.tree.labels()[1] == "prod  2/2 up · 2 VMs"
+        assert app.tree.labels()[1] == "prod  2/2 up · 2 VMs · no utility host"
+
+
+async def test_a_pools_note_gives_way_before_its_name_and_counts() -> None:
+    app = TreeApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        app.tree.show_estate(estate(host("pool", "h1", 2, roles=(V,)), host("pool", "h2", 1)))
+        await pilot.pause()
+        # 30 cells: the counts stay whole; of "no master · no utility host" what fits.
+        assert drawn(app.tree)[1] == "└ ▼ pool  2/2 up · 3 VMs · no…"
+        assert app.tree.labels()[1] == "pool  2/2 up · 3 VMs · no master · no utility host"
