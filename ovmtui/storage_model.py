@@ -107,6 +107,16 @@ class StorageEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageScan:
+    """What a backend read of a pool's layout (``StorageLister.list_storage``)."""
+
+    entries: tuple[StorageEntry, ...]
+    missing_folders: tuple[str, ...] = ()  # folders of the layout that are not there
+    warnings: tuple[str, ...] = ()  # what could not be told ("formats not told: …")
+    commands: int = 1  # remote commands (or storage-pool listings) it took
+
+
+@dataclass(frozen=True, slots=True)
 class StorageListing:
     """One reading of a pool's layout through one host."""
 
@@ -118,6 +128,7 @@ class StorageListing:
     note: str | None = None  # "no utility host answered: read through h2"
     # Folders of the layout that are not there (a fresh storage): not an error.
     missing_folders: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
     commands: int = 0  # remote commands (or storage-pool listings) the reading took
 
 

@@ -74,6 +74,15 @@ from ovmtui.backend.xen_parse.xm_table import (
     merge_table_rows,
     parse_list_table,
 )
+from ovmtui.backend.xen_storage import (
+    STORAGE_TIMEOUT_S,
+    delete_argv,
+    parse_scan,
+    read_file_argv,
+    scan_argv,
+    scan_command,
+    within,
+)
 from ovmtui.errors import (
     ActionFailed,
     ActionRefused,
@@ -97,6 +106,7 @@ from ovmtui.model import (
     cpu_usage_percent,
     vm_with_readings,
 )
+from ovmtui.storage_model import StorageEntry, StorageScan
 
 Toolstack = Literal["xm", "xl"]
 
@@ -173,6 +183,7 @@ _CAPABILITIES = frozenset(
         Capability.RESUME,
         Capability.FORCE_OFF,
         Capability.DEFINITION,
+        Capability.STORAGE_SCAN,
     }
 )
 
@@ -536,6 +547,41 @@ class XenSshBackend:
                 # Bytes, not text: file names need not be UTF-8.
                 result = await asyncio.wait_for(self._run_on(conn, command, encoding=None), timeout)
         return CommandOutput(result.exit_status, _bytes(result.stdout), _bytes(result.stderr))
+
+    # -- the pool's shared storage (xen_storage.py) ----------------------------------------
+
+    def storage_command(self, root: str) -> str:
+        return scan_command(root)
+
+    async def list_storage(self, pool: str, root: str) -> StorageScan:
+        """One command for the whole layout (see ``xen_storage``)."""
+        output = await self.run_command(
+            scan_argv(root), timeout=STORAGE_TIMEOUT_S, label=scan_command(root)
+        )
+        # Parsing 5,000 records is a few milliseconds: off the loop all the same.
+        return await asyncio.get_running_loop().run_in_executor(_PARSER, parse_scan, output, root)
+
+    async def read_storage_file(self, path: str, max_bytes: int) -> bytes | None:
+        argv = read_file_argv(path, max_bytes)
+        output = await self.run_command(argv, timeout=self._poll_timeout_s, label=argv[0])
+        if output.exit_status != 0:
+            said = _text(output.stderr).strip() or f"exit {output.exit_status}"
+            raise ActionFailed(f"{self._host.name}: cannot read {path}: {said}")
+        return output.stdout
+
+    def delete_command(self, pool: str, entry: StorageEntry) -> str:
+        return shlex.join(delete_argv(entry))
+
+    async def delete_entry(self, pool: str, root: str, entry: StorageEntry) -> None:
+        if not within(root, entry.path):
+            raise ActionRefused(f"{entry.path} is not inside a folder of {root}'s layout")
+        argv = delete_argv(entry)
+        output = await self.run_command(
+            argv, timeout=self._action_timeout_s, label=shlex.join(argv)
+        )
+        if output.exit_status != 0:
+            said = _text(output.stderr).strip() or f"exit {output.exit_status}"
+            raise ActionFailed(f"{self._host.name}: {shlex.join(argv)}: {said}")
 
     def sysrq_command(self, vm: Vm, key: str) -> str:
         if key not in SYSRQ_KEYS:
