@@ -415,6 +415,25 @@ class StorageLister(Protocol):
         ...
 
 
+@runtime_checkable
+class StoragePoolDefiner(Protocol):
+    """A ``StorageLister`` that reads the storage through storage pools it must define first
+    (libvirt: a ``dir`` pool per folder). Defining them is a change: the storage service
+    journals it before it runs, and read-only mode lists only what is defined already."""
+
+    async def storage_pools_missing(self, pool: str) -> list[str]:
+        """The layout's folders without an active storage pool on this host."""
+        ...
+
+    def define_storage_pools_command(self, pool: str, root: str, folders: list[str]) -> str:
+        """The equivalent shell commands, shown and journaled."""
+        ...
+
+    async def define_storage_pools(self, pool: str, root: str, folders: list[str]) -> list[str]:
+        """Define and start them; returns the folders that could not be started, with why."""
+        ...
+
+
 CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
     {
         Capability.START: PowerControl,
