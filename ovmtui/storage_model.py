@@ -226,6 +226,20 @@ class StorageRow:
         return None if self.resource is None else self.resource.size_bytes
 
 
+def shown(text: str) -> str:
+    """A name or path as it can be shown and recorded: bytes that are not UTF-8 (kept as
+    surrogates to address the file) written as ``\\xe9``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
