@@ -80,7 +80,7 @@ class StorageView:
         return matches[0]
 
 
-COLUMNS = ("NAME", "SIZE", "ALLOCATED", "FORMAT", "STATUS", "BY", "USED BY")
+COLUMNS = ("NAME", "SIZE", "ALLOCATED", "FORMAT", "STATUS", "USED BY", "BY")
 
 
 def row_cells(row: StorageRow) -> list[str]:
@@ -94,8 +94,8 @@ def row_cells(row: StorageRow) -> list[str]:
         fmt.size(entry.allocated_bytes) if entry is not None else fmt.UNKNOWN,
         entry.format.value if entry is not None and entry.format else fmt.UNKNOWN,
         row.status_text,
-        f"{by}{when}" if by else "",
         ", ".join(f"{u.vm} ({u.mode.value}, {u.state.value})" for u in row.used_by),
+        f"{by}{when}" if by else "",
     ]
 
 
