@@ -8,6 +8,7 @@ The screen never talks to a host: it asks the storage service (``context.storage
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -66,13 +67,14 @@ class StorageScreen(Screen[None]):
         self.context = context
         self.pool = pool
         self.view: StorageView | None = None
+        self._filled: set[ResourceKind] = set()
 
     def compose(self) -> ComposeResult:
         yield Static(f"Storage of pool {self.pool}: reading…", id="storage-header", markup=False)
         with TabbedContent(id="storage-tabs"):
             for kind in ResourceKind:
                 with TabPane(kind.label, id=_tab_id(kind)):
-                    table: DataTable[str] = DataTable(
+                    table: DataTable[Text] = DataTable(
                         id=f"{_tab_id(kind)}-table", cursor_type="row", zebra_stripes=True
                     )
                     table.add_columns(*COLUMNS)
@@ -84,11 +86,13 @@ class StorageScreen(Screen[None]):
 
     # -- showing ---------------------------------------------------------------------------
 
-    def table_of(self, kind: ResourceKind) -> DataTable[str]:
+    def table_of(self, kind: ResourceKind) -> DataTable[Text]:
         return self.query_one(f"#{_tab_id(kind)}-table", DataTable)
 
     def show(self, view: StorageView) -> None:
-        """Bring the header and every tab up to date with ``view``."""
+        """Bring the header and the tabs' labels up to date with ``view``, and the table of
+        the tab in view; the others are filled when they are opened (a pool of thousands of
+        files draws its first picture without filling five tables)."""
         self.view = view
         lines = header_lines(view)
         if view.rows:
@@ -96,16 +100,23 @@ class StorageScreen(Screen[None]):
         self.query_one("#storage-header", Static).update("\n".join(lines))
         tabs = self.query_one(TabbedContent)
         for kind in ResourceKind:
-            rows = view.rows_of(kind)
-            table = self.table_of(kind)
-            cursor = table.cursor_row
-            table.clear()
-            for row in rows:
-                table.add_row(*row_cells(row), key=row.path)
-            if rows:
-                table.move_cursor(row=min(cursor, len(rows) - 1))
             tab = tabs.get_tab(_tab_id(kind))
-            tab.label = f"{kind.label} ({len(rows)})"
+            tab.label = f"{kind.label} ({len(view.rows_of(kind))})"
+        self._filled.clear()
+        self._fill(self.kind)
+
+    def _fill(self, kind: ResourceKind) -> None:
+        if self.view is None or kind in self._filled:
+            return
+        self._filled.add(kind)
+        rows = self.view.rows_of(kind)
+        table = self.table_of(kind)
+        cursor = table.cursor_row
+        table.clear()
+        # Text, not str: a str cell is read as markup, and a name may hold [brackets].
+        table.add_rows([Text(cell, no_wrap=True) for cell in row_cells(row)] for row in rows)
+        if rows:
+            table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
 
     @property
     def kind(self) -> ResourceKind:
@@ -130,9 +141,11 @@ class StorageScreen(Screen[None]):
         kinds = list(ResourceKind)
         tabs = self.query_one(TabbedContent)
         tabs.active = _tab_id(kinds[(kinds.index(self.kind) + step) % len(kinds)])
+        self._fill(self.kind)
         self.table_of(self.kind).focus()
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        self._fill(self.kind)
         self.table_of(self.kind).focus()
 
     # -- acting ------------------------------------------------------------------------------
