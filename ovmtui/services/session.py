@@ -65,6 +65,7 @@ from ovmtui.services.flight_plan import DEFAULT_OVERHEAD_MIB
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.services.storage import StorageService
 from ovmtui.store.backup import (
     BackupInfo,
     create_backup,
@@ -177,6 +178,14 @@ class EstateSession:
                 if estate.migration_overhead_mib is not None
                 else DEFAULT_OVERHEAD_MIB
             ),
+        )
+        self.storage = StorageService(
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            shared_storage=pools.get,
+            operations=self.actions.operations,
+            repository=lambda: self.repository,
+            read_only=lambda: self._read_only,
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()
