@@ -218,5 +218,6 @@ def _check(before: str, after: str, expected: tuple[str, ...]) -> None:
     old, new = parse_vm_cfg(before).value, parse_vm_cfg(after).value
     old.pop("disk", None)
     disks = new.pop("disk", None)
-    if tuple(disks or ()) != expected or old != new:
+    listed = tuple(disks) if isinstance(disks, list | tuple) else ()
+    if listed != expected or old != new:
         raise CfgEditRefused("the edited vm.cfg would not read back as intended: not written")
