@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -340,17 +341,95 @@ class SysRqSender(Protocol):
         ...
 
 
-@runtime_checkable
-class DiskAttacher(Protocol):
-    """Capability ``ATTACH_DISK``: hot-plug a disk into a VM, and take it out again."""
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command run on a host said: its exit status (None: ended by a signal), its
+    output and its errors, decoded."""
 
-    def attach_command(self, vm: Vm, disk: Disk) -> str:
-        """The equivalent shell command, shown before it runs."""
+    exit_status: int | None
+    stdout: str
+    stderr: str
+
+
+@runtime_checkable
+class CommandRunner(Protocol):
+    """A backend that runs one short command on its host over its open connection (the Xen
+    hosts' SSH): the storage's file work, done by the pool's utility host."""
+
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the name agreed for every backend's run_command
+        label: str,
+        input: str | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` (quoted with ``shlex.join``: each argument stays one) within
+        ``timeout`` seconds, ``input`` on its standard input. Raises ``HostUnreachable`` or
+        ``HostTimeout`` like a poll; a command that fails is a result, not an error."""
         ...
 
-    async def attach_disk(self, vm: Vm, disk: Disk) -> None: ...
 
-    async def detach_disk(self, vm: Vm, target: str) -> None: ...
+@dataclass(frozen=True, slots=True)
+class DiskChange:
+    """An attach or detach planned by a backend, shown before it runs: the equivalent
+    command, and for a Xen ``vm.cfg`` the file before and after (the diff the operator
+    reads). Handed back to ``apply_disk_change`` unchanged: a ``vm.cfg`` that changed
+    since is refused rather than overwritten."""
+
+    vm: Vm
+    disk: Disk
+    attach: bool
+    live: bool
+    command: str
+    config_path: str | None = None
+    before: str | None = None
+    after: str | None = None
+
+
+@runtime_checkable
+class DiskAttacher(Protocol):
+    """Capability ``ATTACH_DISK``: a disk of the pool's shared storage attached to a VM and
+    detached again, to its persistent definition (a powered-off VM's ``vm.cfg``, libvirt's
+    config) and, for a hot-plug, to the running guest too."""
+
+    @property
+    def hot_plug(self) -> str | None:
+        """Why this host cannot hot-plug a disk into a running VM, or None when it can."""
+        ...
+
+    async def plan_disk_change(self, vm: Vm, disk: Disk, *, attach: bool, live: bool) -> DiskChange:
+        """What attaching (``attach``) or detaching ``disk`` (its ``target``, ``source``,
+        ``read_only``, ``shareable``) would do, read from the host, nothing changed. Raises
+        ``ActionRefused`` when the VM's definition cannot be edited (a vm.cfg that does not
+        parse), ``HostUnreachable``."""
+        ...
+
+    async def apply_disk_change(self, change: DiskChange) -> str:
+        """Do it; returns what was done, in a line (the backup ``vm.cfg`` kept). Raises
+        ``ActionFailed`` with the host's words, ``ActionRefused`` when the definition
+        changed since the plan."""
+        ...
+
+
+@runtime_checkable
+class DiskStorage(Protocol):
+    """A backend that creates and deletes the files of the pool's ``sharedDisk`` folder
+    (over SSH with coreutils, or libvirt's storage volumes). Never overwrites a file."""
+
+    def create_disk_command(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        """The equivalent shell command, every argument quoted."""
+        ...
+
+    async def create_disk(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        """Create the raw file ``path`` of ``size_bytes``, sparse or ``allocate``d; returns
+        how (the tool used). Raises ``ActionFailed`` (it exists, no space), nothing left
+        behind."""
+        ...
+
+    def delete_disk_command(self, path: str) -> str: ...
+
+    async def delete_disk(self, path: str) -> None: ...
 
 
 CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(

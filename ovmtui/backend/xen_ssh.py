@@ -44,12 +44,15 @@ from asyncssh.encryption import get_default_encryption_algs
 from ovmtui.backend.base import (
     Backend,
     ChannelsBusy,
+    CommandResult,
     ConsoleChannel,
+    DiskChange,
     EventCallback,
     LongChannel,
 )
 from ovmtui.backend.pacing import connect_turn, waiting, working
 from ovmtui.backend.xen_console import attached, console_argv
+from ovmtui.backend.xen_disks import XenDisks, create_command, delete_argv
 from ovmtui.backend.xen_migrate import (
     OUTPUT_TAIL_BYTES,
     migration_argv,
@@ -84,6 +87,7 @@ from ovmtui.errors import (
 from ovmtui.model import (
     SYSRQ_KEYS,
     Capability,
+    Disk,
     HostFacts,
     HostKey,
     HostPoll,
@@ -159,9 +163,10 @@ _ACTION_VERBS: dict[VmAction, str] = {
 
 # Exactly what this module implements (the contract test checks it): no EVENTS (xm and xl
 # have no event stream: the poller polls), no DEFINE (defining from a vm.cfg is not written
-# yet), and no disk attachment until its Protocol is.
+# yet).
 _CAPABILITIES = frozenset(
     {
+        Capability.ATTACH_DISK,
         Capability.CONSOLE,
         Capability.MIGRATE,
         Capability.SYSRQ,
@@ -550,6 +555,66 @@ class XenSshBackend:
                 )
             return f"{tool} create {shlex.quote(config)}"
         return f"{tool} {_ACTION_VERBS[action]} {shlex.quote(vm.name)}"
+
+    # -- commands and shared disks ---------------------------------------------------------
+
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the name agreed for every backend's run_command
+        label: str,
+        input: str | None = None,
+    ) -> CommandResult:
+        """``base.CommandRunner``: ``argv`` quoted with ``shlex.join`` on the open connection,
+        within ``timeout``; its output decoded."""
+        command = shlex.join(argv)
+        async with waiting():
+            conn = await self._connection()
+            async with self._channels, self._failing(conn, label, timeout):
+                result = await asyncio.wait_for(self._run_on(conn, command, input), timeout)
+        status = result.exit_status
+        return CommandResult(status, _text(result.stdout), _text(result.stderr))
+
+    @property
+    def hot_plug(self) -> str | None:
+        """``xm/xl block-attach`` hot-plugs into a running guest (PV drivers: every Oracle VM
+        guest has them)."""
+        return None
+
+    def _disks(self) -> XenDisks:
+        return XenDisks(self, self._host.name, self._toolstack or self._forced or "xm")
+
+    def _config_of(self, vm: Vm) -> str | None:
+        config = vm.config_path or self._configs.get(vm.name)
+        if config is None and self._shared_storage:
+            config = f"{self._shared_storage.rstrip('/')}/running_pool/{vm.name}/vm.cfg"
+        return config
+
+    async def plan_disk_change(self, vm: Vm, disk: Disk, *, attach: bool, live: bool) -> DiskChange:
+        await self._detect_toolstack()
+        return await self._disks().plan(
+            vm, disk, config=self._config_of(vm), attach=attach, live=live
+        )
+
+    async def apply_disk_change(self, change: DiskChange) -> str:
+        await self._detect_toolstack()
+        try:
+            return await self._disks().apply(change)
+        finally:
+            self._known = None  # the disks changed: the next poll reads them all again
+
+    def create_disk_command(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        return create_command(path, size_bytes, allocate=allocate)
+
+    async def create_disk(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        return await self._disks().create(path, size_bytes, allocate=allocate)
+
+    def delete_disk_command(self, path: str) -> str:
+        return shlex.join(delete_argv(path))
+
+    async def delete_disk(self, path: str) -> None:
+        await self._disks().delete(path)
 
     async def definition(self, vm: Vm) -> str:
         config = vm.config_path or self._configs.get(vm.name)
@@ -975,10 +1040,12 @@ class XenSshBackend:
 
     @staticmethod
     async def _run_on(
-        conn: asyncssh.SSHClientConnection, command: str
+        conn: asyncssh.SSHClientConnection, command: str, input: str | None = None
     ) -> asyncssh.SSHCompletedProcess:
         for attempt in range(CHANNEL_RETRIES):
             try:
+                if input is not None:
+                    return await conn.run(command, check=False, input=input)
                 return await conn.run(command, check=False)
             except asyncssh.ChannelOpenError:
                 # "open failed": the server has not freed a session slot yet.

@@ -14,7 +14,14 @@ from typing import Protocol, runtime_checkable
 
 import pytest
 
-from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, EventCallback, withheld
+from ovmtui.backend.base import (
+    CAPABILITY_PROTOCOLS,
+    Backend,
+    CommandRunner,
+    DiskStorage,
+    EventCallback,
+    withheld,
+)
 from ovmtui.backend.libvirt import LibvirtBackend
 from ovmtui.backend.xen_ssh import XenSshBackend
 from ovmtui.errors import ActionRefused
@@ -87,7 +94,8 @@ def test_xen_over_ssh() -> None:
     assert Capability.DEFINE not in backend.capabilities
     assert Capability.CONSOLE in backend.capabilities  # xm/xl console in a PTY
     assert Capability.MIGRATE in backend.capabilities  # xm/xl migrate (xen_migrate)
-    assert Capability.ATTACH_DISK not in backend.capabilities
+    assert Capability.ATTACH_DISK in backend.capabilities  # vm.cfg edits, block-attach
+    assert isinstance(backend, DiskStorage) and isinstance(backend, CommandRunner)
 
 
 def test_the_services_fake() -> None:
