@@ -321,9 +321,14 @@ def disk_path(shared_storage: str, name: str) -> str:
 
 
 def holders_of(path: str, vms: Iterable[PlacedVm]) -> tuple[Holder, ...]:
-    """Every VM whose disks name ``path``, as the snapshot says."""
+    """Every VM whose disks name ``path``, as the snapshot says (once a VM: Xen hosts of a
+    pool all list its powered-off VMs from their shared vm.cfg files)."""
     found: list[Holder] = []
+    seen: set[str] = set()
     for placed in vms:
+        if placed.uuid in seen:
+            continue
+        seen.add(placed.uuid)
         for disk in placed.vm.disks:
             if disk.source == path:
                 found.append(
