@@ -212,6 +212,13 @@ class SharedDiskService:
             raise ActionRefused(f"{placed.host} does not answer")
         return backend
 
+    def hot_plug(self, placed: PlacedVm) -> str | None:
+        """Why ``placed``'s host cannot hot-plug a disk now, or None when it can."""
+        try:
+            return self._attacher(placed).hot_plug
+        except OvmError as exc:
+            return exc.message
+
     # -- plans -----------------------------------------------------------------------------
 
     async def plan_create(
