@@ -875,6 +875,10 @@ class LibvirtBackend:
             if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
                 raise self._not_found(vm) from None
             raise ActionFailed(_message(exc), title=f"{verb} {vm.name} failed") from None
+        finally:
+            # Its definition changed: the next poll reads it again rather than the cached
+            # one (the event that says so may come after that poll, or not at all).
+            self._on_domain_event(session, vm.uuid)
         where = "its config and the running guest" if change.live else "its config"
         return f"{'attached to' if change.attach else 'detached from'} {where}"
 
