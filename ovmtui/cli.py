@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="watch only: no key is sent to the guest",
     )
+    from ovmtui.headless_disks import add_disk_parser
+
+    add_disk_parser(commands, estate)
     show = commands.add_parser(
         "show",
         parents=[estate],
@@ -230,6 +233,31 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--host", metavar="HOST", help="where it runs (a name held twice)")
     show.add_argument("--json", action="store_true", help="one JSON object")
     _estate_commands(commands, estate)
+    storage = commands.add_parser(
+        "storage",
+        parents=[estate],
+        help="a pool's shared storage (Oracle VM's layout) with its library and users",
+    )
+    storage.add_argument("--pool", metavar="POOL", help="default: the only pool")
+    storage.add_argument("--json", action="store_true", help="one JSON object")
+    resource = commands.add_parser(
+        "resource",
+        parents=[estate],
+        help="the library of a pool's storage: register, approve, delete (journaled)",
+    )
+    resource_verbs = resource.add_subparsers(dest="verb", required=True, metavar="VERB")
+    register = resource_verbs.add_parser("register", help="files of the storage into the library")
+    register.add_argument("path", nargs="?", metavar="PATH", help="a path or a name")
+    register.add_argument("--all", action="store_true", help="every unregistered entry")
+    approve = resource_verbs.add_parser("approve", help="a pending resource, as the OS user")
+    approve.add_argument("path", metavar="NAME", help="a name or path")
+    delete = resource_verbs.add_parser("delete", help="a resource's files and its record")
+    delete.add_argument("path", metavar="NAME", help="a name or path")
+    delete.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    for verb_parser in (register, approve, delete):
+        verb_parser.add_argument(
+            "--pool", metavar="POOL", help="default: from the path, or the only pool"
+        )
     for action in VmAction:
         verb = commands.add_parser(
             action.value,
@@ -509,6 +537,22 @@ def _main(argv: Sequence[str] | None) -> int:
             return _migrate(estate, repository, args)
         if args.command == "evacuate":
             return _evacuate(estate, repository, args)
+        if args.command == "storage":
+            from ovmtui.headless_storage import storage_report
+
+            return asyncio.run(
+                storage_report(
+                    estate, repository, args.pool, sys.stdout, as_json=args.json, warn=sys.stderr
+                )
+            )
+        if args.command == "resource":
+            return _resource(estate, repository, args)
+        if args.command == "disk":
+            from ovmtui.headless_disks import run_disk_command
+
+            return run_disk_command(
+                estate, repository, args, _confirmer(args, f"{args.disk_command.title()}?")
+            )
         return _run_tui(
             estate,
             repository,
@@ -711,6 +755,28 @@ def _migrate(estate: EstateConfig, repository: Path, args: argparse.Namespace) -
             offline=args.offline,
             override=args.override,
             confirm=_confirmer(args, "Migrate?"),
+            warn=sys.stderr,
+        )
+    )
+
+
+def _resource(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_storage import resource_report
+
+    if args.verb == "register" and (args.all == (args.path is not None)):
+        raise ConfigError("register takes a PATH or --all (one of them)")
+    if args.read_only:
+        print(f"ovmtui: read-only mode: {args.verb} changes the library; nothing was done")
+        return 1
+    return asyncio.run(
+        resource_report(
+            estate,
+            repository,
+            args.verb,
+            [args.path] if args.path is not None else [],
+            sys.stdout,
+            pool=args.pool,
+            confirm=_confirmer(args, "Delete?") if args.verb == "delete" else None,
             warn=sys.stderr,
         )
     )

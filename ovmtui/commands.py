@@ -43,9 +43,13 @@ class _EstateScreen(Protocol):
 
     def evacuate(self, host: HostKey) -> None: ...
 
+    def open_storage(self, pool: str) -> None: ...
+
     def open_console(self, placed: PlacedVm) -> None: ...
 
     def open_vm(self, placed: PlacedVm) -> None: ...
+
+    def shared_disk(self, placed: PlacedVm, attach: bool) -> None: ...
 
     def action_consoles(self) -> None: ...
 
@@ -120,6 +124,15 @@ class EstateCommands(Provider):
                         f"Add host to pool {pool}", "A on a pool", partial(screen.add_host, pool)
                     )
                 )
+        pools = snapshot.pools or tuple(dict.fromkeys(host.pool for host in snapshot.hosts))
+        for pool in pools:
+            commands.append(
+                PaletteCommand(
+                    f"Storage of pool {pool}",
+                    "its files, the library of resources, what uses them (S)",
+                    partial(screen.open_storage, pool),
+                )
+            )
         for host in snapshot.hosts:
             commands.append(
                 PaletteCommand(
@@ -179,6 +192,20 @@ class EstateCommands(Provider):
             )
             if context.read_only:
                 continue
+            status = snapshot.host(placed.host_key)
+            if status is not None and Capability.ATTACH_DISK in status.capabilities:
+                for attach, text in (
+                    (True, "Attach a shared disk to"),
+                    (False, "Detach a shared disk from"),
+                ):
+                    commands.append(
+                        PaletteCommand(
+                            f"{text} {placed.vm.name}",
+                            f"{placed.vm.state.value} on {placed.host} "
+                            f"({'a' if attach else 'A'} on its screen)",
+                            partial(screen.shared_disk, placed, attach),
+                        )
+                    )
             for action in VmAction:
                 commands.append(
                     PaletteCommand(

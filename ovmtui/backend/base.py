@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -27,6 +28,7 @@ from ovmtui.model import (
     Vm,
     VmAction,
 )
+from ovmtui.storage_model import StorageEntry, StorageScan
 
 EventCallback = Callable[[str | None], None]
 """Called on the asyncio loop when the host reports a change.
@@ -190,6 +192,45 @@ class LongChannelOpener(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CommandOutput:
+    """What one command run on a host returned (``CommandRunner.run_command``)."""
+
+    exit_status: int | None  # None: ended by a signal
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        """The output decoded (file names that are not UTF-8 come out as U+FFFD)."""
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def error_text(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+
+@runtime_checkable
+class CommandRunner(Protocol):
+    """A backend that runs a short command on its host over its open connection (Xen over
+    SSH): the file work of a pool's utility host (listings, shared disks, imports)."""
+
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the name every helper's callers use
+        label: str,
+        input: bytes | None = None,
+    ) -> CommandOutput:
+        """Run ``argv`` (each argument quoted with ``shlex.join``, never interpolated), with
+        ``input`` on its standard input, and wait up to ``timeout`` seconds for it to end. A
+        failing command is no error: its exit status says so. Raises ``HostUnreachable`` /
+        ``HostTimeout`` (``label`` names the command in their message) when the host cannot
+        be asked."""
+        ...
+
+
 # -- capabilities ----------------------------------------------------------------------------
 # One Protocol a capability. Those of features not built yet (migration, disk attachment)
 # say what a backend must offer before it may declare them; none does today.
@@ -340,17 +381,117 @@ class SysRqSender(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DiskChange:
+    """An attach or detach planned by a backend, shown before it runs: the equivalent
+    command, and for a Xen ``vm.cfg`` the file before and after (the diff the operator
+    reads). Handed back to ``apply_disk_change`` unchanged: a ``vm.cfg`` that changed
+    since is refused rather than overwritten."""
+
+    vm: Vm
+    disk: Disk
+    attach: bool
+    live: bool
+    command: str
+    config_path: str | None = None
+    before: str | None = None
+    after: str | None = None
+
+
 @runtime_checkable
 class DiskAttacher(Protocol):
-    """Capability ``ATTACH_DISK``: hot-plug a disk into a VM, and take it out again."""
+    """Capability ``ATTACH_DISK``: a disk of the pool's shared storage attached to a VM and
+    detached again, to its persistent definition (a powered-off VM's ``vm.cfg``, libvirt's
+    config) and, for a hot-plug, to the running guest too."""
 
-    def attach_command(self, vm: Vm, disk: Disk) -> str:
+    @property
+    def hot_plug(self) -> str | None:
+        """Why this host cannot hot-plug a disk into a running VM, or None when it can."""
+        ...
+
+    async def plan_disk_change(self, vm: Vm, disk: Disk, *, attach: bool, live: bool) -> DiskChange:
+        """What attaching (``attach``) or detaching ``disk`` (its ``target``, ``source``,
+        ``read_only``, ``shareable``) would do, read from the host, nothing changed. Raises
+        ``ActionRefused`` when the VM's definition cannot be edited (a vm.cfg that does not
+        parse), ``HostUnreachable``."""
+        ...
+
+    async def apply_disk_change(self, change: DiskChange) -> str:
+        """Do it; returns what was done, in a line (the backup ``vm.cfg`` kept). Raises
+        ``ActionFailed`` with the host's words, ``ActionRefused`` when the definition
+        changed since the plan."""
+        ...
+
+
+@runtime_checkable
+class DiskStorage(Protocol):
+    """A backend that creates and deletes the files of the pool's ``sharedDisk`` folder
+    (over SSH with coreutils, or libvirt's storage volumes). Never overwrites a file."""
+
+    def create_disk_command(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        """The equivalent shell command, every argument quoted."""
+        ...
+
+    async def create_disk(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        """Create the raw file ``path`` of ``size_bytes``, sparse or ``allocate``d; returns
+        how (the tool used). Raises ``ActionFailed`` (it exists, no space), nothing left
+        behind."""
+        ...
+
+    def delete_disk_command(self, path: str) -> str: ...
+
+    async def delete_disk(self, path: str) -> None: ...
+
+
+@runtime_checkable
+class StorageLister(Protocol):
+    """Capability ``STORAGE_SCAN``: a pool's shared storage read through this host (Oracle
+    VM's layout: ``running_pool``, ``seed_pool``, ``iso_pool``, ``sharedDisk``,
+    ``publish_pool``), at most one command or storage-pool listing per folder, and an entry
+    of it deleted."""
+
+    def storage_command(self, root: str) -> str:
+        """What the listing runs, for the screen's header and the journal."""
+        ...
+
+    async def list_storage(self, pool: str, root: str) -> StorageScan:
+        """The layout's entries under ``root`` (the pool's shared storage). Raises
+        ``ActionFailed`` when the host cannot read it, ``ParseError`` on output it cannot
+        read, ``HostUnreachable`` like a poll."""
+        ...
+
+    async def read_storage_file(self, path: str, max_bytes: int) -> bytes | None:
+        """Up to ``max_bytes`` of a file of the storage (a template's vm.cfg); None when
+        this host cannot read files (libvirt's storage API lists volumes, reads none)."""
+        ...
+
+    def delete_command(self, pool: str, entry: StorageEntry) -> str:
         """The equivalent shell command, shown before it runs."""
         ...
 
-    async def attach_disk(self, vm: Vm, disk: Disk) -> None: ...
+    async def delete_entry(self, pool: str, root: str, entry: StorageEntry) -> None:
+        """Remove the entry (a file, or a folder and what it holds). Raises ``ActionRefused``
+        for a path outside the layout's folders, ``ActionFailed`` with the host's words."""
+        ...
 
-    async def detach_disk(self, vm: Vm, target: str) -> None: ...
+
+@runtime_checkable
+class StoragePoolDefiner(Protocol):
+    """A ``StorageLister`` that reads the storage through storage pools it must define first
+    (libvirt: a ``dir`` pool per folder). Defining them is a change: the storage service
+    journals it before it runs, and read-only mode lists only what is defined already."""
+
+    async def storage_pools_missing(self, pool: str) -> list[str]:
+        """The layout's folders without an active storage pool on this host."""
+        ...
+
+    def define_storage_pools_command(self, pool: str, root: str, folders: list[str]) -> str:
+        """The equivalent shell commands, shown and journaled."""
+        ...
+
+    async def define_storage_pools(self, pool: str, root: str, folders: list[str]) -> list[str]:
+        """Define and start them; returns the folders that could not be started, with why."""
+        ...
 
 
 CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
@@ -369,6 +510,7 @@ CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
         Capability.ATTACH_DISK: DiskAttacher,
         Capability.SEND_KEYS: KeySender,
         Capability.SYSRQ: SysRqSender,
+        Capability.STORAGE_SCAN: StorageLister,
     }
 )
 """The Protocol a backend implements to declare each capability (every capability has one)."""

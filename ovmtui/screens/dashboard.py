@@ -66,6 +66,7 @@ class DashboardScreen(EstateKeys, Screen[None]):
         Binding("l", "action_log", "Action log", id="action-log"),
         Binding("j", "journal", "Journal", id="journal"),
         Binding("b", "backups", "Backups", id="backups"),
+        Binding("S", "storage", "Storage", show=False, id="storage"),
         Binding("D", "drift", "Drift", show=False, id="drift"),
         Binding("E", "export_definitions", "Export definitions", show=False, id="export"),
         Binding("t", "focus_tree", "Tree", show=False, id="focus-tree"),
@@ -338,6 +339,16 @@ class DashboardScreen(EstateKeys, Screen[None]):
 
         self.app.push_screen(VmScreen(self.context, placed))
 
+    def shared_disk(self, placed: PlacedVm, attach: bool) -> None:
+        """Attach or detach a shared disk (the palette; ``a``/``A`` on the VM's screen)."""
+        self._disk_worker(placed, attach)
+
+    @work(exclusive=True, group="shared-disk")
+    async def _disk_worker(self, placed: PlacedVm, attach: bool) -> None:
+        from ovmtui.screens.shared_disk import disk_flow
+
+        await disk_flow(self.app, self.context, placed, attach=attach)
+
     def open_host(self, key: HostKey) -> None:
         if not self.estate_tree.select_host(key):
             self.notify(f"No host {key}.", severity="warning")
@@ -432,6 +443,28 @@ class DashboardScreen(EstateKeys, Screen[None]):
             timeout=10,
             markup=False,
         )
+
+    def action_storage(self) -> None:
+        """The storage of the pool in scope: the tree's pool, else the VM under the cursor's,
+        else the first pool."""
+        pool = self._scope.pool
+        if pool is None:
+            cursor = self.table.cursor_vm
+            pool = cursor.pool if cursor is not None else None
+        if pool is None:
+            snapshot = self.context.snapshot
+            pools = snapshot.pools or tuple(host.pool for host in snapshot.hosts)
+            pool = pools[0] if pools else None
+        if pool is None:
+            self.notify("The estate has no pool.", severity="warning")
+            return
+        self.open_storage(pool)
+
+    def open_storage(self, pool: str) -> None:
+        """The storage screen of ``pool`` (also from the palette)."""
+        from ovmtui.screens.storage import StorageScreen
+
+        self.app.push_screen(StorageScreen(self.context, pool))
 
     def action_backups(self) -> None:
         from ovmtui.screens.backups import BackupsScreen

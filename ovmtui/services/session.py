@@ -66,6 +66,8 @@ from ovmtui.services.flight_plan import DEFAULT_OVERHEAD_MIB
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.services.shared_disks import SharedDiskService
+from ovmtui.services.storage import StorageService
 from ovmtui.store.backup import (
     BackupInfo,
     create_backup,
@@ -182,6 +184,23 @@ class EstateSession:
                 if estate.migration_overhead_mib is not None
                 else DEFAULT_OVERHEAD_MIB
             ),
+        )
+        self.storage = StorageService(
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            shared_storage=self.shared_storage,
+            operations=self.actions.operations,
+            repository=lambda: self.repository,
+            read_only=lambda: self._read_only,
+        )
+        self.disks = SharedDiskService(
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            shared_storage=self.shared_storage,
+            operations=self.actions.operations,
+            busy=self.actions.busy,
+            marks=lambda: self.repository,
+            refresh=self.poller.refresh,
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()

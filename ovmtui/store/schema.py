@@ -142,7 +142,54 @@ _V3: tuple[str, ...] = (
     "INSERT INTO meta (key, value) VALUES ('archive_key', lower(hex(randomblob(32))))",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4: tuple[str, ...] = (
+    # The library of a pool's storage resources (templates, ISOs, shared disks …): files
+    # registered or imported, waiting for approval or approved. One record per path of a
+    # pool. A file gone from the storage keeps its record, flagged by missing_since.
+    """
+    CREATE TABLE resources (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        path TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER,
+        sha256 TEXT,
+        status TEXT NOT NULL,
+        why TEXT,
+        source_url TEXT,
+        percent REAL,
+        registered_by TEXT,
+        registered_at REAL,
+        imported_by TEXT,
+        imported_at REAL,
+        approved_by TEXT,
+        approved_at REAL,
+        missing_since REAL,
+        UNIQUE (pool, path)
+    )
+    """,
+)
+
+_V_SHARED_DISKS: tuple[str, ...] = (
+    # Shared disks ovmtui created, and whether each was made shareable (cluster disks that
+    # several VMs write): what the one-writer rule asks of a disk no VM holds yet. A disk
+    # of the storage that is not here is judged by how its holders hold it.
+    """
+    CREATE TABLE shared_disk (
+        pool TEXT NOT NULL,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        shareable INTEGER NOT NULL,
+        size_bytes INTEGER,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (pool, name)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V_SHARED_DISKS)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
