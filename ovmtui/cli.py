@@ -407,20 +407,25 @@ def resolve_estate(args: argparse.Namespace) -> EstateConfig:
     return _resolve(args)[0]
 
 
-def _resolve(args: argparse.Namespace) -> tuple[EstateConfig, EstateFile | None]:
-    """The estate, and the file it was read from (None: the demo's, built in)."""
+def _resolve(
+    args: argparse.Namespace, *, with_file: bool = False
+) -> tuple[EstateConfig, EstateFile | None]:
+    """The estate, and with ``with_file`` the file it was read from, as read (the TUI edits
+    it and follows it; None: the demo's, built in)."""
     file: EstateFile | None = None
     if args.demo:
         from ovmtui.demo import demo_estate
 
         estate = demo_estate()
     else:
-        from ovmtui.store.estate_file import EstateFile
-
         path = args.config if args.config is not None else default_config_path()
-        load_estate(path)  # its own messages for a missing or unreadable file
-        file = EstateFile.read(path)
-        estate = file.estate
+        estate = load_estate(path)  # its own words for a missing or unreadable file
+        if with_file:
+            from ovmtui.store.estate_file import EstateFile
+
+            # The text, hash and time edits compare against: the estate is taken from it.
+            file = EstateFile.read(path)
+            estate = file.estate
     if getattr(args, "max_waiting", None) is not None:
         estate = dataclasses.replace(estate, max_waiting=args.max_waiting)
     return estate, file
@@ -519,7 +524,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return _restore(args)
         if args.command in ("pool", "host"):
             return _estate_edit(args)
-        estate, estate_file = _resolve(args)
+        estate, estate_file = _resolve(args, with_file=args.command is None)
         repository = resolve_repository(args, estate)
         if args.command == "inventory":
             return _inventory(estate, repository, as_json=args.json)

@@ -156,3 +156,22 @@ def test_the_demo_estate_has_no_file_to_edit(tmp_path: Path) -> None:
         [*argv, "pool", "add", "z"], capture_output=True, text=True, timeout=120, env=os.environ
     )
     assert done.returncode == 2 and "no file to edit" in done.stderr
+
+
+def test_the_tui_is_given_the_file_it_edits(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ovmtui import cli
+
+    seen: dict[str, object] = {}
+
+    def run_tui(estate: object, repository: Path, **kw: object) -> int:
+        seen.update(kw, estate=estate)
+        return 0
+
+    monkeypatch.setattr(cli, "_run_tui", run_tui)
+    assert cli.main(["--config", str(config), "--repository", str(config.parent / "r")]) == 0
+    file = seen["estate_file"]
+    assert file is not None and file.path == config  # type: ignore[attr-defined]
+    assert file.text == ESTATE and seen["estate"] is file.estate  # type: ignore[attr-defined]
+    seen.clear()
+    assert cli.main(["--demo", "--repository", str(config.parent / "r")]) == 0
+    assert seen["estate_file"] is None
