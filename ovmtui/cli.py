@@ -368,7 +368,8 @@ def _estate_edit(args: argparse.Namespace) -> int:
         edit = ef.SetRoles(args.name, ef.parse_roles(args.roles))
     else:
         edit = ef.Promote(args.name, args.reason)
-    repository = Path(args.repository).expanduser() if args.repository is not None else None
+    # Where every other command records: --repository, else the file's, else the default.
+    repository = resolve_repository(args, load_estate(path))
     return asyncio.run(
         estate_edit_report(
             path,

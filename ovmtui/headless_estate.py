@@ -27,8 +27,6 @@ async def estate_edit_report(
     """Make ``edit`` on the estate file at ``path``; say what was done. Raises ``OvmError``
     (exit 2: bad input, a file changed on disk, a refusal), the file then unchanged."""
     file = EstateFile.read(path)
-    if repository is None:
-        repository = file.estate.repository
     session = session_for(file.estate, repository, warn, estate_file=file, read_only=read_only)
     async with session:
         if isinstance(edit, Promote):

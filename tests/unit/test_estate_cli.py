@@ -175,3 +175,21 @@ def test_the_tui_is_given_the_file_it_edits(config: Path, monkeypatch: pytest.Mo
     seen.clear()
     assert cli.main(["--demo", "--repository", str(config.parent / "r")]) == 0
     assert seen["estate_file"] is None
+
+
+def test_without_repository_the_edit_is_journaled_where_every_command_records(
+    config: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    base = [sys.executable, "-m", "ovmtui", "--config", str(config)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+
+    assert run("host", "roles", "h2", "vm,utility").returncode == 0
+    done = run("audit", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [r["operation"] for r in json.loads(done.stdout)] == ["estate-host-roles"]
+    assert (tmp_path / "data" / "ovmtui" / "repository.sqlite").exists()
