@@ -8,6 +8,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, Input
 
 from ovmtui.app import OvmApp
 from ovmtui.model import HostRole, VmAction
@@ -32,6 +34,23 @@ def _read(path: Path) -> str:
     return path.read_text()
 
 
+async def pause_and_resume(pilot: Pilot[object], app: OvmApp, lab: Lab) -> None:
+    """vm3 (on h2) paused, seen paused by the dashboard and on h2, then resumed."""
+    for action, state in ((VmAction.PAUSE, "paused"), (VmAction.RESUME, "running")):
+        vm3 = next(p for p in app.snapshot.placed_vms() if p.vm.name == "vm3")
+        (result,) = await app.session.run_actions([vm3], action)
+        assert result.ok, result.error
+        await wait_until(
+            pilot,
+            lambda state=state: any(  # type: ignore[misc]
+                p.vm.name == "vm3" and p.vm.state.value == state for p in app.snapshot.placed_vms()
+            ),
+            limit_s=20,
+            what=f"vm3 {state}",
+        )
+        assert await asyncio.to_thread(lab.domstate, "h2", "vm3") == state
+
+
 async def test_promote_h2_while_h1_is_down_and_h2_is_still_driven(lab: Lab, tmp_path: Path) -> None:
     path = _copy(lab, tmp_path)
     file = EstateFile.read(path)
@@ -54,12 +73,7 @@ async def test_promote_h2_while_h1_is_down_and_h2_is_still_driven(lab: Lab, tmp_
                 what="the pool to say its master is down",
             )
             # Still driven directly: h2's guest pauses and resumes with its master gone.
-            vm3 = next(p for p in app.snapshot.placed_vms() if p.vm.name == "vm3")
-            (paused,) = await app.session.run_actions([vm3], VmAction.PAUSE)
-            assert paused.ok, paused.error
-            assert await asyncio.to_thread(lab.domstate, "h2", "vm3") == "paused"
-            (resumed,) = await app.session.run_actions([vm3], VmAction.RESUME)
-            assert resumed.ok, resumed.error
+            await pause_and_resume(pilot, app, lab)
 
             # P on h2: the reason typed, the role moved.
             board = dashboard(app)
@@ -88,10 +102,47 @@ async def test_promote_h2_while_h1_is_down_and_h2_is_still_driven(lab: Lab, tmp_
             records = app.session.actions.journal.records  # type: ignore[union-attr]
             assert any("reason: h1 libvirtd dead" in str(r) for r in records)
             # And h2 is still driven, now its pool's master.
-            (paused,) = await app.session.run_actions([vm3], VmAction.PAUSE)
-            assert paused.ok, paused.error
-            (resumed,) = await app.session.run_actions([vm3], VmAction.RESUME)
-            assert resumed.ok, resumed.error
+            await pause_and_resume(pilot, app, lab)
         finally:
             await asyncio.to_thread(lab.start_libvirtd, "h1")
     assert await asyncio.to_thread(lab.domstate, "h2", "vm3") == "running"
+
+
+async def test_the_labs_hosts_added_to_an_empty_pool_from_the_tui(lab: Lab, tmp_path: Path) -> None:
+    """An estate of one empty pool; `A` twice, the lab's URIs typed: both hosts polled and
+    their guests shown without a restart, the file written as an operator would."""
+    path = tmp_path / "estate.toml"
+    storage = lab.estate.pools[0].shared_storage
+    path.write_text(
+        f'# built from the TUI\n[[pools]]\nname = "lab"\nshared_storage = "{storage}"\n'
+    )
+    file = EstateFile.read(path)
+    app = OvmApp(file.estate, estate_file=file, interval_s=INTERVAL_S)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.snapshot.pools == ("lab",), what="the empty pool")
+        board = dashboard(app)
+        assert "lab  no hosts yet" in board.estate_tree.labels()
+        for host in lab.estate.hosts:
+            # The pool under the tree's cursor: its line is the first below the root.
+            await pilot.press("t", "home", "down")
+            await wait_until(pilot, lambda: board._scope.pool == "lab", what="the pool")
+            await pilot.press("A")
+            await wait_until(pilot, lambda: app.screen.query("#host-name"), what="the form")
+            app.screen.query_one("#host-name", Input).value = host.name
+            app.screen.query_one("#host-libvirt", Input).value = host.libvirt or ""
+            app.screen.query_one("#role-vm", Checkbox).value = True
+            await pilot.press("ctrl+s")
+            await wait_until(
+                pilot,
+                lambda name=host.name: any(  # type: ignore[misc]
+                    h.name == name and h.reachable for h in app.snapshot.hosts
+                ),
+                limit_s=30,
+                what=f"{host.name} polled",
+            )
+        await loaded(pilot, app)
+        names = {p.vm.name for p in app.snapshot.placed_vms()}
+        assert {"vm1", "vm2", "vm3"} <= names
+    text = _read(path)
+    assert text.startswith("# built from the TUI\n")
+    assert [h.name for h in EstateFile.read(path).estate.hosts] == ["h1", "h2"]
