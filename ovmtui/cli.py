@@ -865,6 +865,9 @@ def _run_tui(
         console_log_dir=console_log_dir,
         console=console,
         estate_file=estate_file,
+        # SEAM (issue 17, "Test connection"): the add-host form's checks plug in here as
+        # test_connection=<async (HostConfig) -> report>; until then the button is dimmed.
+        test_connection=None,
     )
     from ovmtui.terminal import prepare_terminal
 
