@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -188,6 +189,31 @@ class LongChannelOpener(Protocol):
         ``ChannelsBusy`` at once, never waits, when the host's budget is used up.
         """
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShellResult:
+    """What a command run by a host's shell gave: its exit status (None: killed by a signal)
+    and its output, decoded."""
+
+    status: int | None
+    stdout: str
+    stderr: str
+
+
+@runtime_checkable
+class HostShell(Protocol):
+    """A host whose shell ovmtui can reach (Xen over SSH): what the connection test probes
+    with (storage, the pool's marker, ovs-agent, the clock). Not a capability: no action of
+    the UI depends on it."""
+
+    async def connect(self) -> None: ...
+
+    async def shell(self, command: str, *, timeout_s: float | None = None) -> ShellResult:
+        """Run ``command`` (every argument already quoted); raises ``HostUnreachable``."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 # -- capabilities ----------------------------------------------------------------------------

@@ -142,7 +142,14 @@ _V3: tuple[str, ...] = (
     "INSERT INTO meta (key, value) VALUES ('archive_key', lower(hex(randomblob(32))))",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4: tuple[str, ...] = (
+    # Each pool's id, written into the `.ovmtui-pool` marker on its shared storage so that a
+    # connection test knows a host sees the same storage as the pool's other hosts (issue
+    # 17). Given on first use (Repository.pool_id), so pools created later get one too.
+    "ALTER TABLE pools ADD COLUMN pool_id TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
