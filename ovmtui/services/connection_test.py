@@ -208,7 +208,8 @@ class _Run:
             result = (False, exc.message)
         ms = (time.perf_counter() - started) * 1000
         if isinstance(result, Check):
-            return Check(name, result.ok, result.detail, ms, result.offer)
+            taken = ms if result.ok is not None else None
+            return Check(name, result.ok, result.detail, taken, result.offer)
         ok, detail = result
         # A skipped check did no work: its time would only be noise.
         return Check(name, ok, detail, ms if ok is not None else None)
