@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ovmtui import format as fmt
 from ovmtui.backend.xen_parse.info import parse_info
 from ovmtui.config import HostConfig, PoolConfig
+from ovmtui.model import HostRole
 
 MARKER_NAME = ".ovmtui-pool"
 # Beyond this, a host's clock is reported as a failure: Oracle VM's agent refuses a server
@@ -184,7 +185,7 @@ def marker_read(output: str) -> str | None:
 def marker_writer(pool: PoolConfig) -> str | None:
     """The host that writes a missing marker: the pool's utility host, else its master, else
     the first host. Every other host only reads it."""
-    for role in ("utility", "master"):
+    for role in (HostRole.UTILITY, HostRole.MASTER):
         for host in pool.hosts:
             if role in host.roles:
                 return host.name

@@ -20,6 +20,7 @@ import pytest
 
 from ovmtui.config import HostConfig, PoolConfig
 from ovmtui.errors import ActionRefused
+from ovmtui.model import HostRole
 from ovmtui.operations import Operations
 from ovmtui.services.actions import InMemoryJournal
 from ovmtui.services.connection_test import (
@@ -83,7 +84,7 @@ def server(fake_xen_servers: object) -> SshdServer:
 
 
 def host_of(
-    fake: FakeXenHost, *, roles: tuple[str, ...] = ("utility",), **changes: str
+    fake: FakeXenHost, *, roles: tuple[HostRole, ...] = (HostRole.UTILITY,), **changes: str
 ) -> HostConfig:
     options: dict[str, str] = {
         "ssh": fake.ssh_target,
@@ -301,8 +302,8 @@ async def test_only_the_utility_host_writes_a_missing_marker(
     server: SshdServer, mounted: Path
 ) -> None:
     fake = server.hosts[0]
-    vm_host = host_of(fake, roles=("vm",))
-    utility = HostConfig("pool1", "util01", ssh="root@util01", roles=("utility",))
+    vm_host = host_of(fake, roles=(HostRole.VM,))
+    utility = HostConfig("pool1", "util01", ssh="root@util01", roles=(HostRole.UTILITY,))
     check = by_name(await run(make_tests(), vm_host, pool_of(vm_host, mounted, utility)))[
         "pool marker"
     ]

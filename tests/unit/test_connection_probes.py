@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ovmtui.config import HostConfig, PoolConfig
+from ovmtui.model import HostRole
 from ovmtui.services import connection_probes as probes
 
 
@@ -105,7 +106,7 @@ def test_the_marker() -> None:
 def test_who_writes_the_marker() -> None:
     def pool(*roles: tuple[str, ...]) -> PoolConfig:
         hosts = tuple(
-            HostConfig("p", f"h{i}", ssh=f"root@h{i}", roles=r)  # type: ignore[arg-type]
+            HostConfig("p", f"h{i}", ssh=f"root@h{i}", roles=tuple(HostRole(n) for n in r))
             for i, r in enumerate(roles)
         )
         return PoolConfig("p", hosts, "/OVS")
