@@ -116,19 +116,20 @@ def toolstack_result(output: str) -> tuple[bool, str]:
 
 
 def storage_script(path: str) -> str:
-    """``stat -f`` of the path and of ``/``: what file system each is on."""
+    """``stat -f`` of the path (its file system's type and space), and ``df -P`` of it (where
+    that file system is mounted: ``df`` resolves a symlink such as Oracle VM's ``/OVS``)."""
     script = (
-        'stat -f -c "%i %T %S %b %a" -- "$1" 2>&1; echo "@@path $?"; '
-        'stat -f -c "%i %T" / 2>&1; echo "@@root $?"'
+        'stat -f -c "%T %S %b %a" -- "$1" 2>&1; echo "@@path $?"; '
+        'df -P -- "$1" 2>/dev/null | tail -n 1; echo "@@mount $?"'
     )
     return shlex.join(["sh", "-c", script, "sh", path])
 
 
 def storage_result(path: str, where: str, output: str) -> tuple[bool, str]:
-    """Mounted means: the path exists and lies on another file system than the host's
-    ``/``. Shared storage on the root disk is no one else's (and a mount that failed at
-    boot leaves just such an empty directory behind)."""
-    sections = _sections(output, ("path", "root"))
+    """Mounted means: the path exists and the file system it lies on is mounted somewhere
+    other than the host's ``/``. Shared storage on the root disk is no one else's, and a
+    mount that failed at boot leaves just such an empty directory behind."""
+    sections = _sections(output, ("path", "mount"))
     text, status = sections.get("path", ("", None))
     if status != 0:
         said = " ".join(text.split()) or "stat -f failed"
@@ -136,20 +137,22 @@ def storage_result(path: str, where: str, output: str) -> tuple[bool, str]:
             return False, f"{path} does not exist on {where}: the shared storage is not mounted"
         return False, f"{path} on {where}: {said}"
     fields = text.split()
-    root = sections.get("root", ("", None))[0].split()
-    if len(fields) < 5:
+    if len(fields) < 4:
         return False, f"{path} on {where}: unreadable `stat -f` output: {text.strip()!r}"
-    fsid, kind, block, blocks, free = fields[:5]
-    if root[:2] == [fsid, kind]:
+    kind, block, blocks, free = fields[:4]
+    df_line = sections.get("mount", ("", None))[0].split()
+    mount_point = " ".join(df_line[5:]) if len(df_line) >= 6 else None
+    if mount_point == "/":
         return False, (
-            f"{path} is on {where}'s root file system ({kind}), not on a shared file system: "
-            "the shared storage is not mounted there"
+            f"{path} is on {where}'s root file system ({kind}), not on a mounted shared file "
+            "system: the shared storage is not mounted there"
         )
+    mounted = f" mounted on {mount_point}" if mount_point else ""
     try:
         total, available = int(block) * int(blocks), int(block) * int(free)
     except ValueError:
-        return True, f"{path}: {kind}"
-    return True, f"{path}: {kind}, {fmt.size(available)} free of {fmt.size(total)}"
+        return True, f"{path}: {kind}{mounted}"
+    return True, f"{path}: {kind}{mounted}, {fmt.size(available)} free of {fmt.size(total)}"
 
 
 # -- the pool's marker -------------------------------------------------------------------------

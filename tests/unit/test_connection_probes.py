@@ -48,21 +48,34 @@ def test_where_tcp_goes(host: HostConfig, expected: tuple[str, int, str] | None)
 
 
 def test_storage_on_another_file_system_is_mounted() -> None:
-    out = "a1b2 nfs 4096 1000 250\n@@path 0\n7f00 ext2/ext3\n@@root 0\n"
+    out = (
+        "nfs 4096 1000 250\n@@path 0\n"
+        "nas:/pool1 4000 3000 1000 75% /var/ovs/mount/0004fb00\n@@mount 0\n"
+    )
     ok, detail = probes.storage_result("/OVS", "ovs1", out)
-    assert (ok, detail) == (True, "/OVS: nfs, 1000 KiB free of 3.9 MiB")
+    assert (ok, detail) == (
+        True,
+        "/OVS: nfs mounted on /var/ovs/mount/0004fb00, 1000 KiB free of 3.9 MiB",
+    )
 
 
 def test_storage_on_the_root_file_system_is_not_mounted() -> None:
-    out = "7f00 ext2/ext3 4096 10 5\n@@path 0\n7f00 ext2/ext3\n@@root 0\n"
+    out = "ext2/ext3 4096 10 5\n@@path 0\n/dev/vda 100 50 50 50% /\n@@mount 0\n"
     ok, detail = probes.storage_result("/OVS", "ovs1", out)
     assert ok is False and "root file system" in detail
+
+
+def test_a_mount_point_with_spaces_and_no_df() -> None:
+    out = "ocfs2 4096 10 5\n@@path 0\n/dev/sdb1 100 50 50 50% /mnt/pool a\n@@mount 0\n"
+    assert probes.storage_result("/x", "h", out)[1].startswith("/x: ocfs2 mounted on /mnt/pool a")
+    out = "ocfs2 4096 10 5\n@@path 0\n\n@@mount 127\n"
+    assert probes.storage_result("/x", "h", out) == (True, "/x: ocfs2, 20 KiB free of 40 KiB")
 
 
 def test_storage_that_does_not_exist() -> None:
     out = (
         "stat: cannot read file system information for '/OVS': No such file or directory\n"
-        "@@path 1\n7f00 ext2/ext3\n@@root 0\n"
+        "@@path 1\n\n@@mount 1\n"
     )
     ok, detail = probes.storage_result("/OVS", "ovs1", out)
     assert (
