@@ -49,6 +49,7 @@ import json
 import lzma
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -162,6 +163,9 @@ class Host:
             # socket= as the host sees it: its own /run/libvirt (see start_host).
             f"qemu+ssh://root@127.0.0.1:{self.port}/system?socket=/run/libvirt/libvirt-sock"
             f"&keyfile={SSH_DIR / 'id_ed25519'}&command={SSH_DIR / 'ssh'}"
+            # Ignored by libvirt's ssh transport; read by ovmtui's connection test (its own
+            # SSH checks of a qemu+ssh host), which must check the lab's keys too.
+            f"&known_hosts={SSH_DIR / 'known_hosts'}"
         )
 
 
@@ -790,6 +794,9 @@ def start_host(host: Host, state: State) -> None:
         f"mkdir -p {target} && mount --bind {host.private_dir(sub)} {target}"
         for sub, target in PRIVATE_DIRS
     )
+    # The shared directory is mounted on each host, as a pool's NFS or OCFS2 storage is: a
+    # connection test finds it mounted (not on the host's root file system).
+    mounts += f"\nmount --bind {shlex.quote(str(OVS))} {shlex.quote(str(OVS))}"
     script = f"""set -e
 {mounts}
 hostname {host.name}

@@ -24,13 +24,14 @@ from textual.signal import Signal
 
 from ovmtui.backend.base import Backend
 from ovmtui.commands import EstateCommands
-from ovmtui.config import EstateConfig
+from ovmtui.config import EstateConfig, HostConfig, PoolConfig
 from ovmtui.errors import ConsoleUnavailable, OvmError
 from ovmtui.messages import ActionsFinished, DriftChanged, EstateUpdated, NoticeGiven
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.operations import Done
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
+from ovmtui.services.connection_test import ConnectionTests
 from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStatus
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.disk_rules import SharedDisk
@@ -236,6 +237,17 @@ class OvmApp(App[int]):
 
     def cancel_migration(self, uuid: str) -> bool:
         return self.session.migrations.cancel(uuid)
+
+    @property
+    def connection_tests(self) -> ConnectionTests:
+        return self.session.connection_tests
+
+    def host_config(self, host: HostKey) -> tuple[HostConfig, PoolConfig] | None:
+        for pool in self.session.estate.pools:
+            for config in pool.hosts:
+                if config.key == host:
+                    return config, pool
+        return None
 
     def refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
         return self.session.refusal(placed, action)

@@ -256,6 +256,35 @@ def build_parser() -> argparse.ArgumentParser:
         verb_parser.add_argument(
             "--pool", metavar="POOL", help="default: from the path, or the only pool"
         )
+    hosts = commands.add_parser("host", help="a host of the estate: 'host test'")
+    host_commands = hosts.add_subparsers(dest="host_command", metavar="HOST_COMMAND", required=True)
+    test = host_commands.add_parser(
+        "test",
+        parents=[estate],
+        help="test the connection to a host: every check with its result and time",
+    )
+    test.add_argument(
+        "name", metavar="NAME", nargs="?", help="a host of the estate: name or pool/name"
+    )
+    adhoc = test.add_mutually_exclusive_group()
+    adhoc.add_argument("--libvirt", metavar="URI", help="a host in no estate file: its libvirt URI")
+    adhoc.add_argument(
+        "--ssh", metavar="TARGET", help="a Xen host in no estate file: user@host[:port]"
+    )
+    test.add_argument("--identity", metavar="FILE", help="with --ssh: the private key")
+    test.add_argument(
+        "--known-hosts", metavar="FILE", help="with --ssh: default ~/.ssh/known_hosts"
+    )
+    test.add_argument(
+        "--pool", metavar="POOL", help="with --libvirt/--ssh: check that pool's shared storage"
+    )
+    test.add_argument("--json", action="store_true", help='{"host", "checks": [...]}')
+    test.add_argument(
+        "--accept-new-key",
+        action="store_true",
+        help="an unknown host key: show its fingerprint, ask on a terminal, add it to "
+        "known_hosts and test again (a changed key is never accepted)",
+    )
     for action in VmAction:
         verb = commands.add_parser(
             action.value,
@@ -396,7 +425,11 @@ def _main(argv: Sequence[str] | None) -> int:
             return _backups(args)
         if args.command == "restore":
             return _restore(args)
-        estate = resolve_estate(args)
+        if args.command == "host" and args.host_command == "test" and args.name is None:
+            # An ad-hoc target needs no estate file; one that is there names the pools.
+            estate = _estate_if_any(args)
+        else:
+            estate = resolve_estate(args)
         repository = resolve_repository(args, estate)
         if args.command == "inventory":
             return _inventory(estate, repository, as_json=args.json)
@@ -430,6 +463,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_disk_command(
                 estate, repository, args, _confirmer(args, f"{args.disk_command.title()}?")
             )
+        if args.command == "host" and args.host_command == "test":
+            return _host_test(estate, repository, args)
         return _run_tui(
             estate,
             repository,
@@ -673,6 +708,55 @@ def _evacuate(estate: EstateConfig, repository: Path, args: argparse.Namespace) 
             as_json=args.json,
             parallel=args.parallel,
             confirm=_confirmer(args, "Evacuate?"),
+            warn=sys.stderr,
+        )
+    )
+
+
+def _estate_if_any(args: argparse.Namespace) -> EstateConfig:
+    if args.demo or args.config is not None:
+        return resolve_estate(args)
+    if not default_config_path().exists():
+        return EstateConfig((), "no estate file")
+    return resolve_estate(args)
+
+
+def _host_test(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_conntest import host_test_report, target_of
+
+    if args.name is not None and (args.libvirt or args.ssh):
+        raise ActionRefused("give a host's NAME or --libvirt/--ssh, not both")
+    host, pool = target_of(
+        estate,
+        args.name,
+        libvirt=args.libvirt,
+        ssh=args.ssh,
+        identity=args.identity,
+        known_hosts=args.known_hosts,
+        pool=args.pool,
+    )
+
+    def confirm_key(offer: object) -> bool:
+        # The flag was given; on a terminal the fingerprint is asked about too, since
+        # checking it is the whole point (off a terminal, the flag is the operator's word).
+        if not sys.stdin.isatty():
+            return True
+        try:
+            answer = input("Is that the host's key? Type 'yes' to add it: ")
+        except EOFError:
+            return False
+        return answer.strip().lower() == "yes"
+
+    return asyncio.run(
+        host_test_report(
+            estate,
+            repository,
+            host,
+            pool,
+            sys.stdout,
+            as_json=args.json,
+            accept_new_key=args.accept_new_key,
+            confirm_key=confirm_key,
             warn=sys.stderr,
         )
     )

@@ -44,6 +44,7 @@ class _EstateScreen(Protocol):
     def evacuate(self, host: HostKey) -> None: ...
 
     def open_storage(self, pool: str) -> None: ...
+    def test_connection(self, host: HostKey) -> None: ...
 
     def open_console(self, placed: PlacedVm) -> None: ...
 
@@ -117,6 +118,13 @@ class EstateCommands(Provider):
                     f"Open host {host.name}",
                     f"pool {host.pool}",
                     partial(screen.open_host, host.key),
+                )
+            )
+            commands.append(
+                PaletteCommand(
+                    f"Test connection to host {host.name}",
+                    "every check, each with its result and time (T in the tree)",
+                    partial(screen.test_connection, host.key),
                 )
             )
             if not context.read_only and Capability.MIGRATE in host.capabilities:

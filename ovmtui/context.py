@@ -8,9 +8,11 @@ from typing import Protocol
 
 from textual.signal import Signal
 
+from ovmtui.config import HostConfig, PoolConfig
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.operations import Done
 from ovmtui.services.actions import ActionResult
+from ovmtui.services.connection_test import ConnectionTests
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.disk_rules import SharedDisk
@@ -129,6 +131,15 @@ class AppContext(Protocol):
 
     async def evacuation_plan(self, host: HostKey) -> EvacuationPlan:
         """Every running VM of ``host`` placed on the others of its pool, or why not."""
+        ...
+
+    @property
+    def connection_tests(self) -> ConnectionTests:
+        """Connection tests (the host's `T`, and the add-host form before it saves)."""
+        ...
+
+    def host_config(self, host: HostKey) -> tuple[HostConfig, PoolConfig] | None:
+        """The estate file's entry of a host and its pool (None: no longer in it)."""
         ...
 
     def cancel_migration(self, uuid: str) -> bool:

@@ -231,6 +231,31 @@ class CommandRunner(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ShellResult:
+    """What a command run by a host's shell gave: its exit status (None: killed by a signal)
+    and its output, decoded."""
+
+    status: int | None
+    stdout: str
+    stderr: str
+
+
+@runtime_checkable
+class HostShell(Protocol):
+    """A host whose shell ovmtui can reach (Xen over SSH): what the connection test probes
+    with (storage, the pool's marker, ovs-agent, the clock). Not a capability: no action of
+    the UI depends on it."""
+
+    async def connect(self) -> None: ...
+
+    async def shell(self, command: str, *, timeout_s: float | None = None) -> ShellResult:
+        """Run ``command`` (every argument already quoted); raises ``HostUnreachable``."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 # -- capabilities ----------------------------------------------------------------------------
 # One Protocol a capability. Those of features not built yet (migration, disk attachment)
 # say what a backend must offer before it may declare them; none does today.

@@ -55,6 +55,7 @@ from ovmtui.backend.base import (
     DiskChange,
     EventCallback,
     LongChannel,
+    ShellResult,
 )
 from ovmtui.backend.pacing import connect_turn, waiting, working
 from ovmtui.backend.xen_console import attached, console_argv
@@ -517,6 +518,15 @@ class XenSshBackend:
                 raise VmNotFound(f"{self._host.name}: {said}")
             raise ActionFailed(f"{self._host.name}: {command}: {said}")
 
+    async def shell(self, command: str, *, timeout_s: float | None = None) -> ShellResult:
+        """``command`` run by the host's shell on the kept connection (connecting first), for
+        the connection test's probes: its exit status and output. The caller quotes every
+        argument. Raises ``HostUnreachable`` / ``HostTimeout`` as a poll would."""
+        timeout = self._poll_timeout_s if timeout_s is None else timeout_s
+        result = await self._run(command, timeout, label=command)
+        status = result.exit_status
+        return ShellResult(status, _text(result.stdout), _text(result.stderr))
+
     async def disk_sizes(self, vm: Vm) -> Mapping[str, int | None]:
         """One command for all of the VM's disk paths on its host: a block device's size
         (``blockdev``), else the file's (``stat -L``); "-" for one it cannot measure. Each
@@ -930,25 +940,9 @@ class XenSshBackend:
             )
             if key is not None:
                 offered = f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
-        known: Sequence[Any] = ()
-        with contextlib.suppress(Exception):
-            known = asyncssh.match_known_hosts(
-                self._known_hosts, target.host, target.host, target.port
-            )[0]
-        pattern = target.host if target.port == 22 else f"[{target.host}]:{target.port}"
-        if known:
-            return (
-                f"{name}: the host key CHANGED: it offered {offered}, which is not the key "
-                f"recorded for {pattern} in {self._known_hosts}. That is what a "
-                "man-in-the-middle looks like; if the host was reinstalled, check the new key "
-                f"with its administrator, then: ssh-keygen -R {shlex.quote(pattern)} -f "
-                f"{shlex.quote(self._known_hosts)} && "
-                f"{_keyscan_hint(target, self._known_hosts)}"
-            )
-        return (
-            f"{name}: unknown host key {offered} (not in {self._known_hosts}). If that "
-            f"fingerprint is right, accept it with: {_keyscan_hint(target, self._known_hosts)}"
-        )
+        if recorded_keys(self._known_hosts, target):
+            return f"{name}: {changed_key_text(target, self._known_hosts, offered)}"
+        return f"{name}: {unknown_key_text(target, self._known_hosts, offered)}"
 
     def _drop(self, conn: asyncssh.SSHClientConnection) -> None:
         if self._conn is conn:
@@ -1376,6 +1370,38 @@ def _known_hosts_of(path: str) -> asyncssh.SSHKnownHosts | None:
             return None
         _known_hosts_read[path] = (version, known)
         return known
+
+
+def known_hosts_pattern(target: SshTarget) -> str:
+    """How ``known_hosts`` names the target: ``host``, or ``[host]:port`` off port 22."""
+    return target.host if target.port == 22 else f"[{target.host}]:{target.port}"
+
+
+def recorded_keys(known_hosts: str, target: SshTarget) -> Sequence[asyncssh.SSHKey]:
+    """The host keys ``known_hosts`` trusts for the target (none if it cannot be read)."""
+    known: Sequence[asyncssh.SSHKey] = ()
+    with contextlib.suppress(Exception):
+        known = asyncssh.match_known_hosts(known_hosts, target.host, target.host, target.port)[0]
+    return known
+
+
+def changed_key_text(target: SshTarget, known_hosts: str, offered: str) -> str:
+    """A changed host key, and the only fix: check it, forget the old one, scan the new."""
+    pattern = known_hosts_pattern(target)
+    return (
+        f"the host key CHANGED: it offered {offered}, which is not the key "
+        f"recorded for {pattern} in {known_hosts}. That is what a "
+        "man-in-the-middle looks like; if the host was reinstalled, check the new key "
+        f"with its administrator, then: ssh-keygen -R {shlex.quote(pattern)} -f "
+        f"{shlex.quote(known_hosts)} && {_keyscan_hint(target, known_hosts)}"
+    )
+
+
+def unknown_key_text(target: SshTarget, known_hosts: str, offered: str) -> str:
+    return (
+        f"unknown host key {offered} (not in {known_hosts}). If that "
+        f"fingerprint is right, accept it with: {_keyscan_hint(target, known_hosts)}"
+    )
 
 
 def _keyscan_hint(target: SshTarget, known_hosts: str) -> str:

@@ -154,6 +154,20 @@ class DashboardScreen(Screen[None]):
 
         self.app.push_screen(EvacuateScreen(self.context, host))
 
+    def on_estate_tree_connection_test_asked(self, event: EstateTree.ConnectionTestAsked) -> None:
+        self.test_connection(event.host)
+
+    def test_connection(self, host: HostKey) -> None:
+        """The connection test of ``host`` (also from the palette)."""
+        from ovmtui.screens.connection_test import ConnectionTestScreen
+
+        found = self.context.host_config(host)
+        if found is None:
+            self.notify(f"{host} is no longer in the estate file.", severity="warning")
+            return
+        config, pool = found
+        self.app.push_screen(ConnectionTestScreen(self.context, config, pool))
+
     def on_estate_tree_scope_changed(self, event: EstateTree.ScopeChanged) -> None:
         self._scope = event.scope
         self.table.set_scope(event.scope.pool, event.scope.host)

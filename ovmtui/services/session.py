@@ -54,6 +54,7 @@ from ovmtui.services.actions import (
     InMemoryJournal,
     summarize,
 )
+from ovmtui.services.connection_test import ConnectionTests
 from ovmtui.services.consoles import ConsoleSession, default_console_log_dir
 from ovmtui.services.definitions import (
     ArchiveKey,
@@ -201,6 +202,9 @@ class EstateSession:
             self.actions.journal = InMemoryJournal()
         else:
             self.actions.no_journal = read_only_reason or "the repository is not open yet"
+        self.connection_tests = ConnectionTests(
+            operations=self.actions.operations, pool_id=self._pool_id
+        )
         self.repository_path = repository
         self.repository: Repository | None = None
         self._unwritable = unwritable
@@ -359,6 +363,17 @@ class EstateSession:
         return backend if isinstance(backend, ConsoleTransport) else None
 
     # -- one VM ---------------------------------------------------------------------------
+
+    async def _pool_id(self, pool: str) -> str | None:
+        """The pool's id in the repository (what its storage's marker holds), or None
+        without a repository: a test then cannot tell whose storage it sees."""
+        repository = self.repository
+        if repository is None:
+            return None
+        try:
+            return await repository.pool_id(pool)
+        except RepositoryError:
+            return None
 
     def shared_storage(self, pool: str) -> str | None:
         """The pool's shared storage as the estate file names it (None: not configured)."""

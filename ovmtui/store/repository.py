@@ -17,6 +17,7 @@ import random
 import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -401,6 +402,22 @@ class Repository:
         return lines
 
     # -- last-known state -----------------------------------------------------------------
+
+    async def pool_id(self, pool: str) -> str | None:
+        """The pool's id (a UUID), given on first use and kept; None for a pool the
+        repository does not hold (not imported from the estate file yet), or one without an
+        id yet in a repository opened read-only."""
+        async with self._transaction("DEFERRED" if self.read_only else "IMMEDIATE") as db:
+            rows = await fetch_rows(db, "SELECT pool_id FROM pools WHERE name = ?", (pool,))
+            if not rows:
+                return None
+            if rows[0][0]:
+                return str(rows[0][0])
+            if self.read_only:
+                return None
+            given = str(uuid.uuid4())
+            await db.execute("UPDATE pools SET pool_id = ? WHERE name = ?", (given, pool))
+            return given
 
     async def save_snapshot(self, snapshot: EstateSnapshot) -> None:
         """Record what the snapshot knows; unreachable hosts keep their last-known data.

@@ -189,7 +189,14 @@ _V_SHARED_DISKS: tuple[str, ...] = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V_SHARED_DISKS)
+_V_POOL_IDS: tuple[str, ...] = (
+    # Each pool's id, written into the `.ovmtui-pool` marker on its shared storage so that a
+    # connection test knows a host sees the same storage as the pool's other hosts (issue
+    # 17). Given on first use (Repository.pool_id), so pools created later get one too.
+    "ALTER TABLE pools ADD COLUMN pool_id TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V_SHARED_DISKS, _V_POOL_IDS)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

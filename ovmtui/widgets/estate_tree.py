@@ -48,6 +48,7 @@ class EstateTree(LineView, can_focus=True):
         Binding("right", "expand", "Expand", show=False, id="tree-expand"),
         Binding("enter", "select_cursor", "Show", show=False, id="tree-select"),
         Binding("E", "evacuate", "Evacuate host", id="tree-evacuate"),
+        Binding("T", "test_connection", "Test connection", id="tree-test-connection"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {name for name in _STYLED if name}
@@ -89,6 +90,13 @@ class EstateTree(LineView, can_focus=True):
 
     class EvacuationAsked(Message):
         """`E` on a host: the screen shows the plan to empty it."""
+
+        def __init__(self, host: HostKey) -> None:
+            super().__init__()
+            self.host = host
+
+    class ConnectionTestAsked(Message):
+        """`T` on a host: the screen tests the connection to it."""
 
         def __init__(self, host: HostKey) -> None:
             super().__init__()
@@ -323,12 +331,19 @@ class EstateTree(LineView, can_focus=True):
         if action == "evacuate":
             # Only on a host line; elsewhere `E` is the screen's (export definitions).
             return self._cursor.scope.host_key is not None
+        if action == "test_connection":
+            return self._cursor.scope.host_key is not None
         return True
 
     def action_evacuate(self) -> None:
         host = self._cursor.scope.host_key
         if host is not None:
             self.post_message(self.EvacuationAsked(host))
+
+    def action_test_connection(self) -> None:
+        host = self._cursor.scope.host_key
+        if host is not None:
+            self.post_message(self.ConnectionTestAsked(host))
 
     def action_collapse(self) -> None:
         cursor = self._cursor
