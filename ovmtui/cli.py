@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ovmtui import __version__
 from ovmtui.config import (
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("vm", metavar="VM", help="its name or UUID")
     show.add_argument("--host", metavar="HOST", help="where it runs (a name held twice)")
     show.add_argument("--json", action="store_true", help="one JSON object")
+    _restore_commands(commands, estate)
     for action in VmAction:
         verb = commands.add_parser(
             action.value,
@@ -242,6 +243,44 @@ def build_parser() -> argparse.ArgumentParser:
             "--read-only", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
     return parser
+
+
+def _restore_commands(commands: Any, estate: argparse.ArgumentParser) -> None:
+    """``history``, ``host restore`` and ``pool restore``: the kept definitions."""
+    history = commands.add_parser(
+        "history",
+        parents=[estate],
+        help="the recorded versions of a VM's definition (when, where, SHA-256)",
+    )
+    history.add_argument("vm", metavar="VM", help="its name or UUID")
+    history.add_argument(
+        "--diff",
+        nargs="*",
+        metavar="VERSION",
+        help="show what changed: each version against the one before, or between two "
+        "versions (their numbers or SHA-256 prefixes)",
+    )
+    history.add_argument("--json", action="store_true", help="one JSON object")
+    for noun, what in (("host", "a host"), ("pool", "every host of a pool, masters first,")):
+        group = commands.add_parser(noun, parents=[estate], help=f"{noun} administration")
+        verbs = group.add_subparsers(dest="verb", metavar="VERB", required=True)
+        restore = verbs.add_parser(
+            "restore",
+            parents=[estate],
+            help=f"define again on {what} what the repository last saw there (after a "
+            "reinstall): networks and storage pools first, then VMs",
+        )
+        restore.add_argument("name", metavar=noun.upper(), help="its name (a host: or pool/name)")
+        restore.add_argument(
+            "--dry-run", action="store_true", help="what would be defined, skipped, refused"
+        )
+        restore.add_argument(
+            "--start", action="store_true", help="start again the VMs that were running"
+        )
+        restore.add_argument("--json", action="store_true", help="the plan (and result) as JSON")
+        restore.add_argument(
+            "--yes", action="store_true", help="do not ask (needed off a terminal)"
+        )
 
 
 def _positive_float(text: str) -> float:
@@ -368,6 +407,18 @@ def _main(argv: Sequence[str] | None) -> int:
             return _backups(args)
         if args.command == "restore":
             return _restore(args)
+        if args.command == "history":
+            from ovmtui.headless_restore import history_report
+
+            return asyncio.run(
+                history_report(
+                    _existing_repository(args),
+                    args.vm,
+                    sys.stdout,
+                    diff=args.diff,
+                    as_json=args.json,
+                )
+            )
         estate = resolve_estate(args)
         repository = resolve_repository(args, estate)
         if args.command == "inventory":
@@ -386,6 +437,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _migrate(estate, repository, args)
         if args.command == "evacuate":
             return _evacuate(estate, repository, args)
+        if args.command in ("host", "pool") and args.verb == "restore":
+            return _restore_host(estate, repository, args)
         return _run_tui(
             estate,
             repository,
@@ -607,6 +660,27 @@ def _evacuate(estate: EstateConfig, repository: Path, args: argparse.Namespace) 
             as_json=args.json,
             parallel=args.parallel,
             confirm=_confirmer(args, "Evacuate?"),
+            warn=sys.stderr,
+        )
+    )
+
+
+def _restore_host(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_restore import restore_report
+
+    if args.read_only and not args.dry_run:
+        raise ActionRefused("read-only mode: a restore defines on the host; nothing was done")
+    return asyncio.run(
+        restore_report(
+            estate,
+            repository,
+            args.name,
+            sys.stdout,
+            whole_pool=args.command == "pool",
+            dry_run=args.dry_run,
+            start=args.start,
+            as_json=args.json,
+            confirm=_confirmer(args, "Restore?"),
             warn=sys.stderr,
         )
     )

@@ -358,10 +358,7 @@ class HostRestoreService:
             else:
                 have = current.get((step.kind, step.uuid))
                 seen = have is not None and (not step.start or have.active)
-            detail = outcome.detail + (
-                "; the poll confirms it" if seen else "; NOT seen as expected by the next poll"
-            )
-            confirmed.append(StepOutcome(step, True, detail, seen))
+            confirmed.append(StepOutcome(step, True, outcome.detail, seen))
         return tuple(confirmed)
 
 
