@@ -13,6 +13,7 @@ from ovmtui.services.actions import ActionResult
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.flight_plan import EvacuationPlan
+from ovmtui.services.host_restore import HostRestoreOutcome, HostRestorePlan, StepOutcome
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
@@ -125,6 +126,20 @@ class AppContext(Protocol):
 
     async def evacuation_plan(self, host: HostKey) -> EvacuationPlan:
         """Every running VM of ``host`` placed on the others of its pool, or why not."""
+        ...
+
+    def restore_order(self, pool: str) -> tuple[HostKey, ...]:
+        """The pool's hosts in the order a pool restore takes them: masters first."""
+        ...
+
+    async def restore_plan(self, host: HostKey, *, start: bool) -> HostRestorePlan:
+        """What a restore of ``host`` would define, skip and refuse, and why."""
+        ...
+
+    async def restore_host(
+        self, plan: HostRestorePlan, *, progress: Callable[[StepOutcome], object] | None = None
+    ) -> HostRestoreOutcome:
+        """Run ``plan`` (already confirmed): each define on the record, then confirmed."""
         ...
 
     def cancel_migration(self, uuid: str) -> bool:
