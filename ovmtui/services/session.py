@@ -140,12 +140,14 @@ class EstateSession:
         user: str | None = None,
         unwritable: Literal["raise", "read-only"] = "read-only",
         console_log_dir: Path | None = None,
+        keep_definitions: bool = True,
     ) -> None:
         """``read_only_reason``: why the repository cannot be written (the session then only
         reads it). Without a ``repository`` (tests, benchmarks) actions are journaled in
         memory. ``unwritable``: what a repository that fails to open for writing does to
         the session: turn it read-only (the TUI: watching matters more), or raise (a
-        headless command: it was asked to record, and says it cannot)."""
+        headless command: it was asked to record, and says it cannot).
+        ``keep_definitions``: False keeps no definition in the repository (benches compare)."""
         self.estate = estate
         self.events = events if events is not None else SessionEvents()
         self.user = user or current_user()
@@ -166,6 +168,7 @@ class EstateSession:
         # Definitions kept in the repository (history, host restore): what changed only.
         self.definitions = DefinitionKeeper(clock or time.time)
         self.definition_writes = 0  # transactions the kept definitions took (benches count)
+        self._keep_definitions_wanted = keep_definitions
         self.actions = ActionService(
             self.poller.backend,
             refresh=self.poller.refresh,
@@ -671,6 +674,8 @@ class EstateSession:
 
     async def _keep_definitions(self, repo: Repository) -> None:
         """Start from the repository's kept definitions; from now on polls read theirs."""
+        if not self._keep_definitions_wanted:
+            return
         try:
             self.definitions.load(await repo.definition_index())
         except OvmError as exc:
