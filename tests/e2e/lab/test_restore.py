@@ -23,13 +23,17 @@ from tests.e2e.lab.conftest import LAB_DIR, Lab, lab_command
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
 
-BINARY = Path(sys.executable).with_name("ovmtui")
+# `python -m ovmtui` from the checkout's root: this checkout's ovmtui, not the one the
+# virtualenv's `ovmtui` script was installed from (another worktree's).
+ROOT = LAB_DIR.parent
 LIMIT_S = 90.0  # a bound against a hang, never a measure
 
 
 def ovmtui(lab: Lab, repository: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    where = ["--config", str(lab.estate_path), "--repository", str(repository)]
     return subprocess.run(
-        [str(BINARY), "--config", str(lab.estate_path), "--repository", str(repository), *args],
+        [sys.executable, "-m", "ovmtui", *where, *args],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
