@@ -127,9 +127,15 @@ class DefinitionRestorer(Protocol):
         """Start what ``restore_definition`` defined. Raises ``ActionFailed``."""
         ...
 
+
+@runtime_checkable
+class KeepsDefinitions(Protocol):
+    """A backend whose polls can hand over the definitions they read (``HostPoll.definitions``)
+    for the repository to keep: not a capability (nothing to offer the operator), a cost."""
+
     def keep_definitions(self, keep: bool) -> None:
-        """Whether polls read definitions (``HostPoll.definitions``): on while a repository
-        records them, off otherwise (they then cost nothing)."""
+        """Whether polls read definitions: on while a repository records them, off otherwise
+        (they then cost nothing)."""
         ...
 
 

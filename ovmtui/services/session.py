@@ -28,9 +28,9 @@ from typing import Literal
 from ovmtui.backend.base import (
     Backend,
     ConsoleTransport,
-    DefinitionRestorer,
     DefinitionSource,
     DiskSizer,
+    KeepsDefinitions,
     KeySender,
     SysRqSender,
 )
@@ -683,7 +683,7 @@ class EstateSession:
             return
         for key in self.poller.hosts:
             backend = self.poller.backend(key)
-            if isinstance(backend, DefinitionRestorer):
+            if isinstance(backend, KeepsDefinitions):
                 backend.keep_definitions(True)
 
     def _definitions_read(self, key: HostKey, poll: HostPoll) -> None:
