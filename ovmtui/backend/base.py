@@ -135,7 +135,8 @@ class KeepsDefinitions(Protocol):
 
     def keep_definitions(self, keep: bool) -> None:
         """Whether polls read definitions: on while a repository records them, off otherwise
-        (they then cost nothing)."""
+        (they then cost nothing). Turned on, even again (a repository opened or restored),
+        the next poll reads them all: the repository may hold none of what was read."""
         ...
 
 

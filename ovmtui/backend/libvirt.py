@@ -416,8 +416,9 @@ class LibvirtBackend:
         self._callback = callback
 
     def keep_definitions(self, keep: bool) -> None:
-        if keep and not self._keep and self._session is not None:
-            # Definitions are read with the domains' XML, which is cached: read it all again.
+        if keep and self._session is not None:
+            # Definitions are read with the domains' XML, which is cached: read it all again
+            # (a repository opened or restored now holds none of what was read before).
             self._session.cache.clear()
             self._session.stats = None
             self._session.infra_read = -1

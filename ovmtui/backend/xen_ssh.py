@@ -391,9 +391,9 @@ class XenSshBackend:
 
     def keep_definitions(self, keep: bool) -> None:
         """Full polls (every vm.cfg read anyway, about once a minute) hand each vm.cfg over
-        as a definition to keep; the repository writes only what changed. Turned on, the
-        next poll is a full one: every vm.cfg kept from the start."""
-        if keep and not self._keep:
+        as a definition to keep; the repository writes only what changed. Turned on (again:
+        a repository opened or restored), the next poll is a full one: every vm.cfg read."""
+        if keep:
             self._known = None
         self._keep = keep
 

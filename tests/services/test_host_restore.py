@@ -301,3 +301,17 @@ async def test_cli_history_names_and_json(estate: Estate) -> None:
     assert '"uuid": "' + estate.u2 + '"' in listed.stdout
     missing = run_cli("--config", str(config), "history", "nope")
     assert missing.returncode == 2 and "no definition of 'nope'" in missing.stderr
+
+
+async def test_a_restored_repository_gets_every_definition_again(tmp_path: Path) -> None:
+    """A repository restored from a backup taken before the definitions were kept: the next
+    poll reads them all again (the backends' caches would otherwise hide them from it)."""
+    e = Estate(tmp_path)
+    async with e.session() as session:
+        backup = await session.back_up_now()  # nothing polled yet: no definition in it
+        await session.poll_once()
+        plan = await session.plan_restore(backup)
+        await session.restore(plan)
+        assert rows(e.repository, "definition_versions") == 0
+        await session.poll_once()
+    assert rows(e.repository, "definition_versions") == 3
