@@ -315,3 +315,38 @@ async def test_a_restored_repository_gets_every_definition_again(tmp_path: Path)
         assert rows(e.repository, "definition_versions") == 0
         await session.poll_once()
     assert rows(e.repository, "definition_versions") == 3
+
+
+INFRA = (
+    "<network><name>lan</name><uuid>55555555-5555-4555-8555-555555555555</uuid>"
+    "<bridge name='br-lan'/></network>"
+    "<pool type='dir'><name>images</name><uuid>66666666-6666-4666-8666-666666666666</uuid>"
+    "<target><path>/var/lib/images</path></target></pool>"
+)
+
+
+def add_infrastructure(uri: str) -> None:
+    """A network and a storage pool (both active) into a test-driver node file."""
+    node = Path(uri.removeprefix("test://"))
+    node.write_text(node.read_text().replace("</node>", INFRA + "</node>"))
+
+
+async def test_networks_and_pools_come_back_first_and_active(tmp_path: Path) -> None:
+    e = Estate(tmp_path)
+    add_infrastructure(e.h2)
+    await e.record()
+    async with e.session(h2=e.empty) as session:
+        await session.poll_once()
+        plan = await session.host_restores.plan(H2)
+        outcome = await session.host_restores.run(plan)
+        backend = session.poller.backend(H2)
+        now = {(d.kind, d.name): d.active for d in await backend.current_definitions()}  # type: ignore[union-attr]
+    assert [(s.kind, s.name) for s in plan.steps][:2] == [
+        (DefinitionKind.NETWORK, "lan"),
+        (DefinitionKind.STORAGE_POOL, "images"),
+    ]
+    assert plan.steps[0].start and "net-start lan" in plan.steps[0].command
+    assert [o.confirmed for o in outcome.outcomes] == [True, True, True, True]
+    assert now[(DefinitionKind.NETWORK, "lan")] and now[(DefinitionKind.STORAGE_POOL, "images")]
+    # The VM that ran was only defined: nobody asked to start it.
+    assert now[(DefinitionKind.DOMAIN, "vm3")] is False
