@@ -142,7 +142,7 @@ _V3: tuple[str, ...] = (
     "INSERT INTO meta (key, value) VALUES ('archive_key', lower(hex(randomblob(32))))",
 )
 
-_V4: tuple[str, ...] = (
+_V_DEFINITIONS: tuple[str, ...] = (
     # Definitions kept (host restore, `ovmtui history`): a version each time a definition is
     # first seen or changes. A VM's versions follow its UUID wherever it goes; a network's
     # or storage pool's are its host's (each host has its own "default" network).
@@ -180,7 +180,7 @@ _V4: tuple[str, ...] = (
     "CREATE INDEX definition_places_host ON definition_places(pool, host)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V_DEFINITIONS)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
