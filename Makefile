@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/migration_plan.py
 	$(BIN)/python bench/migration_overhead.py
 	$(BIN)/python bench/storage_screen.py
+	$(BIN)/python bench/definition_store.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

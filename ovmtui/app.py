@@ -36,6 +36,7 @@ from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStat
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.disk_rules import SharedDisk
 from ovmtui.services.flight_plan import EvacuationPlan
+from ovmtui.services.host_restore import HostRestoreOutcome, HostRestorePlan, StepOutcome
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
@@ -234,6 +235,17 @@ class OvmApp(App[int]):
 
     async def evacuation_plan(self, host: HostKey) -> EvacuationPlan:
         return await self.session.migrations.plan_evacuation(host)
+
+    def restore_order(self, pool: str) -> tuple[HostKey, ...]:
+        return self.session.host_restores.pool_order(pool)
+
+    async def restore_plan(self, host: HostKey, *, start: bool) -> HostRestorePlan:
+        return await self.session.host_restores.plan(host, start=start)
+
+    async def restore_host(
+        self, plan: HostRestorePlan, *, progress: Callable[[StepOutcome], object] | None = None
+    ) -> HostRestoreOutcome:
+        return await self.session.host_restores.run(plan, progress=progress)
 
     def cancel_migration(self, uuid: str) -> bool:
         return self.session.migrations.cancel(uuid)

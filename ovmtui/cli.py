@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ovmtui import __version__
 from ovmtui.config import (
@@ -256,9 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         verb_parser.add_argument(
             "--pool", metavar="POOL", help="default: from the path, or the only pool"
         )
-    hosts = commands.add_parser("host", help="a host of the estate: 'host test'")
-    host_commands = hosts.add_subparsers(dest="host_command", metavar="HOST_COMMAND", required=True)
-    test = host_commands.add_parser(
+    verbs_of = _restore_commands(commands, estate)
+    test = verbs_of["host"].add_parser(
         "test",
         parents=[estate],
         help="test the connection to a host: every check with its result and time",
@@ -299,6 +298,47 @@ def build_parser() -> argparse.ArgumentParser:
             "--read-only", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
     return parser
+
+
+def _restore_commands(commands: Any, estate: argparse.ArgumentParser) -> dict[str, Any]:
+    """``history``, ``host restore`` and ``pool restore``: the kept definitions. Returns the
+    ``host`` and ``pool`` commands' verbs, for their other verbs."""
+    verbs_of: dict[str, Any] = {}
+    history = commands.add_parser(
+        "history",
+        parents=[estate],
+        help="the recorded versions of a VM's definition (when, where, SHA-256)",
+    )
+    history.add_argument("vm", metavar="VM", help="its name or UUID")
+    history.add_argument(
+        "--diff",
+        nargs="*",
+        metavar="VERSION",
+        help="show what changed: each version against the one before, or between two "
+        "versions (their numbers or SHA-256 prefixes)",
+    )
+    history.add_argument("--json", action="store_true", help="one JSON object")
+    for noun, what in (("host", "a host"), ("pool", "every host of a pool, masters first,")):
+        group = commands.add_parser(noun, parents=[estate], help=f"{noun} administration")
+        verbs = verbs_of[noun] = group.add_subparsers(dest="verb", metavar="VERB", required=True)
+        restore = verbs.add_parser(
+            "restore",
+            parents=[estate],
+            help=f"define again on {what} what the repository last saw there (after a "
+            "reinstall): networks and storage pools first, then VMs",
+        )
+        restore.add_argument("name", metavar=noun.upper(), help="its name (a host: or pool/name)")
+        restore.add_argument(
+            "--dry-run", action="store_true", help="what would be defined, skipped, refused"
+        )
+        restore.add_argument(
+            "--start", action="store_true", help="start again the VMs that were running"
+        )
+        restore.add_argument("--json", action="store_true", help="the plan (and result) as JSON")
+        restore.add_argument(
+            "--yes", action="store_true", help="do not ask (needed off a terminal)"
+        )
+    return verbs_of
 
 
 def _positive_float(text: str) -> float:
@@ -425,7 +465,19 @@ def _main(argv: Sequence[str] | None) -> int:
             return _backups(args)
         if args.command == "restore":
             return _restore(args)
-        if args.command == "host" and args.host_command == "test" and args.name is None:
+        if args.command == "history":
+            from ovmtui.headless_restore import history_report
+
+            return asyncio.run(
+                history_report(
+                    _existing_repository(args),
+                    args.vm,
+                    sys.stdout,
+                    diff=args.diff,
+                    as_json=args.json,
+                )
+            )
+        if args.command == "host" and args.verb == "test" and args.name is None:
             # An ad-hoc target needs no estate file; one that is there names the pools.
             estate = _estate_if_any(args)
         else:
@@ -463,8 +515,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_disk_command(
                 estate, repository, args, _confirmer(args, f"{args.disk_command.title()}?")
             )
-        if args.command == "host" and args.host_command == "test":
+        if args.command == "host" and args.verb == "test":
             return _host_test(estate, repository, args)
+        if args.command in ("host", "pool") and args.verb == "restore":
+            return _restore_host(estate, repository, args)
         return _run_tui(
             estate,
             repository,
@@ -757,6 +811,27 @@ def _host_test(estate: EstateConfig, repository: Path, args: argparse.Namespace)
             as_json=args.json,
             accept_new_key=args.accept_new_key,
             confirm_key=confirm_key,
+            warn=sys.stderr,
+        )
+    )
+
+
+def _restore_host(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_restore import restore_report
+
+    if args.read_only and not args.dry_run:
+        raise ActionRefused("read-only mode: a restore defines on the host; nothing was done")
+    return asyncio.run(
+        restore_report(
+            estate,
+            repository,
+            args.name,
+            sys.stdout,
+            whole_pool=args.command == "pool",
+            dry_run=args.dry_run,
+            start=args.start,
+            as_json=args.json,
+            confirm=_confirmer(args, "Restore?"),
             warn=sys.stderr,
         )
     )

@@ -45,6 +45,7 @@ class _EstateScreen(Protocol):
 
     def open_storage(self, pool: str) -> None: ...
     def test_connection(self, host: HostKey) -> None: ...
+    def restore(self, pool: str, host: HostKey | None = None) -> None: ...
 
     def open_console(self, placed: PlacedVm) -> None: ...
 
@@ -135,6 +136,22 @@ class EstateCommands(Provider):
                         partial(screen.evacuate, host.key),
                     )
                 )
+            if not context.read_only and Capability.RESTORE in host.capabilities:
+                commands.append(
+                    PaletteCommand(
+                        f"Restore host {host.name}",
+                        "define again what the repository last saw there (R in the tree)",
+                        partial(screen.restore, host.pool, host.key),
+                    )
+                )
+        for pool in dict.fromkeys(h.pool for h in snapshot.hosts) if not context.read_only else ():
+            commands.append(
+                PaletteCommand(
+                    f"Restore pool {pool}",
+                    "every host of it from the repository, masters first (R on the pool)",
+                    partial(screen.restore, pool, None),
+                )
+            )
         for placed in snapshot.placed_vms():
             commands.append(
                 PaletteCommand(

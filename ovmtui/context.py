@@ -17,6 +17,7 @@ from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.disk_rules import SharedDisk
 from ovmtui.services.flight_plan import EvacuationPlan
+from ovmtui.services.host_restore import HostRestoreOutcome, HostRestorePlan, StepOutcome
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.shared_disks import DiskPlan
 from ovmtui.services.storage import StorageService
@@ -140,6 +141,20 @@ class AppContext(Protocol):
 
     def host_config(self, host: HostKey) -> tuple[HostConfig, PoolConfig] | None:
         """The estate file's entry of a host and its pool (None: no longer in it)."""
+        ...
+
+    def restore_order(self, pool: str) -> tuple[HostKey, ...]:
+        """The pool's hosts in the order a pool restore takes them: masters first."""
+        ...
+
+    async def restore_plan(self, host: HostKey, *, start: bool) -> HostRestorePlan:
+        """What a restore of ``host`` would define, skip and refuse, and why."""
+        ...
+
+    async def restore_host(
+        self, plan: HostRestorePlan, *, progress: Callable[[StepOutcome], object] | None = None
+    ) -> HostRestoreOutcome:
+        """Run ``plan`` (already confirmed): each define on the record, then confirmed."""
         ...
 
     def cancel_migration(self, uuid: str) -> bool:

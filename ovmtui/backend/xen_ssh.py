@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -104,6 +105,8 @@ from ovmtui.errors import (
 from ovmtui.model import (
     SYSRQ_KEYS,
     Capability,
+    Definition,
+    DefinitionKind,
     Disk,
     HostFacts,
     HostKey,
@@ -374,6 +377,7 @@ class XenSshBackend:
         self._retired: list[asyncssh.SSHClientConnection] = []
         self._connections_opened = 0
         self._configs: dict[str, str] = {}  # VM name -> its vm.cfg, as last listed
+        self._keep = False  # hand the vm.cfg files read by full polls over (keep_definitions)
         self._known: _Known | None = None
         self._lister: _Lister | None = None
         self._lister_starting = asyncio.Lock()
@@ -404,6 +408,14 @@ class XenSshBackend:
 
     def set_event_callback(self, callback: EventCallback | None) -> None:
         """Xen over SSH has no event stream: the poller polls."""
+
+    def keep_definitions(self, keep: bool) -> None:
+        """Full polls (every vm.cfg read anyway, about once a minute) hand each vm.cfg over
+        as a definition to keep; the repository writes only what changed. Turned on (again:
+        a repository opened or restored), the next poll is a full one: every vm.cfg read."""
+        if keep:
+            self._known = None
+        self._keep = keep
 
     async def connect(self) -> None:
         await self._connection()
@@ -1160,20 +1172,27 @@ class XenSshBackend:
             if rows is not None:
                 issues.extend(rows.issues)
             listed = merge_table_rows(domains.value, rows.value if rows else ())
-        vms, configs = _vms(listed, found.get("configs"), issues)
+        vms, configs, definitions = _vms(listed, found.get("configs"), issues, keep=self._keep)
         poll = HostPoll(
             facts=facts,
             vms=vms,
             taken_at=time.time(),
             warnings=tuple(f"{self._host.name}: {issue}" for issue in issues),
+            definitions=definitions,
         )
         return poll, configs
 
 
 def _vms(
-    listed: Sequence[XenDomain], configs: _Section | None, issues: list[ParseIssue]
-) -> tuple[tuple[Vm, ...], dict[str, str]]:
-    """The VMs of a full poll, and which vm.cfg defines each (by name)."""
+    listed: Sequence[XenDomain],
+    configs: _Section | None,
+    issues: list[ParseIssue],
+    *,
+    keep: bool = False,
+) -> tuple[tuple[Vm, ...], dict[str, str], tuple[Definition, ...]]:
+    """The VMs of a full poll, which vm.cfg defines each (by name), and with ``keep`` each
+    vm.cfg as a definition to keep (hashed here, on the parser thread)."""
+    definitions: list[Definition] = []
     by_uuid: dict[str, Vm] = {}
     for domain in listed:
         if domain.is_dom0 or not domain.vm.uuid:
@@ -1189,6 +1208,11 @@ def _vms(
             if cfg.name is None or cfg.uuid is None:
                 continue
             cfg_by_name[cfg.name] = path
+            if keep:
+                digest = hashlib.sha256(text.encode()).hexdigest()
+                definitions.append(
+                    Definition(DefinitionKind.DOMAIN, cfg.uuid.lower(), cfg.name, text, digest)
+                )
             running = by_uuid.get(cfg.uuid)
             if running is not None:
                 by_uuid[cfg.uuid] = replace(running, config_path=path)
@@ -1208,7 +1232,7 @@ def _vms(
                     persistent=True,
                 )
     vms = tuple(sorted(by_uuid.values(), key=lambda vm: (vm.name, vm.uuid)))
-    return vms, cfg_by_name
+    return vms, cfg_by_name, tuple(definitions)
 
 
 def _with_row(vm: Vm, row: TableRow, seconds: float) -> Vm:

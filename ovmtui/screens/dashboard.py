@@ -168,6 +168,22 @@ class DashboardScreen(Screen[None]):
         config, pool = found
         self.app.push_screen(ConnectionTestScreen(self.context, config, pool))
 
+    def on_estate_tree_restore_asked(self, event: EstateTree.RestoreAsked) -> None:
+        self.restore(event.pool, event.host)
+
+    def restore(self, pool: str, host: HostKey | None = None) -> None:
+        """Restore ``host`` from the repository, or every host of ``pool`` (masters first)."""
+        from ovmtui.screens.restore_host import RestoreHostScreen
+
+        hosts: tuple[HostKey, ...]
+        if host is not None:
+            hosts, title = (host,), f"Restore {host.name} from the repository"
+        else:
+            hosts = self.context.restore_order(pool)
+            names = ", ".join(key.name for key in hosts)
+            title = f"Restore pool {pool} from the repository (masters first: {names})"
+        self.app.push_screen(RestoreHostScreen(self.context, hosts, title))
+
     def on_estate_tree_scope_changed(self, event: EstateTree.ScopeChanged) -> None:
         self._scope = event.scope
         self.table.set_scope(event.scope.pool, event.scope.host)

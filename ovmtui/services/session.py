@@ -30,6 +30,7 @@ from ovmtui.backend.base import (
     ConsoleTransport,
     DefinitionSource,
     DiskSizer,
+    KeepsDefinitions,
     KeySender,
     SysRqSender,
 )
@@ -42,6 +43,7 @@ from ovmtui.model import (
     Capability,
     EstateSnapshot,
     HostKey,
+    HostPoll,
     PlacedVm,
     VmAction,
     console_refusal,
@@ -56,6 +58,7 @@ from ovmtui.services.actions import (
 )
 from ovmtui.services.connection_test import ConnectionTests
 from ovmtui.services.consoles import ConsoleSession, default_console_log_dir
+from ovmtui.services.definition_keeper import DefinitionKeeper
 from ovmtui.services.definitions import (
     ArchiveKey,
     ExportResult,
@@ -63,6 +66,7 @@ from ovmtui.services.definitions import (
     export_definitions,
 )
 from ovmtui.services.flight_plan import DEFAULT_OVERHEAD_MIB
+from ovmtui.services.host_restore import HostRestoreService
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
@@ -75,6 +79,7 @@ from ovmtui.store.backup import (
     inspect_backup,
     list_backups,
 )
+from ovmtui.store.definitions import DefinitionChanges
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import JournalEntry
 from ovmtui.store.reconcile import ReconcileOutcome, reconcile
@@ -138,12 +143,14 @@ class EstateSession:
         user: str | None = None,
         unwritable: Literal["raise", "read-only"] = "read-only",
         console_log_dir: Path | None = None,
+        keep_definitions: bool = True,
     ) -> None:
         """``read_only_reason``: why the repository cannot be written (the session then only
         reads it). Without a ``repository`` (tests, benchmarks) actions are journaled in
         memory. ``unwritable``: what a repository that fails to open for writing does to
         the session: turn it read-only (the TUI: watching matters more), or raise (a
-        headless command: it was asked to record, and says it cannot)."""
+        headless command: it was asked to record, and says it cannot).
+        ``keep_definitions``: False keeps no definition in the repository (benches compare)."""
         self.estate = estate
         self.events = events if events is not None else SessionEvents()
         self.user = user or current_user()
@@ -159,7 +166,12 @@ class EstateSession:
             max_concurrency=max_concurrency,
             max_waiting=max_waiting or estate.max_waiting or WAIT_SLOTS,
             clock=clock or time.time,
+            on_definitions=self._definitions_read,
         )
+        # Definitions kept in the repository (history, host restore): what changed only.
+        self.definitions = DefinitionKeeper(clock or time.time)
+        self.definition_writes = 0  # transactions the kept definitions took (benches count)
+        self._keep_definitions_wanted = keep_definitions
         self.actions = ActionService(
             self.poller.backend,
             refresh=self.poller.refresh,
@@ -198,6 +210,16 @@ class EstateSession:
             marks=lambda: self.repository,
             refresh=self.poller.refresh,
         )
+        self.host_restores = HostRestoreService(
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            repository=self.open_repository,
+            operations=self.actions.operations,
+            jobs=lambda: (
+                None if self.repository is None or self.repository.read_only else self.repository
+            ),
+            repoll=self.poller.repoll,
+        )
         if repository is None:
             self.actions.journal = InMemoryJournal()
         else:
@@ -210,7 +232,7 @@ class EstateSession:
         self._unwritable = unwritable
         self._snapshot = self.poller.snapshot
         self._results: list[ActionResult] = []
-        self._to_store: asyncio.Queue[EstateSnapshot | None] = asyncio.Queue()
+        self._to_store: asyncio.Queue[EstateSnapshot | DefinitionChanges | None] = asyncio.Queue()
         self._store_task: asyncio.Task[None] | None = None
         self._drifted: tuple[DriftedVm, ...] = ()
         self._action_tasks: set[asyncio.Task[object]] = set()
@@ -670,6 +692,7 @@ class EstateSession:
             raise
         self.repository = repo
         self.actions.journal = repo
+        await self._keep_definitions(repo)
         for line in differences:
             self._tell(Notice(line, "Estate file differs from the repository", "warning"))
         if known is not None and restored:
@@ -682,6 +705,27 @@ class EstateSession:
         # A task of our own: a save cancelled halfway would leave its transaction open; this
         # one is drained at the end instead.
         self._store_task = asyncio.create_task(self._store_snapshots(repo))
+
+    async def _keep_definitions(self, repo: Repository) -> None:
+        """Start from the repository's kept definitions; from now on polls read theirs."""
+        if not self._keep_definitions_wanted:
+            return
+        try:
+            self.definitions.load(await repo.definition_index())
+        except OvmError as exc:
+            self._tell(Notice(str(exc), "Definitions are not kept in this run", "warning"))
+            return
+        for key in self.poller.hosts:
+            backend = self.poller.backend(key)
+            if isinstance(backend, KeepsDefinitions):
+                backend.keep_definitions(True)
+
+    def _definitions_read(self, key: HostKey, poll: HostPoll) -> None:
+        if self._store_task is None or not self.definitions.loaded:
+            return
+        changes = self.definitions.offered(key, poll)
+        if changes:
+            self._to_store.put_nowait(changes)
 
     def _go_read_only(self, reason: str) -> None:
         self.read_only_reason = reason
@@ -725,6 +769,9 @@ class EstateSession:
         """Record every published snapshot, in order (their deltas build on each other)."""
         failed = False
         while (snapshot := await self._to_store.get()) is not None:
+            if isinstance(snapshot, DefinitionChanges):
+                await self._store_definitions(repo, snapshot)
+                continue
             try:
                 await repo.save_snapshot(snapshot)
                 await self._check_drift(repo)
@@ -733,6 +780,15 @@ class EstateSession:
                 if not failed:  # once, not at every refresh
                     self._tell(Notice(str(exc), exc.title, "error"))
                 failed = True
+
+    async def _store_definitions(self, repo: Repository, changes: DefinitionChanges) -> None:
+        try:
+            await repo.save_definitions(changes)
+            self.definition_writes += 1
+        except OvmError as exc:
+            # Offered again when next read (the next event about it, or the next start).
+            self.definitions.forget(changes)
+            self._tell(Notice(str(exc), "Definitions not kept", "warning"))
 
     async def _check_drift(self, repo: Repository) -> None:
         drifted = tuple(await repo.drifted())

@@ -49,6 +49,7 @@ class EstateTree(LineView, can_focus=True):
         Binding("enter", "select_cursor", "Show", show=False, id="tree-select"),
         Binding("E", "evacuate", "Evacuate host", id="tree-evacuate"),
         Binding("T", "test_connection", "Test connection", id="tree-test-connection"),
+        Binding("R", "restore", "Restore", id="tree-restore"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {name for name in _STYLED if name}
@@ -100,6 +101,14 @@ class EstateTree(LineView, can_focus=True):
 
         def __init__(self, host: HostKey) -> None:
             super().__init__()
+            self.host = host
+
+    class RestoreAsked(Message):
+        """`R` on a host (restore it) or a pool (every host of it, masters first)."""
+
+        def __init__(self, pool: str, host: HostKey | None) -> None:
+            super().__init__()
+            self.pool = pool
             self.host = host
 
     def __init__(self, **options: Unpack[WidgetOptions]) -> None:
@@ -333,6 +342,8 @@ class EstateTree(LineView, can_focus=True):
             return self._cursor.scope.host_key is not None
         if action == "test_connection":
             return self._cursor.scope.host_key is not None
+        if action == "restore":
+            return self._cursor.scope.pool is not None
         return True
 
     def action_evacuate(self) -> None:
@@ -344,6 +355,11 @@ class EstateTree(LineView, can_focus=True):
         host = self._cursor.scope.host_key
         if host is not None:
             self.post_message(self.ConnectionTestAsked(host))
+
+    def action_restore(self) -> None:
+        scope = self._cursor.scope
+        if scope.pool is not None:
+            self.post_message(self.RestoreAsked(scope.pool, scope.host_key))
 
     def action_collapse(self) -> None:
         cursor = self._cursor
