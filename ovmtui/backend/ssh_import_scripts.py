@@ -46,7 +46,8 @@ IN_TMP_SCRIPT: Final = 'cd "${TMPDIR:-/tmp}" && exec "$@"'
 # while a meter prints the partial file's size twice a second, read by ovmtui as progress.
 # A guard reads the channel's input: when ovmtui closes the channel (a cancel, ovmtui
 # ending, the connection lost) its input ends, and the guard kills the download and removes
-# the partial file; sshd sends no signal, so without it the download would run on.
+# the partial file; sshd sends no signal, so without it the download would run on. The
+# meter ends with the download, whatever becomes of the shell that started it.
 DOWNLOAD_SCRIPT: Final = f"""
 partial=$1; sum=$2; shift 2
 exec 3<&0
@@ -57,7 +58,7 @@ pid=$!
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   rm -f -- "$partial" ) >/dev/null 2>&1 &
 guard=$!
-( while :; do
+( while kill -0 "$pid" 2>/dev/null; do
     s=$(stat -c %s -- "$partial" 2>/dev/null) && echo "{MARK} bytes $s"
     sleep 0.5 >/dev/null 2>&1
   done ) &
@@ -194,6 +195,7 @@ _HTTP_STATUS = re.compile(r"^\s*HTTP/[\d.]+\s+(\d{3})\s*(.*)$")
 _LENGTH = re.compile(r"^\s*Content-Length:\s*(\d+)\s*$", re.IGNORECASE)
 _WGET_LENGTH = re.compile(r"^Length:\s*(\d+)")
 _WGET_FTP_SIZE = re.compile(r"SIZE .*\.\.\.\s*(\d+)\s*$")
+_WGET_EXISTS = re.compile(r"^(Remote file|File .+) exists\.", re.MULTILINE)
 _FTP_SIZE = re.compile(r"^\s*213\s+(\d+)\s*$")
 # A server that does not answer HEAD (or refuses it) may still serve the file: the size is
 # then unknown and the download itself says whether the file is there.
@@ -224,7 +226,10 @@ def read_probe(tool: Tool, status: int | None, output: str) -> Probe:
             raise ProbeFailed(f"the server answered {code} {reason} without a place to go")
         return Probe(size if code is None or code < 300 else None)
     answers = [(int(m[1]), m[2].strip()) for line in lines if (m := _HTTP_STATUS.match(line))]
-    if status != 0:
+    # wget's FTP spider may exit 8 over a directory listing it reads badly, having said
+    # the file exists: its words count.
+    exists = _WGET_EXISTS.search(output) is not None
+    if status != 0 and not exists:
         if answers and answers[-1][0] in _NO_HEAD:
             return Probe(None)
         if answers and answers[-1][0] >= 400:
