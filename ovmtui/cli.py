@@ -202,6 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
     evacuate.add_argument(
         "--parallel", type=int, default=1, metavar="N", help="migrations at once (default: 1)"
     )
+    resource = commands.add_parser(
+        "resource", help="the pool's library of ISOs, templates and images"
+    )
+    resource_commands = resource.add_subparsers(
+        dest="resource_command", metavar="SUBCOMMAND", required=True
+    )
+    resource_import = resource_commands.add_parser(
+        "import",
+        parents=[estate],
+        help="fetch a resource from an http://, https:// or ftp:// URL into the pool's storage",
+    )
+    resource_import.add_argument("url", metavar="URL")
+    resource_import.add_argument(
+        "--kind", required=True, choices=("iso", "template", "image"), help="what it is"
+    )
+    resource_import.add_argument("--name", help="its name (default: from the URL)")
+    resource_import.add_argument("--sha256", metavar="HEX", help="refuse it unless it matches")
+    resource_import.add_argument("--pool", help="into which pool (default: the only one)")
     console = commands.add_parser(
         "console",
         parents=[estate],
@@ -386,6 +404,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _migrate(estate, repository, args)
         if args.command == "evacuate":
             return _evacuate(estate, repository, args)
+        if args.command == "resource":
+            return _resource(estate, repository, args)
         return _run_tui(
             estate,
             repository,
@@ -588,6 +608,30 @@ def _migrate(estate: EstateConfig, repository: Path, args: argparse.Namespace) -
             override=args.override,
             confirm=_confirmer(args, "Migrate?"),
             warn=sys.stderr,
+        )
+    )
+
+
+def _resource(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_import import import_report
+
+    if args.read_only:
+        print(
+            "ovmtui: read-only mode: an import writes to the storage; nothing was done",
+            file=sys.stderr,
+        )
+        return 1
+    return asyncio.run(
+        import_report(
+            estate,
+            repository,
+            args.url,
+            args.kind,
+            sys.stdout,
+            sys.stderr,
+            name=args.name,
+            sha256=args.sha256,
+            pool=args.pool,
         )
     )
 
