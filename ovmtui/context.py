@@ -8,11 +8,13 @@ from typing import Protocol
 
 from textual.signal import Signal
 
+from ovmtui.import_plan import ImportPlan
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.flight_plan import EvacuationPlan
+from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
@@ -31,6 +33,8 @@ class AppContext(Protocol):
     read_only_signal: Signal[str]
     # The migrations under way, each time one starts or ends.
     migration_signal: Signal[tuple[Moving, ...]]
+    # The imports under way, each time one starts or ends.
+    import_signal: Signal[tuple[Importing, ...]]
 
     @property
     def snapshot(self) -> EstateSnapshot: ...
@@ -175,4 +179,34 @@ class AppContext(Protocol):
     async def vm_journal(self, placed: PlacedVm) -> Sequence[JournalEntry]:
         """The VM's latest journal entries, oldest first; raises OvmError without a
         repository."""
+        ...
+
+    @property
+    def imports(self) -> tuple[Importing, ...]:
+        """The imports under way, oldest first, with their progress."""
+        ...
+
+    def import_pools(self) -> tuple[str, ...]:
+        """The pools an import can go to (those with shared storage)."""
+        ...
+
+    def plan_import(
+        self,
+        url: str,
+        kind: str,
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        sha256: str | None = None,
+    ) -> tuple[str, ImportPlan]:
+        """The pool and the plan of an import; raises ``BadImport`` (or ``ActionRefused``:
+        the same resource is being imported) saying why not."""
+        ...
+
+    def start_import(self, pool: str, plan: ImportPlan) -> None:
+        """Run the import in the background, a job; its end is told as a notice."""
+        ...
+
+    def cancel_import(self, import_id: int) -> bool:
+        """Cancel an import under way; False when it is no longer running."""
         ...
