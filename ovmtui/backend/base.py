@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -188,34 +187,6 @@ class LongChannelOpener(Protocol):
         ``term_type`` asks for a terminal (a PTY) of ``term_size`` (columns, rows). Raises
         ``ChannelsBusy`` at once, never waits, when the host's budget is used up.
         """
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """What a command run on a host said: its exit status (None: ended by a signal), its
-    output and its errors, as text (bytes that are not UTF-8 replaced)."""
-
-    exit_status: int | None
-    stdout: str
-    stderr: str
-
-
-@runtime_checkable
-class CommandRunner(Protocol):
-    """A backend that runs a short command on its host, over the connection its polls use
-    (a Xen host's SSH): storage listings, an import's checks. Not a capability: a means."""
-
-    async def run_command(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,  # noqa: ASYNC109  # a per-command bound, as the polls' commands have
-        label: str,
-    ) -> CommandResult:
-        """``argv`` (each argument quoted), its result once it ended within ``timeout``
-        seconds; a non-zero exit is a result, not an error. Raises ``HostTimeout`` (and the
-        connection is dropped, as for a poll) or ``HostUnreachable``."""
         ...
 
 

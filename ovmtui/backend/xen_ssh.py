@@ -44,7 +44,6 @@ from asyncssh.encryption import get_default_encryption_algs
 from ovmtui.backend.base import (
     Backend,
     ChannelsBusy,
-    CommandResult,
     ConsoleChannel,
     EventCallback,
     LongChannel,
@@ -987,20 +986,6 @@ class XenSshBackend:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
-
-    async def run_command(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,  # noqa: ASYNC109  # the name the storage helpers share
-        label: str,
-    ) -> CommandResult:
-        """``argv`` on the host over the open connection (``base.CommandRunner``), every
-        argument quoted; one of the polls' channels while it runs."""
-        if not argv:
-            raise ValueError("run_command needs a command")
-        result = await self._run(shlex.join(argv), timeout, label=label)
-        return CommandResult(result.exit_status, _text(result.stdout), _text(result.stderr))
 
     # -- reading the host -----------------------------------------------------------------
 
