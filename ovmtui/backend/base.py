@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -187,6 +188,34 @@ class LongChannelOpener(Protocol):
         ``term_type`` asks for a terminal (a PTY) of ``term_size`` (columns, rows). Raises
         ``ChannelsBusy`` at once, never waits, when the host's budget is used up.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutput:
+    """What one command run on a host returned (``CommandRunner.run_command``)."""
+
+    exit_status: int | None  # None: ended by a signal
+    stdout: bytes
+    stderr: bytes
+
+
+@runtime_checkable
+class CommandRunner(Protocol):
+    """A backend that runs a short command on its host over its open connection (Xen over
+    SSH): the file work of a pool's utility host (listings, shared disks, imports)."""
+
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the name every helper's callers use
+        label: str,
+    ) -> CommandOutput:
+        """Run ``argv`` (each argument quoted with ``shlex.join``, never interpolated) and
+        wait up to ``timeout`` seconds for it to end. A failing command is no error: its
+        exit status says so. Raises ``HostUnreachable`` / ``HostTimeout`` (``label`` names the
+        command in their message) when the host cannot be asked."""
         ...
 
 

@@ -44,6 +44,7 @@ from asyncssh.encryption import get_default_encryption_algs
 from ovmtui.backend.base import (
     Backend,
     ChannelsBusy,
+    CommandOutput,
     ConsoleChannel,
     EventCallback,
     LongChannel,
@@ -519,6 +520,23 @@ class XenSshBackend:
             sizes[disk.target] = int(text) if text.isdigit() else None
         return sizes
 
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the name every helper's callers use
+        label: str,
+    ) -> CommandOutput:
+        """``argv`` on the host over the open connection (``CommandRunner``): one channel of
+        the polls' budget, quoted with ``shlex.join``; bytes as the host wrote them."""
+        command = shlex.join(argv)
+        async with waiting():
+            conn = await self._connection()
+            async with self._channels, self._failing(conn, label, timeout):
+                # Bytes, not text: file names need not be UTF-8.
+                result = await asyncio.wait_for(self._run_on(conn, command, encoding=None), timeout)
+        return CommandOutput(result.exit_status, _bytes(result.stdout), _bytes(result.stderr))
+
     def sysrq_command(self, vm: Vm, key: str) -> str:
         if key not in SYSRQ_KEYS:
             raise ActionRefused(f"SysRq {key!r} is not one ovmtui sends ({', '.join(SYSRQ_KEYS)})")
@@ -975,11 +993,11 @@ class XenSshBackend:
 
     @staticmethod
     async def _run_on(
-        conn: asyncssh.SSHClientConnection, command: str
+        conn: asyncssh.SSHClientConnection, command: str, *, encoding: str | None = "utf-8"
     ) -> asyncssh.SSHCompletedProcess:
         for attempt in range(CHANNEL_RETRIES):
             try:
-                return await conn.run(command, check=False)
+                return await conn.run(command, check=False, encoding=encoding)
             except asyncssh.ChannelOpenError:
                 # "open failed": the server has not freed a session slot yet.
                 if attempt == CHANNEL_RETRIES - 1:
@@ -1283,6 +1301,13 @@ def _close_if_opened(opening: asyncio.Future[asyncssh.SSHClientProcess[bytes]]) 
 
 def _is_closed(conn: asyncssh.SSHClientConnection) -> bool:
     return conn.is_closed()
+
+
+def _bytes(data: object) -> bytes:
+    """A completed process's output as bytes (asyncssh gives str when an encoding is set)."""
+    if isinstance(data, bytes):
+        return data
+    return data.encode() if isinstance(data, str) else b""
 
 
 def _describe(exc: BaseException) -> str:
