@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from ovmtui import format as fmt
-from ovmtui.backend.base import CommandResult, CommandRunner, LongChannelOpener
+from ovmtui.backend.base import CommandOutput, CommandRunner, LongChannelOpener
 from ovmtui.backend.ssh_import_scripts import (
     CLEANUP_SCRIPT,
     DOWNLOAD_SCRIPT,
@@ -77,7 +77,7 @@ async def host_tools(host: ImportHost) -> tuple[Tool | None, bool]:
     result = await host.run_command(
         sh(TOOLS_SCRIPT), timeout=SHORT_TIMEOUT_S, label="command -v curl wget sha256sum"
     )
-    return read_tools(result.stdout)
+    return read_tools(_text(result.stdout))
 
 
 async def import_over_ssh(
@@ -159,7 +159,7 @@ async def _probe(host: ImportHost, tool: Tool, plan: ImportPlan) -> int | None:
     argv = probe_argv(tool, plan.url)
     result = await host.run_command(argv, timeout=PROBE_TIMEOUT_S, label=f"{tool} HEAD {plan.url}")
     try:
-        return read_probe(tool, result.exit_status, result.stdout + result.stderr).size
+        return read_probe(tool, result.exit_status, _text(result.stdout + result.stderr)).size
     except ProbeFailed as exc:
         raise ImportFailed(f"{plan.url}: {exc}") from None
 
@@ -207,7 +207,7 @@ async def _download(
     return done, digest
 
 
-async def _long(host: ImportHost, argv: Sequence[str]) -> CommandResult:
+async def _long(host: ImportHost, argv: Sequence[str]) -> CommandOutput:
     """``argv`` as a long channel to its end (a big archive takes minutes to list or
     unpack: no poll's timeout, nor a poll's channel)."""
     output = b""
@@ -215,8 +215,7 @@ async def _long(host: ImportHost, argv: Sequence[str]) -> CommandResult:
         while chunk := await channel.read():
             output += chunk
         status = channel.exit_status
-    text = output.decode(errors="replace")
-    return CommandResult(status, text, "")
+    return CommandOutput(status, output, b"")
 
 
 async def _unpack(host: ImportHost, plan: ImportPlan, free: int | None) -> None:
@@ -224,7 +223,7 @@ async def _unpack(host: ImportHost, plan: ImportPlan, free: int | None) -> None:
     if listed.exit_status != 0:
         raise ImportFailed(f"{plan.url} is not an archive tar can read: {_last(listed.stdout)}")
     try:
-        members = read_listing(listed.stdout)
+        members = read_listing(_text(listed.stdout))
     except ValueError as exc:
         raise ImportFailed(f"{plan.url}: {exc}") from None
     refusal = archive_refusal(members)
@@ -239,7 +238,7 @@ async def _unpack(host: ImportHost, plan: ImportPlan, free: int | None) -> None:
     result = await _long(
         host, sh(UNPACK_SCRIPT, plan.partial, plan.unpacking, plan.final, str(strip))
     )
-    if f"{MARK} exists" in result.stdout:
+    if f"{MARK} exists" in _text(result.stdout):
         raise ActionRefused(f"{plan.final} appeared while the import ran: nothing replaced it")
     if result.exit_status != 0:
         raise ImportFailed(f"unpacking {plan.url} failed: {_last(result.stdout)}")
@@ -251,7 +250,7 @@ async def _place(host: ImportHost, plan: ImportPlan) -> None:
         timeout=SHORT_TIMEOUT_S,
         label=f"mv {plan.final}",
     )
-    if f"{MARK} exists" in result.stdout:
+    if f"{MARK} exists" in _text(result.stdout):
         raise ActionRefused(f"{plan.final} appeared while the import ran: nothing replaced it")
     if result.exit_status != 0:
         raise ImportFailed(
@@ -270,12 +269,16 @@ async def _clean_up(host: ImportHost, plan: ImportPlan, created: str) -> None:
         )
 
 
-def _checked(result: CommandResult, what: str) -> str:
+def _checked(result: CommandOutput, what: str) -> str:
     if result.exit_status != 0:
         raise ImportFailed(f"{what}: {_last(result.stdout + result.stderr)}")
-    return result.stdout
+    return _text(result.stdout)
 
 
-def _last(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+def _text(output: bytes) -> str:
+    return output.decode(errors="replace")
+
+
+def _last(output: bytes) -> str:
+    lines = [line.strip() for line in _text(output).splitlines() if line.strip()]
     return lines[-1] if lines else "no message"

@@ -23,8 +23,9 @@ from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionFailed, ActionRefused, OvmError
 from ovmtui.import_plan import BadImport, ImportPlan, plan_import
 from ovmtui.import_progress import ImportProgress, describe
-from ovmtui.model import EstateSnapshot, HostKey, HostRole, HostStatus
+from ovmtui.model import EstateSnapshot, HostKey
 from ovmtui.operations import JobRecorder, Operation, Operations
+from ovmtui.services.utility_host import pick_utility_host
 
 IMPORT_JOB = "import-resource"
 
@@ -42,6 +43,15 @@ class UtilityHost:
 
     key: HostKey
     note: str | None = None
+
+
+def utility_host(snapshot: EstateSnapshot, pool: str) -> UtilityHost:
+    """The pool's utility host (``services.utility_host``), or ``ActionRefused`` saying why
+    none can do the file work."""
+    choice = pick_utility_host(snapshot, pool)
+    if choice.host is None:
+        raise ActionRefused(choice.note or f"no host of {pool} answers")
+    return UtilityHost(choice.host.key, choice.note)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,31 +83,6 @@ class ImportOutcome:
     imported: Imported | None = None
     cancelled: bool = False
     note: str | None = None
-
-
-def pick_utility_host(snapshot: EstateSnapshot, pool: str) -> UtilityHost:
-    """The first reachable host of ``pool`` with the utility role, else the first reachable
-    one (with a note that says so); ``ActionRefused`` when none answers."""
-    hosts = [h for h in snapshot.hosts if h.pool == pool]
-    if not hosts:
-        raise ActionRefused(f"the pool {pool} has no hosts")
-    reachable = [h for h in hosts if h.reachable is True]
-    utility = [h for h in reachable if HostRole.UTILITY in h.roles]
-    if utility:
-        return UtilityHost(utility[0].key)
-    if reachable:
-        named = [h.name for h in hosts if HostRole.UTILITY in h.roles]
-        why = (
-            f"its utility host{'s' if len(named) > 1 else ''} {', '.join(named)} did not answer"
-            if named
-            else "no host has the utility role"
-        )
-        return UtilityHost(reachable[0].key, f"{why}: the file work runs on {reachable[0].name}")
-    raise ActionRefused(f"no host of {pool} answers: {_why_down(hosts)}")
-
-
-def _why_down(hosts: list[HostStatus]) -> str:
-    return "; ".join(f"{h.name}: {h.error or 'not polled yet'}" for h in hosts)
 
 
 def import_command(pool: str, plan: ImportPlan) -> str:
@@ -170,7 +155,7 @@ class ImportService:
     def host_for(self, pool: str) -> tuple[UtilityHost, ImportHost]:
         """The host that runs ``pool``'s imports and its backend; ``ActionRefused`` when
         none can."""
-        chosen = pick_utility_host(self._snapshot(), pool)
+        chosen = utility_host(self._snapshot(), pool)
         backend = self._backend_for(chosen.key)
         if not isinstance(backend, CommandRunner) or not isinstance(backend, LongChannelOpener):
             raise ActionRefused(
