@@ -17,7 +17,7 @@ import random
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -37,6 +37,8 @@ from ovmtui.model import (
     Vm,
     VmState,
 )
+from ovmtui.storage_model import Resource, ResourceKind, ResourceStatus
+from ovmtui.store import resources as _resources
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import (
     FIELDS,
@@ -577,6 +579,69 @@ class Repository:
             else job
             for job in jobs
         ]
+
+    # -- the library of storage resources --------------------------------------------------
+
+    async def resources(self, pool: str | None = None) -> list[Resource]:
+        """The library (of ``pool``, or every pool's), by pool, kind and name."""
+        async with self._transaction("DEFERRED") as db:
+            return await _resources.list_resources(db, pool)
+
+    async def resource(self, pool: str, path: str) -> Resource | None:
+        async with self._transaction("DEFERRED") as db:
+            return await _resources.get_resource(db, pool, path)
+
+    async def upsert_resource(self, resource: Resource) -> Resource:
+        """Write the record of (pool, path) as given (new, or replacing it); returns it as
+        stored (with its id)."""
+        async with self._transaction() as db:
+            return await _resources.upsert_resource(db, resource)
+
+    async def set_resource_status(
+        self,
+        pool: str,
+        path: str,
+        status: ResourceStatus,
+        *,
+        why: str | None = None,
+        percent: float | None = None,
+        by: str | None = None,
+        at: float | None = None,
+    ) -> Resource:
+        """A new status (an import's progress, a failure with why, an approval by ``by``).
+        Raises ``RepositoryError`` when the path is not in the library."""
+        async with self._transaction() as db:
+            return await _resources.set_status(
+                db,
+                pool,
+                path,
+                status,
+                why=why,
+                percent=percent,
+                by=by,
+                at=time.time() if at is None else at,
+            )
+
+    async def flag_missing_resources(
+        self,
+        pool: str,
+        present: Collection[str],
+        *,
+        kinds: Collection[ResourceKind] = tuple(ResourceKind),
+        at: float | None = None,
+    ) -> tuple[list[Resource], list[Resource]]:
+        """After a reading of the storage (``present``: the paths it found, of ``kinds``):
+        records no longer there flagged missing (never dropped), those back unflagged.
+        Returns (newly missing, back)."""
+        async with self._transaction() as db:
+            return await _resources.flag_missing(
+                db, pool, present, kinds=kinds, at=time.time() if at is None else at
+            )
+
+    async def delete_resource(self, pool: str, path: str) -> bool:
+        """Forget the record (its file deleted); False when there was none."""
+        async with self._transaction() as db:
+            return await _resources.delete_resource(db, pool, path)
 
     # -- state drift ----------------------------------------------------------------------
 

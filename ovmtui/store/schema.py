@@ -142,7 +142,36 @@ _V3: tuple[str, ...] = (
     "INSERT INTO meta (key, value) VALUES ('archive_key', lower(hex(randomblob(32))))",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4: tuple[str, ...] = (
+    # The library of a pool's storage resources (templates, ISOs, shared disks …): files
+    # registered or imported, waiting for approval or approved. One record per path of a
+    # pool. A file gone from the storage keeps its record, flagged by missing_since.
+    """
+    CREATE TABLE resources (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        path TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER,
+        sha256 TEXT,
+        status TEXT NOT NULL,
+        why TEXT,
+        source_url TEXT,
+        percent REAL,
+        registered_by TEXT,
+        registered_at REAL,
+        imported_by TEXT,
+        imported_at REAL,
+        approved_by TEXT,
+        approved_at REAL,
+        missing_since REAL,
+        UNIQUE (pool, path)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

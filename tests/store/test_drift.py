@@ -183,7 +183,7 @@ async def test_schema_1_repository_migrates_and_keeps_its_data(tmp_path: Path) -
         await repo.save_snapshot(snap(host("h1")))
         assert [d.name for d in await repo.drifted()] == ["old-vm"]
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
     db.close()
 
 
