@@ -25,6 +25,7 @@ from ovmtui.import_plan import BadImport, ImportPlan, plan_import
 from ovmtui.import_progress import ImportProgress, describe
 from ovmtui.model import EstateSnapshot, HostKey
 from ovmtui.operations import JobRecorder, Operation, Operations
+from ovmtui.services.import_library import ImportRecords, Library
 from ovmtui.services.utility_host import pick_utility_host
 
 IMPORT_JOB = "import-resource"
@@ -106,6 +107,7 @@ class ImportService:
         operations: Operations,
         jobs: Callable[[], JobRecorder | None],
         on_change: Callable[[tuple[Importing, ...]], object] = lambda _imports: None,
+        library: Callable[[], Library | None] = lambda: None,
     ) -> None:
         self._estate = estate
         self._backend_for = backend_for
@@ -113,6 +115,7 @@ class ImportService:
         self._operations = operations
         self._jobs = jobs
         self.on_change = on_change
+        self._library = library
         self._ids = itertools.count(1)
         self._imports: dict[int, Importing] = {}
         self._tasks: dict[int, asyncio.Future[Imported]] = {}
@@ -182,28 +185,37 @@ class ImportService:
             import_id, pool, chosen.key.name, plan, ImportProgress("checking", 0.0), chosen.note
         )
         self.on_change(self.imports)
+        records = ImportRecords(self._library(), pool, plan, user=self._operations.user)
 
         def report(reading: ImportProgress) -> None:
             current = self._imports.get(import_id)
             if current is None:
                 return
             self._imports[import_id] = replace(current, progress=reading)
+            records.progress(reading)
             if progress is not None:
                 progress(self._imports[import_id])
 
         job_detail = f"{plan.kind} {plan.name} from {plan.url} on {chosen.key.name}"
+
+        async def work() -> Imported:
+            await records.begin()  # after the "started" record: a refusal leaves no trace
+            return await self._import(import_id, chosen.key, host, plan, report)
+
         try:
             done = await self._operations.run(
                 operation,
-                lambda: self._import(import_id, chosen.key, host, plan, report),
+                work,
                 outcome=lambda imported: (True, _summary(imported)),
                 job=(self._jobs(), IMPORT_JOB, job_detail),
             )
         except ActionRefused as refused:
+            await records.failed(refused.message)
             return ImportOutcome(
                 pool, chosen.key.name, plan, False, refused.message, note=chosen.note
             )
         except ImportCancelled as cancelled:
+            await records.failed(cancelled.message)
             return ImportOutcome(
                 pool,
                 chosen.key.name,
@@ -214,14 +226,21 @@ class ImportService:
                 note=chosen.note,
             )
         except OvmError as exc:
+            await records.failed(exc.message)
             return ImportOutcome(pool, chosen.key.name, plan, False, exc.message, note=chosen.note)
+        except asyncio.CancelledError:
+            await records.failed("interrupted: ovmtui ended while it ran; nothing was left")
+            raise
         finally:
             self._imports.pop(import_id, None)
             self._tasks.pop(import_id, None)
             self.on_change(self.imports)
+        await records.done(done.value)
         detail = _summary(done.value)
         if done.unrecorded:
             detail += f"; not in the journal: {done.unrecorded}"
+        if records.unrecorded:
+            detail += f"; not in the library: {records.unrecorded}"
         return ImportOutcome(
             pool, chosen.key.name, plan, True, detail, done.value, note=chosen.note
         )

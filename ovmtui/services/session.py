@@ -188,6 +188,7 @@ class EstateSession:
             operations=self.actions.operations,
             jobs=self._job_recorder,
             on_change=lambda imports: self.events.imports(imports),
+            library=self._job_recorder,  # the writable repository
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()

@@ -5,6 +5,7 @@ is left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from ovmtui.storage_model import Resource, ResourceStatus
+from ovmtui.store.repository import Repository
 from tests.import_servers import ftp_server, http_server, make_iso, make_template, sha256, url_of
 from tests.sshfake.fixtures import fake_xen_servers
 from tests.sshfake.sshd import FakeXenHost, HostSpec, SshdServer
@@ -74,6 +77,17 @@ def jobs(config: Path) -> list[dict[str, Any]]:
     return [j for j in json.loads(done.stdout) if j["kind"] == "import-resource"]
 
 
+def library(config: Path) -> list[Resource]:
+    async def read() -> list[Resource]:
+        repo = await Repository.open(config.parent / "r.sqlite", read_only=True)
+        try:
+            return await repo.resources("prod")
+        finally:
+            await repo.close()
+
+    return asyncio.run(read())
+
+
 def files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -98,6 +112,19 @@ def test_an_iso_lands_through_the_utility_host_on_the_record(
     )
     (job,) = jobs(config)
     assert job["state"] == "done" and f"{storage}/iso_pool/el5/el5.iso" in job["detail"]
+    (resource,) = library(config)
+    assert (resource.kind.value, resource.name, resource.path, resource.status) == (
+        "iso",
+        "el5",
+        f"{storage}/iso_pool/el5/el5.iso",
+        ResourceStatus.PENDING,  # waits for an approval
+    )
+    assert (resource.size_bytes, resource.sha256, resource.source_url) == (
+        len(ISO),
+        sha256(ISO),
+        url,
+    )
+    assert resource.imported_by == record["user"] and resource.percent is None
 
 
 def test_a_template_over_ftp(pool: tuple[Path, Path, Any, int, FakeXenHost]) -> None:
@@ -130,6 +157,8 @@ def test_a_failed_import_exits_1_leaves_nothing_and_says_why(
     assert record["ok"] is False and why in record["detail"]
     (job,) = jobs(config)
     assert job["state"] == "failed" and why in job["detail"]
+    (resource,) = library(config)
+    assert resource.status is ResourceStatus.FAILED and why in (resource.why or "")
 
 
 @pytest.mark.parametrize(
@@ -150,6 +179,7 @@ def test_a_bad_request_exits_2_before_any_host_is_asked(
     assert done.returncode == 2, done.stderr
     assert why in done.stderr
     assert files(storage) == [] and http.requests == []
+    assert library(config) == []
 
 
 def test_read_only_refuses_with_1(pool: tuple[Path, Path, Any, int, FakeXenHost]) -> None:
