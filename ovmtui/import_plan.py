@@ -252,3 +252,37 @@ class ImportFailed(ActionFailed):
     why; nothing it wrote is left behind."""
 
     title = "Import failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """A completed import: where it is, its size, its SHA-256 when it was checked, and what
+    fetched it (``curl``, ``wget`` on the host; ``ovmtui`` itself for a libvirt volume)."""
+
+    path: str
+    size_bytes: int
+    sha256: str | None
+    tool: str
+
+
+def flat_plan(plan: ImportPlan) -> ImportPlan:
+    """The plan for a storage that holds files only, not folders (a libvirt ``dir`` pool per
+    folder of the layout: its volumes are its files): the file straight in its kind's folder
+    (``iso_pool/<name>.iso``). A template, a folder, cannot be one."""
+    if plan.archive:
+        raise BadImport(
+            "a template is a folder: libvirt's storage API holds files only, so it cannot be "
+            "unpacked there; import it through a host reached over SSH"
+        )
+    folder = posixpath.join(plan.storage, FOLDERS[plan.kind])
+    final = posixpath.join(folder, posixpath.basename(plan.final))
+    return ImportPlan(
+        plan.url,
+        plan.kind,
+        plan.name,
+        plan.storage,
+        folder,
+        final,
+        final + PARTIAL_SUFFIX,
+        plan.sha256,
+    )

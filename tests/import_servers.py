@@ -102,6 +102,17 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             super().do_HEAD()
 
     def do_GET(self) -> None:
+        if self.path.startswith("/chunked/"):
+            self.log_message("")
+            data = (Path(self.server.root) / self.path.removeprefix("/chunked/")).read_bytes()  # type: ignore[attr-defined]
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(data), 100_000):
+                piece = data[start : start + 100_000]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            return
         if not self.path.startswith("/slow/"):
             if self.path.startswith(("/loop", "/moved/")):
                 self.do_HEAD()

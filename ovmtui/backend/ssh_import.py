@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Final, Protocol
 
 from ovmtui import format as fmt
@@ -44,7 +43,7 @@ from ovmtui.backend.ssh_import_scripts import (
     sh,
 )
 from ovmtui.errors import ActionRefused
-from ovmtui.import_plan import ImportFailed, ImportPlan, strip_prefix
+from ovmtui.import_plan import Imported, ImportFailed, ImportPlan, strip_prefix
 from ovmtui.import_progress import ImportProgress, Phase, RateMeter
 from ovmtui.model import HostKey
 
@@ -59,16 +58,6 @@ class ImportHost(CommandRunner, LongChannelOpener, Protocol):
 
     @property
     def host(self) -> HostKey: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Imported:
-    """A completed import: where it is, its size, its SHA-256 when it was checked."""
-
-    path: str
-    size_bytes: int
-    sha256: str | None
-    tool: Tool
 
 
 async def host_tools(host: ImportHost) -> tuple[Tool | None, bool]:

@@ -13,9 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
-from ovmtui.backend.ssh_import import Imported
 from ovmtui.errors import OvmError
-from ovmtui.import_plan import ImportKind, ImportPlan
+from ovmtui.import_plan import Imported, ImportKind, ImportPlan
 from ovmtui.import_progress import ImportProgress
 from ovmtui.storage_model import Resource, ResourceKind, ResourceStatus
 

@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from ovmtui.backend.base import Backend, CommandRunner, LongChannelOpener
-from ovmtui.backend.ssh_import import Imported, ImportHost, host_tools, import_over_ssh
+from ovmtui.backend.ssh_import import ImportHost, host_tools, import_over_ssh
 from ovmtui.backend.ssh_import_scripts import Tool
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionFailed, ActionRefused, OvmError
-from ovmtui.import_plan import BadImport, ImportPlan, plan_import
+from ovmtui.import_plan import BadImport, Imported, ImportPlan, plan_import
 from ovmtui.import_progress import ImportProgress, describe
 from ovmtui.model import EstateSnapshot, HostKey
 from ovmtui.operations import JobRecorder, Operation, Operations
