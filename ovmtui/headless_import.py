@@ -62,7 +62,7 @@ async def import_report(
         try:
             pool, plan = session.imports.plan(url, kind, pool=pool, name=name, sha256=sha256)
             await session.poll_once()
-            chosen, _host = session.imports.host_for(pool)
+            chosen, plan = session.imports.host_for(pool, plan)
         except ActionRefused as refused:
             err.write(f"ovmtui: {refused.title}: {refused}\n")
             return EXIT_REFUSED

@@ -102,6 +102,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             super().do_HEAD()
 
     def do_GET(self) -> None:
+        if self.path.startswith("/huge/"):
+            self.do_HEAD()  # the size announced, then nothing
+            return
         if self.path.startswith("/chunked/"):
             self.log_message("")
             data = (Path(self.server.root) / self.path.removeprefix("/chunked/")).read_bytes()  # type: ignore[attr-defined]

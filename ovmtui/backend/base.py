@@ -17,6 +17,8 @@ from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from ovmtui.errors import ActionRefused
+from ovmtui.import_plan import Imported, ImportPlan
+from ovmtui.import_progress import ImportProgress
 from ovmtui.model import (
     Capability,
     Disk,
@@ -216,6 +218,24 @@ class CommandRunner(Protocol):
         wait up to ``timeout`` seconds for it to end. A failing command is no error: its
         exit status says so. Raises ``HostUnreachable`` / ``HostTimeout`` (``label`` names the
         command in their message) when the host cannot be asked."""
+        ...
+
+
+@runtime_checkable
+class VolumeImporter(Protocol):
+    """A backend whose host cannot fetch a URL itself (libvirt): ovmtui fetches it and
+    streams it into a new volume of the pool's storage. Not a capability: a means."""
+
+    async def import_volume(
+        self,
+        pool: str,
+        plan: ImportPlan,
+        *,
+        progress: Callable[[ImportProgress], None] | None = None,
+    ) -> Imported:
+        """Run ``plan`` (a flat plan: a file straight in its kind's folder) to its end;
+        raises ``ImportFailed``, ``ActionRefused``, ``HostUnreachable``. A cancel leaves no
+        volume behind."""
         ...
 
 

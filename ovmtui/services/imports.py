@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from ovmtui.backend.base import Backend, CommandRunner, LongChannelOpener
+from ovmtui.backend.base import Backend, CommandRunner, LongChannelOpener, VolumeImporter
 from ovmtui.backend.ssh_import import ImportHost, host_tools, import_over_ssh
 from ovmtui.backend.ssh_import_scripts import Tool
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionFailed, ActionRefused, OvmError
-from ovmtui.import_plan import BadImport, Imported, ImportPlan, plan_import
+from ovmtui.import_plan import BadImport, Imported, ImportPlan, flat_plan, plan_import
 from ovmtui.import_progress import ImportProgress, describe
 from ovmtui.model import EstateSnapshot, HostKey
 from ovmtui.operations import JobRecorder, Operation, Operations
@@ -155,16 +155,17 @@ class ImportService:
                 raise ActionRefused(f"{plan.name} is being imported already (into {plan.final})")
         return pool, plan
 
-    def host_for(self, pool: str) -> tuple[UtilityHost, ImportHost]:
-        """The host that runs ``pool``'s imports and its backend; ``ActionRefused`` when
-        none can."""
+    def host_for(self, pool: str, plan: ImportPlan) -> tuple[UtilityHost, ImportPlan]:
+        """The host that runs ``pool``'s import of ``plan``, and the plan as that host runs
+        it (a libvirt host holds files only: ``import_plan.flat_plan``); ``ActionRefused``
+        (or ``BadImport``: a template for a libvirt host) when none can."""
         chosen = utility_host(self._snapshot(), pool)
         backend = self._backend_for(chosen.key)
-        if not isinstance(backend, CommandRunner) or not isinstance(backend, LongChannelOpener):
-            raise ActionRefused(
-                f"{chosen.key.name} cannot run an import: imports run on hosts reached over SSH"
-            )
-        return chosen, backend
+        if isinstance(backend, CommandRunner) and isinstance(backend, LongChannelOpener):
+            return chosen, plan
+        if isinstance(backend, VolumeImporter):
+            return chosen, flat_plan(plan)
+        raise ActionRefused(f"{chosen.key.name} cannot run an import")
 
     async def run(
         self,
@@ -176,7 +177,8 @@ class ImportService:
         """Run ``plan`` on ``pool``'s utility host, on the record and as a job. Raises
         ``ActionRefused`` when it cannot start (read-only, no journal, no host); a failure
         or a cancel is in the outcome (and the journal, and the job)."""
-        chosen, host = self.host_for(pool)
+        chosen, plan = self.host_for(pool, plan)
+        backend = self._backend_for(chosen.key)
         import_id = next(self._ids)
         operation = Operation(
             "import-resource", import_command(pool, plan), pool=pool, host=chosen.key.name
@@ -200,7 +202,7 @@ class ImportService:
 
         async def work() -> Imported:
             await records.begin()  # after the "started" record: a refusal leaves no trace
-            return await self._import(import_id, chosen.key, host, plan, report)
+            return await self._import(import_id, chosen.key, pool, backend, plan, report)
 
         try:
             done = await self._operations.run(
@@ -258,15 +260,22 @@ class ImportService:
         self,
         import_id: int,
         key: HostKey,
-        host: ImportHost,
+        pool: str,
+        backend: Backend | None,
         plan: ImportPlan,
         report: Callable[[ImportProgress], None],
     ) -> Imported:
         started = time.monotonic()
-        tools = self._tools.get(key)
-        if tools is None or tools[0] is None:
-            tools = self._tools[key] = await host_tools(host)
-        work = asyncio.ensure_future(import_over_ssh(host, plan, tools=tools, progress=report))
+        if isinstance(backend, VolumeImporter):
+            work = asyncio.ensure_future(backend.import_volume(pool, plan, progress=report))
+        elif isinstance(backend, CommandRunner) and isinstance(backend, LongChannelOpener):
+            host: ImportHost = backend
+            tools = self._tools.get(key)
+            if tools is None or tools[0] is None:
+                tools = self._tools[key] = await host_tools(host)
+            work = asyncio.ensure_future(import_over_ssh(host, plan, tools=tools, progress=report))
+        else:
+            raise ActionRefused(f"{key.name} cannot run an import")
         self._tasks[import_id] = work
         try:
             return await asyncio.shield(work)
