@@ -42,6 +42,9 @@ def storage_pool(conn: Any, pool: str, plan: ImportPlan) -> Any:
         )
         found = conn.storagePoolDefineXML(xml, 0)
     if not found.isActive():
+        # A dir pool starts only on a folder that exists: build makes it (and nothing else).
+        with contextlib.suppress(libvirt.libvirtError):
+            found.build(libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
         found.create(0)
     found.refresh(0)
     return found
