@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/console_throughput.py
 	$(BIN)/python bench/migration_plan.py
 	$(BIN)/python bench/migration_overhead.py
+	$(BIN)/python bench/storage_screen.py
 	$(BIN)/python bench/storage_import.py
 
 clean:

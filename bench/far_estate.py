@@ -37,7 +37,7 @@ import asyncssh
 from _common import header, median, row, title, verdict
 
 from ovmtui.app import tune_process_for_ui
-from ovmtui.backend import xen_ssh
+from ovmtui.backend import ssh_loop, xen_ssh
 from ovmtui.backend.xen_ssh import XenSshBackend
 from ovmtui.model import EstateSnapshot, HostKey, HostRole
 from ovmtui.services.poller import EstatePoller, PolledHost
@@ -185,6 +185,11 @@ async def bounded(jobs: Sequence[Callable[[], Awaitable[Any]]], bound: int) -> l
     return await asyncio.gather(*(one(job) for job in jobs))
 
 
+async def run_everywhere(conns: Sequence[asyncssh.SSHClientConnection], command: str) -> None:
+    # On the SSH loop, where the backends' connections live (ovmtui/backend/ssh_loop.py).
+    await asyncio.gather(*(c.run(command) for c in conns))
+
+
 async def ovmtui_run(hosts: Sequence[FakeXenHost], known: Path, rtt_ms: int) -> dict[str, Any]:
     backends = [make_backend(i, h, known) for i, h in enumerate(hosts)]
     seen: dict[HostKey, float] = {}
@@ -236,7 +241,7 @@ async def ovmtui_run(hosts: Sequence[FakeXenHost], known: Path, rtt_ms: int) -> 
             rounds.append(time.perf_counter() - began)
             conns = [b._conn for b in backends if b._conn is not None]
             began = time.perf_counter()
-            await asyncio.gather(*(c.run("true") for c in conns))
+            await ssh_loop.run(run_everywhere(conns, "true"))
             trues.append(time.perf_counter() - began)
         result["round"] = median(rounds)
         result["true"] = median(trues)

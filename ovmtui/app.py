@@ -38,6 +38,7 @@ from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
+from ovmtui.services.storage import StorageService
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import JournalEntry
@@ -296,6 +297,10 @@ class OvmApp(App[int]):
 
     def shared_storage(self, pool: str) -> str | None:
         return self.session.shared_storage(pool)
+
+    @property
+    def storage(self) -> StorageService:
+        return self.session.storage
 
     async def vm_disk_sizes(self, placed: PlacedVm) -> Mapping[str, int | None]:
         return await self.session.vm_disk_sizes(placed)

@@ -202,24 +202,6 @@ def build_parser() -> argparse.ArgumentParser:
     evacuate.add_argument(
         "--parallel", type=int, default=1, metavar="N", help="migrations at once (default: 1)"
     )
-    resource = commands.add_parser(
-        "resource", help="the pool's library of ISOs, templates and images"
-    )
-    resource_commands = resource.add_subparsers(
-        dest="resource_command", metavar="SUBCOMMAND", required=True
-    )
-    resource_import = resource_commands.add_parser(
-        "import",
-        parents=[estate],
-        help="fetch a resource from an http://, https:// or ftp:// URL into the pool's storage",
-    )
-    resource_import.add_argument("url", metavar="URL")
-    resource_import.add_argument(
-        "--kind", required=True, choices=("iso", "template", "image"), help="what it is"
-    )
-    resource_import.add_argument("--name", help="its name (default: from the URL)")
-    resource_import.add_argument("--sha256", metavar="HEX", help="refuse it unless it matches")
-    resource_import.add_argument("--pool", help="into which pool (default: the only one)")
     console = commands.add_parser(
         "console",
         parents=[estate],
@@ -246,6 +228,42 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("vm", metavar="VM", help="its name or UUID")
     show.add_argument("--host", metavar="HOST", help="where it runs (a name held twice)")
     show.add_argument("--json", action="store_true", help="one JSON object")
+    storage = commands.add_parser(
+        "storage",
+        parents=[estate],
+        help="a pool's shared storage (Oracle VM's layout) with its library and users",
+    )
+    storage.add_argument("--pool", metavar="POOL", help="default: the only pool")
+    storage.add_argument("--json", action="store_true", help="one JSON object")
+    resource = commands.add_parser(
+        "resource",
+        parents=[estate],
+        help="the library of a pool's storage: register, approve, delete (journaled)",
+    )
+    resource_verbs = resource.add_subparsers(dest="verb", required=True, metavar="VERB")
+    register = resource_verbs.add_parser("register", help="files of the storage into the library")
+    register.add_argument("path", nargs="?", metavar="PATH", help="a path or a name")
+    register.add_argument("--all", action="store_true", help="every unregistered entry")
+    approve = resource_verbs.add_parser("approve", help="a pending resource, as the OS user")
+    approve.add_argument("path", metavar="NAME", help="a name or path")
+    delete = resource_verbs.add_parser("delete", help="a resource's files and its record")
+    delete.add_argument("path", metavar="NAME", help="a name or path")
+    delete.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    resource_import = resource_verbs.add_parser(
+        "import",
+        help="fetch a resource from an http://, https:// or ftp:// URL into the pool's storage",
+    )
+    resource_import.add_argument("url", metavar="URL")
+    resource_import.add_argument(
+        "--kind", required=True, choices=("iso", "template", "image"), help="what it is"
+    )
+    resource_import.add_argument("--name", help="its name (default: from the URL)")
+    resource_import.add_argument("--sha256", metavar="HEX", help="refuse it unless it matches")
+    resource_import.add_argument("--pool", help="into which pool (default: the only one)")
+    for verb_parser in (register, approve, delete):
+        verb_parser.add_argument(
+            "--pool", metavar="POOL", help="default: from the path, or the only pool"
+        )
     for action in VmAction:
         verb = commands.add_parser(
             action.value,
@@ -404,6 +422,14 @@ def _main(argv: Sequence[str] | None) -> int:
             return _migrate(estate, repository, args)
         if args.command == "evacuate":
             return _evacuate(estate, repository, args)
+        if args.command == "storage":
+            from ovmtui.headless_storage import storage_report
+
+            return asyncio.run(
+                storage_report(
+                    estate, repository, args.pool, sys.stdout, as_json=args.json, warn=sys.stderr
+                )
+            )
         if args.command == "resource":
             return _resource(estate, repository, args)
         return _run_tui(
@@ -612,7 +638,7 @@ def _migrate(estate: EstateConfig, repository: Path, args: argparse.Namespace) -
     )
 
 
-def _resource(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+def _resource_import(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
     from ovmtui.headless_import import import_report
 
     if args.read_only:
@@ -632,6 +658,30 @@ def _resource(estate: EstateConfig, repository: Path, args: argparse.Namespace) 
             name=args.name,
             sha256=args.sha256,
             pool=args.pool,
+        )
+    )
+
+
+def _resource(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    if args.verb == "import":
+        return _resource_import(estate, repository, args)
+    from ovmtui.headless_storage import resource_report
+
+    if args.verb == "register" and (args.all == (args.path is not None)):
+        raise ConfigError("register takes a PATH or --all (one of them)")
+    if args.read_only:
+        print(f"ovmtui: read-only mode: {args.verb} changes the library; nothing was done")
+        return 1
+    return asyncio.run(
+        resource_report(
+            estate,
+            repository,
+            args.verb,
+            [args.path] if args.path is not None else [],
+            sys.stdout,
+            pool=args.pool,
+            confirm=_confirmer(args, "Delete?") if args.verb == "delete" else None,
+            warn=sys.stderr,
         )
     )
 

@@ -43,6 +43,8 @@ class _EstateScreen(Protocol):
 
     def evacuate(self, host: HostKey) -> None: ...
 
+    def open_storage(self, pool: str) -> None: ...
+
     def open_console(self, placed: PlacedVm) -> None: ...
 
     def open_vm(self, placed: PlacedVm) -> None: ...
@@ -105,6 +107,15 @@ class EstateCommands(Provider):
                 partial(screen.action_imports),
             ),
         ]
+        pools = snapshot.pools or tuple(dict.fromkeys(host.pool for host in snapshot.hosts))
+        for pool in pools:
+            commands.append(
+                PaletteCommand(
+                    f"Storage of pool {pool}",
+                    "its files, the library of resources, what uses them (S)",
+                    partial(screen.open_storage, pool),
+                )
+            )
         for host in snapshot.hosts:
             commands.append(
                 PaletteCommand(

@@ -16,6 +16,7 @@ from ovmtui.services.definitions import ExportResult
 from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
+from ovmtui.services.storage import StorageService
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import JournalEntry
@@ -161,6 +162,11 @@ class AppContext(Protocol):
         """The VM's console, opened and running (the one already open, if any); raises
         ``ConsoleUnavailable`` when its host or state gives none. ``force`` takes it from
         another client where the host allows (libvirt); never the default."""
+        ...
+
+    @property
+    def storage(self) -> StorageService:
+        """The pools' storage and library (the storage screen)."""
         ...
 
     def shared_storage(self, pool: str) -> str | None:

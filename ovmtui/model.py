@@ -80,6 +80,9 @@ class Capability(enum.StrEnum):
     # Linux's Magic SysRq keys sent to the guest: what a serial BREAK is used for (BREAK then a
     # key), which no console transport here can carry itself.
     SYSRQ = "sysrq"
+    # A pool's shared storage read (Oracle VM's layout) and its entries deleted through this
+    # host: the storage screen, `ovmtui storage`, `ovmtui resource`.
+    STORAGE_SCAN = "storage-scan"
 
 
 class VmAction(enum.StrEnum):

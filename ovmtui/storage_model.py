@@ -107,6 +107,16 @@ class StorageEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageScan:
+    """What a backend read of a pool's layout (``StorageLister.list_storage``)."""
+
+    entries: tuple[StorageEntry, ...]
+    missing_folders: tuple[str, ...] = ()  # folders of the layout that are not there
+    warnings: tuple[str, ...] = ()  # what could not be told ("formats not told: …")
+    commands: int = 1  # remote commands (or storage-pool listings) it took
+
+
+@dataclass(frozen=True, slots=True)
 class StorageListing:
     """One reading of a pool's layout through one host."""
 
@@ -118,6 +128,7 @@ class StorageListing:
     note: str | None = None  # "no utility host answered: read through h2"
     # Folders of the layout that are not there (a fresh storage): not an error.
     missing_folders: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
     commands: int = 0  # remote commands (or storage-pool listings) the reading took
 
 
@@ -213,6 +224,20 @@ class StorageRow:
         if self.entry is not None:
             return self.entry.size_bytes
         return None if self.resource is None else self.resource.size_bytes
+
+
+def shown(text: str) -> str:
+    """A name or path as it can be shown and recorded: bytes that are not UTF-8 (kept as
+    surrogates to address the file) written as ``\\xe9``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -30,6 +30,7 @@ from ovmtui.model import (
     Vm,
     VmAction,
 )
+from ovmtui.storage_model import StorageEntry, StorageScan
 
 EventCallback = Callable[[str | None], None]
 """Called on the asyncio loop when the host reports a change.
@@ -402,6 +403,57 @@ class DiskAttacher(Protocol):
     async def detach_disk(self, vm: Vm, target: str) -> None: ...
 
 
+@runtime_checkable
+class StorageLister(Protocol):
+    """Capability ``STORAGE_SCAN``: a pool's shared storage read through this host (Oracle
+    VM's layout: ``running_pool``, ``seed_pool``, ``iso_pool``, ``sharedDisk``,
+    ``publish_pool``), at most one command or storage-pool listing per folder, and an entry
+    of it deleted."""
+
+    def storage_command(self, root: str) -> str:
+        """What the listing runs, for the screen's header and the journal."""
+        ...
+
+    async def list_storage(self, pool: str, root: str) -> StorageScan:
+        """The layout's entries under ``root`` (the pool's shared storage). Raises
+        ``ActionFailed`` when the host cannot read it, ``ParseError`` on output it cannot
+        read, ``HostUnreachable`` like a poll."""
+        ...
+
+    async def read_storage_file(self, path: str, max_bytes: int) -> bytes | None:
+        """Up to ``max_bytes`` of a file of the storage (a template's vm.cfg); None when
+        this host cannot read files (libvirt's storage API lists volumes, reads none)."""
+        ...
+
+    def delete_command(self, pool: str, entry: StorageEntry) -> str:
+        """The equivalent shell command, shown before it runs."""
+        ...
+
+    async def delete_entry(self, pool: str, root: str, entry: StorageEntry) -> None:
+        """Remove the entry (a file, or a folder and what it holds). Raises ``ActionRefused``
+        for a path outside the layout's folders, ``ActionFailed`` with the host's words."""
+        ...
+
+
+@runtime_checkable
+class StoragePoolDefiner(Protocol):
+    """A ``StorageLister`` that reads the storage through storage pools it must define first
+    (libvirt: a ``dir`` pool per folder). Defining them is a change: the storage service
+    journals it before it runs, and read-only mode lists only what is defined already."""
+
+    async def storage_pools_missing(self, pool: str) -> list[str]:
+        """The layout's folders without an active storage pool on this host."""
+        ...
+
+    def define_storage_pools_command(self, pool: str, root: str, folders: list[str]) -> str:
+        """The equivalent shell commands, shown and journaled."""
+        ...
+
+    async def define_storage_pools(self, pool: str, root: str, folders: list[str]) -> list[str]:
+        """Define and start them; returns the folders that could not be started, with why."""
+        ...
+
+
 CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
     {
         Capability.START: PowerControl,
@@ -418,6 +470,7 @@ CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
         Capability.ATTACH_DISK: DiskAttacher,
         Capability.SEND_KEYS: KeySender,
         Capability.SYSRQ: SysRqSender,
+        Capability.STORAGE_SCAN: StorageLister,
     }
 )
 """The Protocol a backend implements to declare each capability (every capability has one)."""

@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import libvirt
 
 from ovmtui.backend import libvirt_import
+from ovmtui.backend import libvirt_storage
 from ovmtui.backend._worker import DaemonWorker
 from ovmtui.backend.base import Backend, ConsoleChannel, EventCallback
 from ovmtui.backend.libvirt_answers import answer_needs
@@ -75,6 +76,7 @@ from ovmtui.model import (
     VmAction,
     VmState,
 )
+from ovmtui.storage_model import StorageEntry, StorageScan
 
 __all__ = [
     "DomainStatic",
@@ -103,6 +105,7 @@ _CAPABILITIES = frozenset(
         Capability.MIGRATE,
         Capability.SEND_KEYS,
         Capability.SYSRQ,
+        Capability.STORAGE_SCAN,
     }
 )
 # Linux input key codes (VIR_KEYCODE_SET_LINUX) of Ctrl+Alt+Del, and how long they are held.
@@ -947,6 +950,59 @@ class LibvirtBackend:
             )
         except libvirt.libvirtError as exc:
             raise ActionFailed(_message(exc), title="Define failed") from None
+
+    # ---------------------------------------------------------------- storage
+
+    def storage_command(self, root: str) -> str:
+        return shlex.join(["virsh", "-c", self._uri, "vol-list", "--details", "ovmtui-…"]) + (
+            f" (a storage pool a folder of {root})"
+        )
+
+    async def list_storage(self, pool: str, root: str) -> StorageScan:
+        session = await self._ensure_session()
+        try:
+            return await self._call(
+                session, lambda: libvirt_storage.list_pools(session.conn, pool, root)
+            )
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title="Storage not read") from None
+
+    async def read_storage_file(self, path: str, max_bytes: int) -> bytes | None:
+        return None  # the storage API lists volumes; it reads no file
+
+    def delete_command(self, pool: str, entry: StorageEntry) -> str:
+        return libvirt_storage.delete_command(self._uri, pool, entry)
+
+    async def delete_entry(self, pool: str, root: str, entry: StorageEntry) -> None:
+        session = await self._ensure_session()
+        try:
+            await self._call(
+                session, lambda: libvirt_storage.delete_volume(session.conn, pool, entry)
+            )
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title=f"{entry.name} not deleted") from None
+
+    async def storage_pools_missing(self, pool: str) -> list[str]:
+        session = await self._ensure_session()
+        try:
+            return await self._call(
+                session, lambda: libvirt_storage.pools_to_define(session.conn, pool)
+            )
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title="Storage pools not read") from None
+
+    def define_storage_pools_command(self, pool: str, root: str, folders: list[str]) -> str:
+        return libvirt_storage.define_command(self._uri, pool, root, folders)
+
+    async def define_storage_pools(self, pool: str, root: str, folders: list[str]) -> list[str]:
+        session = await self._ensure_session()
+        try:
+            return await self._call(
+                session,
+                lambda: libvirt_storage.define_pools(session.conn, pool, root, folders),
+            )
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title="Storage pools not defined") from None
 
     # ---------------------------------------------------------------- console
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import re
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -19,15 +18,8 @@ import libvirt
 
 from ovmtui import format as fmt
 from ovmtui.errors import ActionRefused
+from ovmtui.backend.libvirt_storage import pool_name
 from ovmtui.import_plan import ImportFailed, ImportPlan
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def pool_name(pool: str, folder: str) -> str:
-    """``ovmtui-<pool>-<folder>``: the storage listing's name for the folder's pool."""
-    return f"ovmtui-{_UNSAFE.sub('_', pool)}-{folder}"
-
 
 def storage_pool(conn: Any, pool: str, plan: ImportPlan) -> Any:
     """The started ``dir`` storage pool of the plan's folder, defined when missing."""

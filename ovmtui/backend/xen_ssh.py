@@ -18,6 +18,11 @@ connection and says which key the host offered and how to accept it. No password
 asked for or stored: keys (a given identity, the agent, the default keys) only.
 
 Every argument that reaches the remote shell goes through ``shlex.quote``.
+
+The connections live on the SSH loop (``ssh_loop.py``), a thread of their own: asyncssh's
+objects are touched only there, by the helpers at the end of this module, so that packet
+work never runs in the screen's turns. What stays here (bounds, locks, parsing) runs on the
+caller's loop.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Any, Final, Literal
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
+from ovmtui.backend import ssh_loop
 from ovmtui.backend.base import (
     Backend,
     ChannelsBusy,
@@ -74,6 +80,15 @@ from ovmtui.backend.xen_parse.xm_table import (
     merge_table_rows,
     parse_list_table,
 )
+from ovmtui.backend.xen_storage import (
+    STORAGE_TIMEOUT_S,
+    delete_argv,
+    parse_scan,
+    read_file_argv,
+    scan_argv,
+    scan_command,
+    within,
+)
 from ovmtui.errors import (
     ActionFailed,
     ActionRefused,
@@ -97,6 +112,7 @@ from ovmtui.model import (
     cpu_usage_percent,
     vm_with_readings,
 )
+from ovmtui.storage_model import StorageEntry, StorageScan
 
 Toolstack = Literal["xm", "xl"]
 
@@ -173,6 +189,7 @@ _CAPABILITIES = frozenset(
         Capability.RESUME,
         Capability.FORCE_OFF,
         Capability.DEFINITION,
+        Capability.STORAGE_SCAN,
     }
 )
 
@@ -245,7 +262,7 @@ class _SshLongChannel:
         if self._closed:
             return b""
         try:
-            data = await self._process.stdout.read(max_bytes)
+            data = await ssh_loop.run(self._process.stdout.read(max_bytes))
         except (asyncssh.Error, OSError) as exc:
             if self._closed:  # closed by another task while this one waited
                 return b""
@@ -256,7 +273,7 @@ class _SshLongChannel:
             # end then asks for the status. (A command that closed its output and runs on
             # is not waited for long.)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._process.wait_closed(), LONG_CLOSE_WAIT_S)
+                await asyncio.wait_for(ssh_loop.run(self._process.wait_closed()), LONG_CLOSE_WAIT_S)
             # A lost connection ends the output too; a console must not take that for
             # the guest's console ending.
             process = self._process
@@ -274,8 +291,7 @@ class _SshLongChannel:
         if self._closed:
             raise HostUnreachable(f"{self._name}: the channel is closed")
         try:
-            self._process.stdin.write(data)
-            await self._process.stdin.drain()
+            await ssh_loop.run(_send(self._process, data))
         except BrokenPipeError:
             raise HostUnreachable(
                 f"{self._name}: the command ended, its channel is closed"
@@ -285,13 +301,11 @@ class _SshLongChannel:
 
     def write_eof(self) -> None:
         if not self._closed:
-            with contextlib.suppress(asyncssh.Error, OSError):
-                self._process.stdin.write_eof()
+            ssh_loop.call(_quietly, self._process.stdin.write_eof)
 
     def resize(self, columns: int, rows: int) -> None:
         if self._terminal and not self._closed:
-            with contextlib.suppress(asyncssh.Error, OSError):
-                self._process.change_terminal_size(columns, rows)
+            ssh_loop.call(_quietly, self._process.change_terminal_size, columns, rows)
 
     async def close(self) -> None:
         if self._closed:
@@ -300,8 +314,7 @@ class _SshLongChannel:
         # The command sees its input end, or a hang-up on a PTY (sshd refuses to signal
         # sessions without privilege separation, so no signal is sent).
         with contextlib.suppress(Exception):
-            self._process.close()
-            await asyncio.wait_for(self._process.wait_closed(), LONG_CLOSE_WAIT_S)
+            await ssh_loop.run(_close_process(self._process, LONG_CLOSE_WAIT_S))
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,10 +449,9 @@ class XenSshBackend:
             waiting(),  # a command in flight: the wide bound (pacing.py)
             lister.lock,
             self._failing(conn, f"{toolstack} list", self._poll_timeout_s),
+            asyncio.timeout(self._poll_timeout_s),
         ):
-            lister.process.stdin.write("\n")
-            async with asyncio.timeout(self._poll_timeout_s):
-                data = await lister.process.stdout.readuntil(end)
+            data = await ssh_loop.run(_ask_lister(lister.process, end))
         table, _, status = data[: -len(end)].rpartition(f"\n{lister.marker} ")
         return table, int(status) if status.isdigit() else None
 
@@ -457,7 +469,8 @@ class XenSshBackend:
         try:
             async with self._failing(conn, f"{toolstack} list", self._poll_timeout_s):
                 process = await asyncio.wait_for(
-                    conn.create_process(f"exec sh -c {shlex.quote(loop)}"), self._poll_timeout_s
+                    ssh_loop.run(conn.create_process(f"exec sh -c {shlex.quote(loop)}")),
+                    self._poll_timeout_s,
                 )
         except BaseException:
             self._channels.release()
@@ -467,7 +480,7 @@ class XenSshBackend:
     def _stop_lister(self) -> None:
         lister, self._lister = self._lister, None
         if lister is not None:
-            lister.process.close()
+            ssh_loop.call(lister.process.close)
             self._channels.release()
 
     async def _full_poll(self, toolstack: Toolstack) -> HostPoll:
@@ -536,6 +549,41 @@ class XenSshBackend:
                 # Bytes, not text: file names need not be UTF-8.
                 result = await asyncio.wait_for(self._run_on(conn, command, encoding=None), timeout)
         return CommandOutput(result.exit_status, _bytes(result.stdout), _bytes(result.stderr))
+
+    # -- the pool's shared storage (xen_storage.py) ----------------------------------------
+
+    def storage_command(self, root: str) -> str:
+        return scan_command(root)
+
+    async def list_storage(self, pool: str, root: str) -> StorageScan:
+        """One command for the whole layout (see ``xen_storage``)."""
+        output = await self.run_command(
+            scan_argv(root), timeout=STORAGE_TIMEOUT_S, label=scan_command(root)
+        )
+        # Parsing 5,000 records is a few milliseconds: off the loop all the same.
+        return await asyncio.get_running_loop().run_in_executor(_PARSER, parse_scan, output, root)
+
+    async def read_storage_file(self, path: str, max_bytes: int) -> bytes | None:
+        argv = read_file_argv(path, max_bytes)
+        output = await self.run_command(argv, timeout=self._poll_timeout_s, label=argv[0])
+        if output.exit_status != 0:
+            said = _text(output.stderr).strip() or f"exit {output.exit_status}"
+            raise ActionFailed(f"{self._host.name}: cannot read {path}: {said}")
+        return output.stdout
+
+    def delete_command(self, pool: str, entry: StorageEntry) -> str:
+        return shlex.join(delete_argv(entry))
+
+    async def delete_entry(self, pool: str, root: str, entry: StorageEntry) -> None:
+        if not within(root, entry.path):
+            raise ActionRefused(f"{entry.path} is not inside a folder of {root}'s layout")
+        argv = delete_argv(entry)
+        output = await self.run_command(
+            argv, timeout=self._action_timeout_s, label=shlex.join(argv)
+        )
+        if output.exit_status != 0:
+            said = _text(output.stderr).strip() or f"exit {output.exit_status}"
+            raise ActionFailed(f"{self._host.name}: {shlex.join(argv)}: {said}")
 
     def sysrq_command(self, vm: Vm, key: str) -> str:
         if key not in SYSRQ_KEYS:
@@ -729,9 +777,8 @@ class XenSshBackend:
         retired, self._retired = self._retired, []
         for c in (*retired, conn, jump):
             if c is not None:
-                c.close()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(c.wait_closed(), 2.0)
+                    await ssh_loop.run(_close_connection(c, 2.0))
 
     # -- connection -----------------------------------------------------------------------
 
@@ -793,7 +840,8 @@ class XenSshBackend:
         options["known_hosts"] = known_hosts
         try:
             conn = await asyncio.wait_for(
-                asyncssh.connect(target.host, **options), self._connect_timeout_s + 1
+                ssh_loop.run(asyncssh.connect(target.host, **options)),
+                self._connect_timeout_s + 1,
             )
         except asyncssh.HostKeyNotVerifiable:
             raise HostUnreachable(
@@ -822,8 +870,10 @@ class XenSshBackend:
         offered = "?"
         with contextlib.suppress(Exception):
             key = await asyncio.wait_for(
-                asyncssh.get_server_host_key(
-                    target.host, target.port, tunnel=tunnel or (), config=None
+                ssh_loop.run(
+                    asyncssh.get_server_host_key(
+                        target.host, target.port, tunnel=tunnel or (), config=None
+                    )
                 ),
                 self._connect_timeout_s,
             )
@@ -862,7 +912,7 @@ class XenSshBackend:
             if conn not in self._retired:
                 self._retired.append(conn)
             return
-        conn.abort()
+        ssh_loop.call(conn.abort)
 
     @contextlib.asynccontextmanager
     async def long_channel(
@@ -904,7 +954,7 @@ class XenSshBackend:
             finally:
                 if conn in self._retired and all(other.conn is not conn for other in self._long):
                     self._retired.remove(conn)
-                    conn.abort()
+                    ssh_loop.call(conn.abort)
 
     async def _open_long(
         self,
@@ -949,15 +999,7 @@ class XenSshBackend:
         """``conn.create_process`` within the open timeout, and no session left behind: one
         the host opens after a cancel or a timeout would hold one of its sessions, and run
         its command, until the connection ends; it is closed as soon as it opens."""
-        opening: asyncio.Future[asyncssh.SSHClientProcess[bytes]] = asyncio.ensure_future(
-            conn.create_process(command, **options)
-        )
-        try:
-            async with asyncio.timeout(self._poll_timeout_s):
-                return await asyncio.shield(opening)
-        except BaseException:
-            opening.add_done_callback(_close_if_opened)
-            raise
+        return await ssh_loop.run(_open_session(conn, command, options, self._poll_timeout_s))
 
     async def _run(
         self, command: str, timeout_s: float, *, label: str
@@ -995,15 +1037,7 @@ class XenSshBackend:
     async def _run_on(
         conn: asyncssh.SSHClientConnection, command: str, *, encoding: str | None = "utf-8"
     ) -> asyncssh.SSHCompletedProcess:
-        for attempt in range(CHANNEL_RETRIES):
-            try:
-                return await conn.run(command, check=False, encoding=encoding)
-            except asyncssh.ChannelOpenError:
-                # "open failed": the server has not freed a session slot yet.
-                if attempt == CHANNEL_RETRIES - 1:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return await ssh_loop.run(_run_here(conn, command, encoding))
 
     # -- reading the host -----------------------------------------------------------------
 
@@ -1294,9 +1328,68 @@ def _keyscan_hint(target: SshTarget, known_hosts: str) -> str:
     return f"ssh-keyscan {port}{shlex.quote(target.host)} >> {shlex.quote(known_hosts)}"
 
 
+# -- on the SSH loop (ssh_loop.py): the only code that touches asyncssh's objects ----------
+
+
+async def _run_here(
+    conn: asyncssh.SSHClientConnection, command: str, encoding: str | None
+) -> asyncssh.SSHCompletedProcess:
+    for attempt in range(CHANNEL_RETRIES):
+        try:
+            return await conn.run(command, check=False, encoding=encoding)
+        except asyncssh.ChannelOpenError:
+            # "open failed": the server has not freed a session slot yet.
+            if attempt == CHANNEL_RETRIES - 1:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _open_session(
+    conn: asyncssh.SSHClientConnection, command: str, options: dict[str, Any], timeout_s: float
+) -> asyncssh.SSHClientProcess[bytes]:
+    """``conn.create_process`` within ``timeout_s``, and no session left behind: one the host
+    opens after a cancel or a timeout would hold one of its sessions, and run its command,
+    until the connection ends; it is closed as soon as it opens."""
+    opening: asyncio.Future[asyncssh.SSHClientProcess[bytes]] = asyncio.ensure_future(
+        conn.create_process(command, **options)
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.shield(opening)
+    except BaseException:
+        opening.add_done_callback(_close_if_opened)
+        raise
+
+
 def _close_if_opened(opening: asyncio.Future[asyncssh.SSHClientProcess[bytes]]) -> None:
     if not opening.cancelled() and opening.exception() is None:
         opening.result().close()
+
+
+async def _ask_lister(process: asyncssh.SSHClientProcess[str], end: str) -> str:
+    process.stdin.write("\n")
+    return await process.stdout.readuntil(end)
+
+
+async def _send(process: asyncssh.SSHClientProcess[bytes], data: bytes) -> None:
+    process.stdin.write(data)
+    await process.stdin.drain()
+
+
+def _quietly(function: Callable[..., object], *args: object) -> None:
+    with contextlib.suppress(asyncssh.Error, OSError):
+        function(*args)
+
+
+async def _close_process(process: asyncssh.SSHClientProcess[bytes], wait_s: float) -> None:
+    process.close()
+    await asyncio.wait_for(process.wait_closed(), wait_s)
+
+
+async def _close_connection(conn: asyncssh.SSHClientConnection, wait_s: float) -> None:
+    conn.close()
+    await asyncio.wait_for(conn.wait_closed(), wait_s)
 
 
 def _is_closed(conn: asyncssh.SSHClientConnection) -> bool:

@@ -65,6 +65,7 @@ class DashboardScreen(Screen[None]):
         Binding("l", "action_log", "Action log", id="action-log"),
         Binding("j", "journal", "Journal", id="journal"),
         Binding("b", "backups", "Backups", id="backups"),
+        Binding("S", "storage", "Storage", show=False, id="storage"),
         Binding("D", "drift", "Drift", show=False, id="drift"),
         Binding("E", "export_definitions", "Export definitions", show=False, id="export"),
         Binding("t", "focus_tree", "Tree", show=False, id="focus-tree"),
@@ -433,6 +434,28 @@ class DashboardScreen(Screen[None]):
             timeout=10,
             markup=False,
         )
+
+    def action_storage(self) -> None:
+        """The storage of the pool in scope: the tree's pool, else the VM under the cursor's,
+        else the first pool."""
+        pool = self._scope.pool
+        if pool is None:
+            cursor = self.table.cursor_vm
+            pool = cursor.pool if cursor is not None else None
+        if pool is None:
+            snapshot = self.context.snapshot
+            pools = snapshot.pools or tuple(host.pool for host in snapshot.hosts)
+            pool = pools[0] if pools else None
+        if pool is None:
+            self.notify("The estate has no pool.", severity="warning")
+            return
+        self.open_storage(pool)
+
+    def open_storage(self, pool: str) -> None:
+        """The storage screen of ``pool`` (also from the palette)."""
+        from ovmtui.screens.storage import StorageScreen
+
+        self.app.push_screen(StorageScreen(self.context, pool))
 
     def action_backups(self) -> None:
         from ovmtui.screens.backups import BackupsScreen

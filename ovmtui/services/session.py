@@ -66,6 +66,7 @@ from ovmtui.services.imports import Importing, ImportService
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.services.storage import StorageService
 from ovmtui.store.backup import (
     BackupInfo,
     create_backup,
@@ -189,6 +190,14 @@ class EstateSession:
             jobs=self._job_recorder,
             on_change=lambda imports: self.events.imports(imports),
             library=self._job_recorder,  # the writable repository
+        )
+        self.storage = StorageService(
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            shared_storage=pools.get,
+            operations=self.actions.operations,
+            repository=lambda: self.repository,
+            read_only=lambda: self._read_only,
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()

@@ -60,6 +60,8 @@ _TOOLS = ("xm", "xl")
 _LONGRUN = "longrun"
 # Answers `env test -e PATH` / `-d /sys/class/net/BR/bridge` from the fake host's state.
 _TEST = "test"
+# Logs its argv, then runs the real find: the storage listing's argv is checked exactly.
+_FIND = "find"
 LONGRUN_LOG = "longrun.log"
 # Characters that would need quoting in sshd_config or in the fakes' sh scripts.
 _UNSAFE_PATH_CHARS = frozenset(" \t\n\"'\\$`;&|<>*?[]{}()#~")
@@ -509,7 +511,7 @@ class SshdServer:
     def _install_fakes(self) -> None:
         fakebin = self.root / "fakebin"
         fakebin.mkdir()
-        for tool in (*_TOOLS, _LONGRUN, _TEST):
+        for tool in (*_TOOLS, _LONGRUN, _TEST, _FIND):
             shutil.copyfile(_FAKE_BIN / tool, fakebin / tool)
             (fakebin / tool).chmod(0o755)
         helper = self.root / "helper"
@@ -528,7 +530,7 @@ class SshdServer:
         bin_dir = state_dir / "bin"
         bin_dir.mkdir(parents=True)
         tools = _TOOLS if spec.toolstack == "both" else (spec.toolstack,)
-        for tool in (*tools, _LONGRUN, _TEST):
+        for tool in (*tools, _LONGRUN, _TEST, _FIND):
             (bin_dir / tool).symlink_to(self.root / "fakebin" / tool)
         state = xenstate.new_state(
             spec.name,
