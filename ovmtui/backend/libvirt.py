@@ -39,8 +39,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import libvirt
 
-from ovmtui.backend import libvirt_import
-from ovmtui.backend import libvirt_storage
+from ovmtui.backend import libvirt_import, libvirt_storage
 from ovmtui.backend._worker import DaemonWorker
 from ovmtui.backend.base import Backend, ConsoleChannel, EventCallback
 from ovmtui.backend.libvirt_answers import answer_needs

@@ -17,9 +17,10 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from ovmtui import format as fmt
-from ovmtui.errors import ActionRefused
 from ovmtui.backend.libvirt_storage import pool_name
+from ovmtui.errors import ActionRefused
 from ovmtui.import_plan import ImportFailed, ImportPlan
+
 
 def storage_pool(conn: Any, pool: str, plan: ImportPlan) -> Any:
     """The started ``dir`` storage pool of the plan's folder, defined when missing."""
