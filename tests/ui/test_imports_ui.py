@@ -189,3 +189,41 @@ def test_import_dialog(snap_compare: Any, size: tuple[int, int], still: None) ->
         await pilot.pause()
 
     assert snap_compare(make_app(interval_s=3600.0), terminal_size=size, run_before=run)
+
+
+async def test_i_on_the_storage_screen_imports_into_its_pool(
+    estate: tuple[EstateConfig, Path, Any], tmp_path: Path
+) -> None:
+    from ovmtui.screens.storage import StorageScreen
+    from ovmtui.storage_model import ResourceKind, ResourceStatus
+
+    config, storage, http = estate
+    app = make_app(config, repository=tmp_path / "r.sqlite", interval_s=3600.0)
+    told: list[str] = []
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.notify = lambda message, **kw: told.append(f"{kw.get('title')}: {message}")  # type: ignore[method-assign]
+        await wait_until(pilot, lambda: app.snapshot.hosts and app.snapshot.hosts[0].reachable)
+        await pilot.press("S")
+        await wait_until(pilot, lambda: isinstance(app.screen, StorageScreen), what="S")
+        screen = app.screen
+        assert isinstance(screen, StorageScreen)
+        await wait_until(pilot, lambda: screen.view is not None, what="the first reading")
+        await pilot.press("i")
+        await wait_until(pilot, lambda: isinstance(app.screen, ImportDialog), what="the dialog")
+        dialog = app.screen
+        assert isinstance(dialog, ImportDialog)
+        dialog.query_one("#import-url", Input).value = url_of(http, "el5.iso")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("Imported el5" in t for t in told), 30)
+
+        def pending() -> bool:
+            rows = screen.view.rows if screen.view is not None else ()
+            return any(
+                r.kind is ResourceKind.ISO
+                and r.name == "el5"
+                and r.status is ResourceStatus.PENDING
+                for r in rows
+            )
+
+        await wait_until(pilot, pending, 30, what="the ISO listed, pending approval")
+    assert (storage / "iso_pool/el5/el5.iso").stat().st_size == 100_000
