@@ -29,15 +29,18 @@ from ovmtui.errors import ConsoleUnavailable, OvmError
 from ovmtui.import_plan import ImportPlan
 from ovmtui.messages import ActionsFinished, DriftChanged, EstateUpdated, NoticeGiven
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
+from ovmtui.operations import Done
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
 from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStatus
 from ovmtui.services.definitions import ExportResult
+from ovmtui.services.disk_rules import SharedDisk
 from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
+from ovmtui.services.shared_disks import DiskPlan
 from ovmtui.services.storage import StorageService
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
@@ -301,6 +304,25 @@ class OvmApp(App[int]):
     @property
     def storage(self) -> StorageService:
         return self.session.storage
+
+    async def shared_disks(self, pool: str) -> tuple[SharedDisk, ...]:
+        return await self.session.disks.disks(pool)
+
+    def disk_hot_plug(self, placed: PlacedVm) -> str | None:
+        return self.session.disks.hot_plug(placed)
+
+    async def plan_disk(
+        self, placed: PlacedVm, name: str, *, attach: bool, read_only: bool, live: bool
+    ) -> DiskPlan:
+        disks = self.session.disks
+        if attach:
+            return await disks.plan_attach(
+                placed.pool, name, placed, read_only=read_only, live=live
+            )
+        return await disks.plan_detach(placed.pool, name, placed, live=live)
+
+    async def run_disk_plan(self, plan: DiskPlan) -> Done[str]:
+        return await self.session.disks.run(plan)
 
     async def vm_disk_sizes(self, placed: PlacedVm) -> Mapping[str, int | None]:
         return await self.session.vm_disk_sizes(placed)

@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="watch only: no key is sent to the guest",
     )
+    from ovmtui.headless_disks import add_disk_parser
+
+    add_disk_parser(commands, estate)
     show = commands.add_parser(
         "show",
         parents=[estate],
@@ -432,6 +435,12 @@ def _main(argv: Sequence[str] | None) -> int:
             )
         if args.command == "resource":
             return _resource(estate, repository, args)
+        if args.command == "disk":
+            from ovmtui.headless_disks import run_disk_command
+
+            return run_disk_command(
+                estate, repository, args, _confirmer(args, f"{args.disk_command.title()}?")
+            )
         return _run_tui(
             estate,
             repository,

@@ -49,6 +49,8 @@ class _EstateScreen(Protocol):
 
     def open_vm(self, placed: PlacedVm) -> None: ...
 
+    def shared_disk(self, placed: PlacedVm, attach: bool) -> None: ...
+
     def action_consoles(self) -> None: ...
 
     def action_imports(self) -> None: ...
@@ -151,6 +153,20 @@ class EstateCommands(Provider):
             )
             if context.read_only:
                 continue
+            status = snapshot.host(placed.host_key)
+            if status is not None and Capability.ATTACH_DISK in status.capabilities:
+                for attach, text in (
+                    (True, "Attach a shared disk to"),
+                    (False, "Detach a shared disk from"),
+                ):
+                    commands.append(
+                        PaletteCommand(
+                            f"{text} {placed.vm.name}",
+                            f"{placed.vm.state.value} on {placed.host} "
+                            f"({'a' if attach else 'A'} on its screen)",
+                            partial(screen.shared_disk, placed, attach),
+                        )
+                    )
             for action in VmAction:
                 commands.append(
                     PaletteCommand(

@@ -10,12 +10,15 @@ from textual.signal import Signal
 
 from ovmtui.import_plan import ImportPlan
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
+from ovmtui.operations import Done
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
+from ovmtui.services.disk_rules import SharedDisk
 from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
+from ovmtui.services.shared_disks import DiskPlan
 from ovmtui.services.storage import StorageService
 from ovmtui.store.backup import BackupInfo
 from ovmtui.store.drift import DriftedVm
@@ -186,6 +189,24 @@ class AppContext(Protocol):
         """The VM's latest journal entries, oldest first; raises OvmError without a
         repository."""
         ...
+
+    # -- shared disks (session.disks) ------------------------------------------------------
+
+    async def shared_disks(self, pool: str) -> tuple[SharedDisk, ...]:
+        """The pool's shared disks ovmtui knows, with their holders."""
+        ...
+
+    def disk_hot_plug(self, placed: PlacedVm) -> str | None:
+        """Why the VM's host cannot hot-plug a disk, or None when it can."""
+        ...
+
+    async def plan_disk(
+        self, placed: PlacedVm, name: str, *, attach: bool, read_only: bool, live: bool
+    ) -> DiskPlan:
+        """The rules, then what the host would do; raises ``OvmError`` (``RuleRefused``)."""
+        ...
+
+    async def run_disk_plan(self, plan: DiskPlan) -> Done[str]: ...
 
     @property
     def imports(self) -> tuple[Importing, ...]:

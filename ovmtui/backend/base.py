@@ -202,6 +202,15 @@ class CommandOutput:
     stdout: bytes
     stderr: bytes
 
+    @property
+    def text(self) -> str:
+        """The output decoded (file names that are not UTF-8 come out as U+FFFD)."""
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def error_text(self) -> str:
+        return self.stderr.decode(errors="replace")
+
 
 @runtime_checkable
 class CommandRunner(Protocol):
@@ -214,11 +223,13 @@ class CommandRunner(Protocol):
         *,
         timeout: float,  # noqa: ASYNC109 - the name every helper's callers use
         label: str,
+        input: bytes | None = None,
     ) -> CommandOutput:
-        """Run ``argv`` (each argument quoted with ``shlex.join``, never interpolated) and
-        wait up to ``timeout`` seconds for it to end. A failing command is no error: its
-        exit status says so. Raises ``HostUnreachable`` / ``HostTimeout`` (``label`` names the
-        command in their message) when the host cannot be asked."""
+        """Run ``argv`` (each argument quoted with ``shlex.join``, never interpolated), with
+        ``input`` on its standard input, and wait up to ``timeout`` seconds for it to end. A
+        failing command is no error: its exit status says so. Raises ``HostUnreachable`` /
+        ``HostTimeout`` (``label`` names the command in their message) when the host cannot
+        be asked."""
         ...
 
 
@@ -390,17 +401,66 @@ class SysRqSender(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DiskChange:
+    """An attach or detach planned by a backend, shown before it runs: the equivalent
+    command, and for a Xen ``vm.cfg`` the file before and after (the diff the operator
+    reads). Handed back to ``apply_disk_change`` unchanged: a ``vm.cfg`` that changed
+    since is refused rather than overwritten."""
+
+    vm: Vm
+    disk: Disk
+    attach: bool
+    live: bool
+    command: str
+    config_path: str | None = None
+    before: str | None = None
+    after: str | None = None
+
+
 @runtime_checkable
 class DiskAttacher(Protocol):
-    """Capability ``ATTACH_DISK``: hot-plug a disk into a VM, and take it out again."""
+    """Capability ``ATTACH_DISK``: a disk of the pool's shared storage attached to a VM and
+    detached again, to its persistent definition (a powered-off VM's ``vm.cfg``, libvirt's
+    config) and, for a hot-plug, to the running guest too."""
 
-    def attach_command(self, vm: Vm, disk: Disk) -> str:
-        """The equivalent shell command, shown before it runs."""
+    @property
+    def hot_plug(self) -> str | None:
+        """Why this host cannot hot-plug a disk into a running VM, or None when it can."""
         ...
 
-    async def attach_disk(self, vm: Vm, disk: Disk) -> None: ...
+    async def plan_disk_change(self, vm: Vm, disk: Disk, *, attach: bool, live: bool) -> DiskChange:
+        """What attaching (``attach``) or detaching ``disk`` (its ``target``, ``source``,
+        ``read_only``, ``shareable``) would do, read from the host, nothing changed. Raises
+        ``ActionRefused`` when the VM's definition cannot be edited (a vm.cfg that does not
+        parse), ``HostUnreachable``."""
+        ...
 
-    async def detach_disk(self, vm: Vm, target: str) -> None: ...
+    async def apply_disk_change(self, change: DiskChange) -> str:
+        """Do it; returns what was done, in a line (the backup ``vm.cfg`` kept). Raises
+        ``ActionFailed`` with the host's words, ``ActionRefused`` when the definition
+        changed since the plan."""
+        ...
+
+
+@runtime_checkable
+class DiskStorage(Protocol):
+    """A backend that creates and deletes the files of the pool's ``sharedDisk`` folder
+    (over SSH with coreutils, or libvirt's storage volumes). Never overwrites a file."""
+
+    def create_disk_command(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        """The equivalent shell command, every argument quoted."""
+        ...
+
+    async def create_disk(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        """Create the raw file ``path`` of ``size_bytes``, sparse or ``allocate``d; returns
+        how (the tool used). Raises ``ActionFailed`` (it exists, no space), nothing left
+        behind."""
+        ...
+
+    def delete_disk_command(self, path: str) -> str: ...
+
+    async def delete_disk(self, path: str) -> None: ...
 
 
 @runtime_checkable

@@ -39,9 +39,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import libvirt
 
-from ovmtui.backend import libvirt_import, libvirt_storage
+from ovmtui.backend import libvirt_disks, libvirt_import, libvirt_storage
 from ovmtui.backend._worker import DaemonWorker
-from ovmtui.backend.base import Backend, ConsoleChannel, EventCallback
+from ovmtui.backend.base import Backend, ConsoleChannel, DiskChange, EventCallback
 from ovmtui.backend.libvirt_answers import answer_needs
 from ovmtui.backend.libvirt_console import LibvirtConsole
 from ovmtui.backend.libvirt_errors import code as _code
@@ -65,6 +65,7 @@ from ovmtui.import_progress import ImportProgress, Phase, RateMeter
 from ovmtui.model import (
     SYSRQ_KEYS,
     Capability,
+    Disk,
     HostFacts,
     HostKey,
     HostPoll,
@@ -86,11 +87,11 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-# What this module implements, whatever the driver: disk attachment comes when its Protocol
-# (backend/base.py) is written here. What a driver cannot give is withheld from it
+# What this module implements, whatever the driver. What a driver cannot give is withheld from it
 # (``LibvirtBackend.withheld``): the test driver has no consoles and no migration.
 _CAPABILITIES = frozenset(
     {
+        Capability.ATTACH_DISK,
         Capability.START,
         Capability.SHUTDOWN,
         Capability.REBOOT,
@@ -125,6 +126,7 @@ _TEST_DRIVER_WITHHOLDS: Mapping[Capability, str] = MappingProxyType(
     {
         Capability.CONSOLE: "libvirt's test driver has no consoles (no openConsole)",
         Capability.MIGRATE: "libvirt's test driver has no migration (no migrate3, no jobStats)",
+        Capability.ATTACH_DISK: "libvirt's test driver cannot attach or detach devices",
     }
 )
 
@@ -1002,6 +1004,75 @@ class LibvirtBackend:
             )
         except libvirt.libvirtError as exc:
             raise ActionFailed(_message(exc), title="Storage pools not defined") from None
+
+    # ---------------------------------------------------------------- shared disks
+
+    @property
+    def hot_plug(self) -> str | None:
+        """QEMU hot-plugs disks into running guests (with ACPI); the test driver attaches
+        nothing at all."""
+        return self.withheld.get(Capability.ATTACH_DISK)
+
+    async def plan_disk_change(self, vm: Vm, disk: Disk, *, attach: bool, live: bool) -> DiskChange:
+        disk = dataclasses.replace(disk, bus=disk.bus or "virtio")
+        command = libvirt_disks.disk_command(self._uri, vm.name, disk, attach=attach, live=live)
+        return DiskChange(vm, disk, attach, live, command, after=libvirt_disks.disk_xml(disk))
+
+    async def apply_disk_change(self, change: DiskChange) -> str:
+        why_not = self.withheld.get(Capability.ATTACH_DISK)
+        if why_not is not None:
+            raise ActionRefused(why_not)
+        session = await self._ensure_session()
+        vm, disk = change.vm, change.disk
+
+        def run() -> None:
+            libvirt_disks.change_disk(
+                session.conn, vm.uuid, disk, attach=change.attach, live=change.live
+            )
+
+        verb = "Attach to" if change.attach else "Detach from"
+        try:
+            await self._call(session, run)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise self._not_found(vm) from None
+            raise ActionFailed(_message(exc), title=f"{verb} {vm.name} failed") from None
+        finally:
+            # Its definition changed: the next poll reads it again rather than the cached
+            # one (the event that says so may come after that poll, or not at all).
+            self._on_domain_event(session, vm.uuid)
+        where = "its config and the running guest" if change.live else "its config"
+        return f"{'attached to' if change.attach else 'detached from'} {where}"
+
+    def create_disk_command(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        return libvirt_disks.create_command(
+            self._uri, self._host.pool, path, size_bytes, allocate=allocate
+        )
+
+    async def create_disk(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        session = await self._ensure_session()
+        try:
+            made = await self._call(
+                session,
+                lambda: libvirt_disks.create_volume(
+                    session.conn, self._host.pool, path, size_bytes, allocate=allocate
+                ),
+            )
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title=f"Create {path} failed") from None
+        return f"storageVolCreateXML ({made})"
+
+    def delete_disk_command(self, path: str) -> str:
+        return libvirt_disks.delete_command(self._uri, path)
+
+    async def delete_disk(self, path: str) -> None:
+        session = await self._ensure_session()
+        try:
+            await self._call(
+                session, lambda: libvirt_disks.delete_volume(session.conn, self._host.pool, path)
+            )
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title=f"Delete {path} failed") from None
 
     # ---------------------------------------------------------------- console
 

@@ -52,11 +52,14 @@ from ovmtui.backend.base import (
     ChannelsBusy,
     CommandOutput,
     ConsoleChannel,
+    DiskChange,
     EventCallback,
     LongChannel,
 )
 from ovmtui.backend.pacing import connect_turn, waiting, working
 from ovmtui.backend.xen_console import attached, console_argv
+from ovmtui.backend.xen_disks import XenDisks, create_command
+from ovmtui.backend.xen_disks import delete_argv as delete_disk_argv
 from ovmtui.backend.xen_migrate import (
     OUTPUT_TAIL_BYTES,
     migration_argv,
@@ -100,6 +103,7 @@ from ovmtui.errors import (
 from ovmtui.model import (
     SYSRQ_KEYS,
     Capability,
+    Disk,
     HostFacts,
     HostKey,
     HostPoll,
@@ -176,9 +180,10 @@ _ACTION_VERBS: dict[VmAction, str] = {
 
 # Exactly what this module implements (the contract test checks it): no EVENTS (xm and xl
 # have no event stream: the poller polls), no DEFINE (defining from a vm.cfg is not written
-# yet), and no disk attachment until its Protocol is.
+# yet).
 _CAPABILITIES = frozenset(
     {
+        Capability.ATTACH_DISK,
         Capability.CONSOLE,
         Capability.MIGRATE,
         Capability.SYSRQ,
@@ -539,15 +544,19 @@ class XenSshBackend:
         *,
         timeout: float,  # noqa: ASYNC109 - the name every helper's callers use
         label: str,
+        input: bytes | None = None,
     ) -> CommandOutput:
         """``argv`` on the host over the open connection (``CommandRunner``): one channel of
-        the polls' budget, quoted with ``shlex.join``; bytes as the host wrote them."""
+        the polls' budget, quoted with ``shlex.join``, ``input`` on its standard input; bytes
+        as the host wrote them."""
         command = shlex.join(argv)
         async with waiting():
             conn = await self._connection()
             async with self._channels, self._failing(conn, label, timeout):
                 # Bytes, not text: file names need not be UTF-8.
-                result = await asyncio.wait_for(self._run_on(conn, command, encoding=None), timeout)
+                result = await asyncio.wait_for(
+                    self._run_on(conn, command, encoding=None, input=input), timeout
+                )
         return CommandOutput(result.exit_status, _bytes(result.stdout), _bytes(result.stderr))
 
     # -- the pool's shared storage (xen_storage.py) ----------------------------------------
@@ -616,6 +625,48 @@ class XenSshBackend:
                 )
             return f"{tool} create {shlex.quote(config)}"
         return f"{tool} {_ACTION_VERBS[action]} {shlex.quote(vm.name)}"
+
+    # -- commands and shared disks ---------------------------------------------------------
+
+    @property
+    def hot_plug(self) -> str | None:
+        """``xm/xl block-attach`` hot-plugs into a running guest (PV drivers: every Oracle VM
+        guest has them)."""
+        return None
+
+    def _disks(self) -> XenDisks:
+        return XenDisks(self, self._host.name, self._toolstack or self._forced or "xm")
+
+    def _config_of(self, vm: Vm) -> str | None:
+        config = vm.config_path or self._configs.get(vm.name)
+        if config is None and self._shared_storage:
+            config = f"{self._shared_storage.rstrip('/')}/running_pool/{vm.name}/vm.cfg"
+        return config
+
+    async def plan_disk_change(self, vm: Vm, disk: Disk, *, attach: bool, live: bool) -> DiskChange:
+        await self._detect_toolstack()
+        return await self._disks().plan(
+            vm, disk, config=self._config_of(vm), attach=attach, live=live
+        )
+
+    async def apply_disk_change(self, change: DiskChange) -> str:
+        await self._detect_toolstack()
+        try:
+            return await self._disks().apply(change)
+        finally:
+            self._known = None  # the disks changed: the next poll reads them all again
+
+    def create_disk_command(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        return create_command(path, size_bytes, allocate=allocate)
+
+    async def create_disk(self, path: str, size_bytes: int, *, allocate: bool) -> str:
+        return await self._disks().create(path, size_bytes, allocate=allocate)
+
+    def delete_disk_command(self, path: str) -> str:
+        return shlex.join(delete_disk_argv(path))
+
+    async def delete_disk(self, path: str) -> None:
+        await self._disks().delete(path)
 
     async def definition(self, vm: Vm) -> str:
         config = vm.config_path or self._configs.get(vm.name)
@@ -1035,9 +1086,13 @@ class XenSshBackend:
 
     @staticmethod
     async def _run_on(
-        conn: asyncssh.SSHClientConnection, command: str, *, encoding: str | None = "utf-8"
+        conn: asyncssh.SSHClientConnection,
+        command: str,
+        *,
+        encoding: str | None = "utf-8",
+        input: bytes | None = None,
     ) -> asyncssh.SSHCompletedProcess:
-        return await ssh_loop.run(_run_here(conn, command, encoding))
+        return await ssh_loop.run(_run_here(conn, command, encoding, input))
 
     # -- reading the host -----------------------------------------------------------------
 
@@ -1332,10 +1387,12 @@ def _keyscan_hint(target: SshTarget, known_hosts: str) -> str:
 
 
 async def _run_here(
-    conn: asyncssh.SSHClientConnection, command: str, encoding: str | None
+    conn: asyncssh.SSHClientConnection, command: str, encoding: str | None, input: bytes | None
 ) -> asyncssh.SSHCompletedProcess:
     for attempt in range(CHANNEL_RETRIES):
         try:
+            if input is not None:
+                return await conn.run(command, check=False, encoding=encoding, input=input)
             return await conn.run(command, check=False, encoding=encoding)
         except asyncssh.ChannelOpenError:
             # "open failed": the server has not freed a session slot yet.

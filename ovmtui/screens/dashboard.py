@@ -335,6 +335,16 @@ class DashboardScreen(Screen[None]):
 
         self.app.push_screen(VmScreen(self.context, placed))
 
+    def shared_disk(self, placed: PlacedVm, attach: bool) -> None:
+        """Attach or detach a shared disk (the palette; ``a``/``A`` on the VM's screen)."""
+        self._disk_worker(placed, attach)
+
+    @work(exclusive=True, group="shared-disk")
+    async def _disk_worker(self, placed: PlacedVm, attach: bool) -> None:
+        from ovmtui.screens.shared_disk import disk_flow
+
+        await disk_flow(self.app, self.context, placed, attach=attach)
+
     def open_host(self, key: HostKey) -> None:
         if not self.estate_tree.select_host(key):
             self.notify(f"No host {key}.", severity="warning")

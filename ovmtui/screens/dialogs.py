@@ -42,8 +42,10 @@ class ConfirmDialog(ModalScreen[bool]):
         *,
         warning: str | None = None,
         confirm_label: str = "Run",
+        details: str | None = None,
     ) -> None:
         super().__init__()
+        self._details = details
         self._title = title
         self._commands = list(commands)
         self._warning = warning
@@ -68,6 +70,9 @@ class ConfirmDialog(ModalScreen[bool]):
                     text += f"\n... and {more} more"
                 with Vertical(id="dialog-commands"):
                     yield Static(plain(text), markup=False)
+                if self._details:
+                    # What the commands do to a file (a vm.cfg diff): shown whole, unprefixed.
+                    yield Static(plain(self._details), id="dialog-details", markup=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button(
                     Content(plain(f"{self._confirm_label} [y]")),

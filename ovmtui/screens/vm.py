@@ -22,7 +22,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.format import timestamp
-from ovmtui.model import EstateSnapshot, PlacedVm, VmAction
+from ovmtui.model import Capability, EstateSnapshot, PlacedVm, VmAction
 from ovmtui.screens._vm_keys import (
     check_vm_key,
     confirm_and_run,
@@ -36,6 +36,7 @@ from ovmtui.screens._vm_keys import (
     with_reasons,
 )
 from ovmtui.screens.journal import result_text
+from ovmtui.screens.shared_disk import disk_flow
 from ovmtui.services.actions import ActionResult
 from ovmtui.services.vm_facts import (
     DISK_COLUMNS,
@@ -70,6 +71,8 @@ class VmScreen(Screen[None]):
         *vm_bindings(),
         console_binding(),
         migrate_binding(),
+        Binding("a", "disk('attach')", "Attach disk", id="vm-attach-disk"),
+        Binding("A", "disk('detach')", "Detach disk", id="vm-detach-disk"),
         Binding("o", "tab('overview')", "Overview", id="vm-show-overview"),
         Binding("d", "tab('definition')", "Definition", id="vm-show-definition"),
         Binding("j", "tab('journal')", "Journal", id="vm-show-journal"),
@@ -303,7 +306,21 @@ class VmScreen(Screen[None]):
             return GONE
         return migrate_refusal(self.context, self.placed)
 
+    def disk_refusal(self) -> str | None:
+        """Why no shared disk can be attached or detached here now, or None."""
+        if self.gone:
+            return GONE
+        if self.context.read_only:
+            return "read-only mode"
+        host = self.context.snapshot.host(self.placed.host_key)
+        if host is None or Capability.ATTACH_DISK not in host.capabilities:
+            reason = host.why_not(Capability.ATTACH_DISK) if host is not None else None
+            return reason or f"{self.placed.host} cannot attach disks"
+        return None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "disk":
+            return None if self.disk_refusal() is not None else True
         return check_vm_key(
             self.context,
             action,
@@ -348,6 +365,17 @@ class VmScreen(Screen[None]):
             return
         # The screen follows the VM by UUID: once moved, it shows it on its new host.
         open_migration(self.app, self.context, self.placed)
+
+    def action_disk(self, which: str) -> None:
+        refusal = self.disk_refusal()
+        if refusal is not None:
+            self.notify(f"No shared disk: {refusal}.", severity="warning", markup=False)
+            return
+        self.disk_worker(attach=which == "attach")
+
+    @work(exclusive=True, group="shared-disk")
+    async def disk_worker(self, *, attach: bool) -> None:
+        await disk_flow(self.app, self.context, self.placed, attach=attach)
 
     def action_tab(self, pane: str) -> None:
         """Show a tab and put the focus where its keys work (scrolling the definition)."""

@@ -66,6 +66,7 @@ from ovmtui.services.imports import Importing, ImportService
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
+from ovmtui.services.shared_disks import SharedDiskService
 from ovmtui.services.storage import StorageService
 from ovmtui.store.backup import (
     BackupInfo,
@@ -198,6 +199,15 @@ class EstateSession:
             operations=self.actions.operations,
             repository=lambda: self.repository,
             read_only=lambda: self._read_only,
+        )
+        self.disks = SharedDiskService(
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            shared_storage=pools.get,
+            operations=self.actions.operations,
+            busy=self.actions.busy,
+            marks=lambda: self.repository,
+            refresh=self.poller.refresh,
         )
         if repository is None:
             self.actions.journal = InMemoryJournal()

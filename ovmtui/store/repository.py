@@ -643,6 +643,31 @@ class Repository:
         async with self._transaction() as db:
             return await _resources.delete_resource(db, pool, path)
 
+    # -- shared disks ---------------------------------------------------------------------
+
+    async def shared_disk_marks(self, pool: str) -> dict[str, bool]:
+        """Each shared disk ovmtui created in ``pool``: whether it was made shareable."""
+        async with self._transaction("DEFERRED") as db:
+            rows = await fetch_rows(
+                db, "SELECT name, shareable FROM shared_disk WHERE pool = ?", (pool,)
+            )
+        return {str(name): bool(shareable) for name, shareable in rows}
+
+    async def record_shared_disk(
+        self, pool: str, name: str, path: str, *, shareable: bool, size_bytes: int, user: str
+    ) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO shared_disk "
+                "(pool, name, path, shareable, size_bytes, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (pool, name, path, int(shareable), size_bytes, user, time.time()),
+            )
+
+    async def forget_shared_disk(self, pool: str, name: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM shared_disk WHERE pool = ? AND name = ?", (pool, name))
+
     # -- state drift ----------------------------------------------------------------------
 
     async def drifted(self) -> list[DriftedVm]:

@@ -171,7 +171,25 @@ _V4: tuple[str, ...] = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V_SHARED_DISKS: tuple[str, ...] = (
+    # Shared disks ovmtui created, and whether each was made shareable (cluster disks that
+    # several VMs write): what the one-writer rule asks of a disk no VM holds yet. A disk
+    # of the storage that is not here is judged by how its holders hold it.
+    """
+    CREATE TABLE shared_disk (
+        pool TEXT NOT NULL,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        shareable INTEGER NOT NULL,
+        size_bytes INTEGER,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (pool, name)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V_SHARED_DISKS)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

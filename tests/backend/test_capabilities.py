@@ -14,7 +14,14 @@ from typing import Protocol, runtime_checkable
 
 import pytest
 
-from ovmtui.backend.base import CAPABILITY_PROTOCOLS, Backend, EventCallback, withheld
+from ovmtui.backend.base import (
+    CAPABILITY_PROTOCOLS,
+    Backend,
+    CommandRunner,
+    DiskStorage,
+    EventCallback,
+    withheld,
+)
 from ovmtui.backend.libvirt import LibvirtBackend
 from ovmtui.backend.xen_ssh import XenSshBackend
 from ovmtui.errors import ActionRefused
@@ -49,10 +56,14 @@ def test_libvirt_real_drivers(uri: str) -> None:
     contract.check_capabilities(LibvirtBackend(HOST, uri))
 
 
-def test_libvirt_promises_no_disk_attachment_yet() -> None:
-    assert (
-        Capability.ATTACH_DISK not in LibvirtBackend(HOST, "qemu+ssh://root@h1/system").capabilities
-    )
+def test_libvirt_attaches_disks_except_on_the_test_driver() -> None:
+    real = LibvirtBackend(HOST, "qemu+ssh://root@h1/system")
+    assert Capability.ATTACH_DISK in real.capabilities and real.hot_plug is None
+    assert isinstance(real, DiskStorage)
+    test = LibvirtBackend(HOST, DEFAULT_URI)
+    assert Capability.ATTACH_DISK not in test.capabilities
+    assert test.hot_plug == withheld(test)[Capability.ATTACH_DISK]
+    assert "cannot attach" in (test.hot_plug or "")
 
 
 @pytest.mark.parametrize("uri", ["qemu+ssh://root@h1/system", "xen+ssh://root@h2/"])
@@ -87,7 +98,8 @@ def test_xen_over_ssh() -> None:
     assert Capability.DEFINE not in backend.capabilities
     assert Capability.CONSOLE in backend.capabilities  # xm/xl console in a PTY
     assert Capability.MIGRATE in backend.capabilities  # xm/xl migrate (xen_migrate)
-    assert Capability.ATTACH_DISK not in backend.capabilities
+    assert Capability.ATTACH_DISK in backend.capabilities  # vm.cfg edits, block-attach
+    assert isinstance(backend, DiskStorage) and isinstance(backend, CommandRunner)
 
 
 def test_the_services_fake() -> None:

@@ -1153,6 +1153,13 @@ def run_command(tool: str, args: Sequence[str], state_dir: Path) -> Result:
         return _list(tool, rest, update_state(state_dir))
     if sub == "sysrq":
         return _sysrq(tool, rest, update_state(state_dir))
+    if sub in ("block-attach", "block-detach"):
+        with _locked(state_dir):
+            state = load_state(state_dir)
+            settle(state)
+            result = _block(tool, sub, rest, state)
+            save_state(state_dir, state)
+        return result
     if sub not in MUTATIONS:
         if tool == "xm":
             return Result(stderr=f"Error: Subcommand {sub} not found!\n", status=1)
@@ -1188,6 +1195,44 @@ def _sysrq(tool: str, rest: list[str], state: State) -> Result:
         return Result(stderr=f"Error: Domain '{ident}' is not started\n", status=1)
     if len(key) != 1:
         return Result(stderr="Error: sysrq must be a single character\n", status=1)
+    return Result()
+
+
+def _block(tool: str, sub: str, rest: list[str], state: State) -> Result:
+    """`xm block-attach DOM BACKDEV FRONTDEV MODE`, `xl block-attach DOM SPEC...` (the
+    components joined by commas: xm's legacy `target,vdev,access`), `block-detach DOM DEV`
+    of both: the running domain's disks change as they would. Approximations of the tools'
+    texts, not recordings."""
+    args = _positional(rest) if sub == "block-detach" else rest
+    wanted = 2 if sub == "block-detach" else (4 if tool == "xm" else 2)
+    if len(args) < wanted:
+        if tool == "xm":
+            msg = f"Error: 'xm {sub}' requires between {wanted} and 5 arguments.\n\n"
+            return Result(stdout=f"Usage: xm {sub} ...\n", stderr=msg, status=1)
+        return Result(stdout=f"Usage: xl {sub} ...\n", status=2)
+    ident = args[0]
+    dom = find_domain(state, tool, ident)
+    if dom is None:
+        return _not_found(tool, ident)
+    if not _is_running(dom):
+        return Result(stderr=f"Error: Domain '{ident}' is not started\n", status=1)
+    if sub == "block-detach":
+        dev = args[1]
+        kept = [d for d in dom["disks"] if d["dev"].split(":")[0] != dev]
+        if len(kept) == len(dom["disks"]):
+            return Result(stderr=f"Error: Device {dev} not connected\n", status=1)
+        dom["disks"] = kept
+        return Result()
+    if tool == "xm":
+        uname, dev, mode = args[1], args[2], args[3]
+    else:
+        parts = ",".join(args[1:]).split(",")
+        if len(parts) < 3:
+            return Result(stderr=f"xl: unparsable disk spec: {','.join(args[1:])}\n", status=1)
+        uname, dev, mode = ",".join(parts[:-2]), parts[-2], parts[-1]
+    if any(d["dev"].split(":")[0] == dev for d in dom["disks"]):
+        return Result(stderr=f"Error: Device {dev} is already connected.\n", status=1)
+    dom["disks"].append({"uname": uname, "dev": dev, "mode": mode})
     return Result()
 
 
