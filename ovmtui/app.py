@@ -26,6 +26,7 @@ from ovmtui.backend.base import Backend
 from ovmtui.commands import EstateCommands
 from ovmtui.config import EstateConfig, HostConfig, PoolConfig
 from ovmtui.errors import ConsoleUnavailable, OvmError
+from ovmtui.import_plan import ImportPlan
 from ovmtui.messages import ActionsFinished, DriftChanged, EstateUpdated, NoticeGiven
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.operations import Done
@@ -37,6 +38,7 @@ from ovmtui.services.definitions import ExportResult
 from ovmtui.services.disk_rules import SharedDisk
 from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.host_restore import HostRestoreOutcome, HostRestorePlan, StepOutcome
+from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
@@ -134,6 +136,7 @@ class OvmApp(App[int]):
                 notice=lambda notice: self.post_message(NoticeGiven(notice)),
                 read_only=lambda reason: self.call_later(self._went_read_only, reason),
                 migrations=lambda moves: self.migration_signal.publish(moves),
+                imports=lambda imports: self.import_signal.publish(imports),
             ),
         )
         self._snapshot = self.session.snapshot
@@ -143,6 +146,7 @@ class OvmApp(App[int]):
         self.action_signal: Signal[ActionResult] = Signal(self, "action")
         self.read_only_signal: Signal[str] = Signal(self, "read-only")
         self.migration_signal: Signal[tuple[Moving, ...]] = Signal(self, "migrations")
+        self.import_signal: Signal[tuple[Importing, ...]] = Signal(self, "imports")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Textual binds Ctrl+Q to quit with priority, before any widget sees it: on a screen
@@ -263,6 +267,47 @@ class OvmApp(App[int]):
 
     def refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
         return self.session.refusal(placed, action)
+
+    @property
+    def imports(self) -> tuple[Importing, ...]:
+        return self.session.imports.imports
+
+    def import_pools(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.estate.pools if p.shared_storage)
+
+    def plan_import(
+        self,
+        url: str,
+        kind: str,
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        sha256: str | None = None,
+    ) -> tuple[str, ImportPlan]:
+        return self.session.imports.plan(url, kind, pool=pool, name=name, sha256=sha256)
+
+    def start_import(self, pool: str, plan: ImportPlan) -> None:
+        self.run_worker(
+            self._run_import(pool, plan), group="jobs", description=f"import {plan.name}"
+        )
+
+    def cancel_import(self, import_id: int) -> bool:
+        return self.session.imports.cancel(import_id)
+
+    async def _run_import(self, pool: str, plan: ImportPlan) -> None:
+        outcome = await self.session.imports.run(pool, plan)
+        if outcome.note:
+            self.notify(outcome.note, title="Import", severity="warning", markup=False)
+        if outcome.ok:
+            self.notify(outcome.detail, title=f"Imported {plan.name}", markup=False)
+        else:
+            self.notify(
+                outcome.detail,
+                title=f"Import of {plan.name} {'cancelled' if outcome.cancelled else 'failed'}",
+                severity="warning" if outcome.cancelled else "error",
+                timeout=30,
+                markup=False,
+            )
 
     def start_actions(self, targets: Sequence[PlacedVm], action: VmAction) -> None:
         self.run_worker(

@@ -252,6 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     delete = resource_verbs.add_parser("delete", help="a resource's files and its record")
     delete.add_argument("path", metavar="NAME", help="a name or path")
     delete.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    resource_import = resource_verbs.add_parser(
+        "import",
+        help="fetch a resource from an http://, https:// or ftp:// URL into the pool's storage",
+    )
+    resource_import.add_argument("url", metavar="URL")
+    resource_import.add_argument(
+        "--kind", required=True, choices=("iso", "template", "image"), help="what it is"
+    )
+    resource_import.add_argument("--name", help="its name (default: from the URL)")
+    resource_import.add_argument("--sha256", metavar="HEX", help="refuse it unless it matches")
+    resource_import.add_argument("--pool", help="into which pool (default: the only one)")
     for verb_parser in (register, approve, delete):
         verb_parser.add_argument(
             "--pool", metavar="POOL", help="default: from the path, or the only pool"
@@ -725,7 +736,33 @@ def _migrate(estate: EstateConfig, repository: Path, args: argparse.Namespace) -
     )
 
 
+def _resource_import(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_import import import_report
+
+    if args.read_only:
+        print(
+            "ovmtui: read-only mode: an import writes to the storage; nothing was done",
+            file=sys.stderr,
+        )
+        return 1
+    return asyncio.run(
+        import_report(
+            estate,
+            repository,
+            args.url,
+            args.kind,
+            sys.stdout,
+            sys.stderr,
+            name=args.name,
+            sha256=args.sha256,
+            pool=args.pool,
+        )
+    )
+
+
 def _resource(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    if args.verb == "import":
+        return _resource_import(estate, repository, args)
     from ovmtui.headless_storage import resource_report
 
     if args.verb == "register" and (args.all == (args.path is not None)):

@@ -55,6 +55,8 @@ class _EstateScreen(Protocol):
 
     def action_consoles(self) -> None: ...
 
+    def action_imports(self) -> None: ...
+
     def action_refresh(self) -> None: ...
 
     def action_filter(self) -> None: ...
@@ -103,6 +105,11 @@ class EstateCommands(Provider):
                 "Show state drift (recorded vs reported)", "D", partial(screen.action_drift)
             ),
             PaletteCommand("Show the open consoles", "C", partial(screen.action_consoles)),
+            PaletteCommand(
+                "Imports: resources from URLs (ISOs, templates, images)",
+                "I",
+                partial(screen.action_imports),
+            ),
         ]
         pools = snapshot.pools or tuple(dict.fromkeys(host.pool for host in snapshot.hosts))
         for pool in pools:

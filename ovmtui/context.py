@@ -9,6 +9,7 @@ from typing import Protocol
 from textual.signal import Signal
 
 from ovmtui.config import HostConfig, PoolConfig
+from ovmtui.import_plan import ImportPlan
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.operations import Done
 from ovmtui.services.actions import ActionResult
@@ -18,6 +19,7 @@ from ovmtui.services.definitions import ExportResult
 from ovmtui.services.disk_rules import SharedDisk
 from ovmtui.services.flight_plan import EvacuationPlan
 from ovmtui.services.host_restore import HostRestoreOutcome, HostRestorePlan, StepOutcome
+from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.shared_disks import DiskPlan
 from ovmtui.services.storage import StorageService
@@ -38,6 +40,8 @@ class AppContext(Protocol):
     read_only_signal: Signal[str]
     # The migrations under way, each time one starts or ends.
     migration_signal: Signal[tuple[Moving, ...]]
+    # The imports under way, each time one starts or ends.
+    import_signal: Signal[tuple[Importing, ...]]
 
     @property
     def snapshot(self) -> EstateSnapshot: ...
@@ -229,3 +233,33 @@ class AppContext(Protocol):
         ...
 
     async def run_disk_plan(self, plan: DiskPlan) -> Done[str]: ...
+
+    @property
+    def imports(self) -> tuple[Importing, ...]:
+        """The imports under way, oldest first, with their progress."""
+        ...
+
+    def import_pools(self) -> tuple[str, ...]:
+        """The pools an import can go to (those with shared storage)."""
+        ...
+
+    def plan_import(
+        self,
+        url: str,
+        kind: str,
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        sha256: str | None = None,
+    ) -> tuple[str, ImportPlan]:
+        """The pool and the plan of an import; raises ``BadImport`` (or ``ActionRefused``:
+        the same resource is being imported) saying why not."""
+        ...
+
+    def start_import(self, pool: str, plan: ImportPlan) -> None:
+        """Run the import in the background, a job; its end is told as a notice."""
+        ...
+
+    def cancel_import(self, import_id: int) -> bool:
+        """Cancel an import under way; False when it is no longer running."""
+        ...

@@ -17,6 +17,8 @@ from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from ovmtui.errors import ActionRefused
+from ovmtui.import_plan import Imported, ImportPlan
+from ovmtui.import_progress import ImportProgress
 from ovmtui.model import (
     Capability,
     Definition,
@@ -293,6 +295,24 @@ class HostShell(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class VolumeImporter(Protocol):
+    """A backend whose host cannot fetch a URL itself (libvirt): ovmtui fetches it and
+    streams it into a new volume of the pool's storage. Not a capability: a means."""
+
+    async def import_volume(
+        self,
+        pool: str,
+        plan: ImportPlan,
+        *,
+        progress: Callable[[ImportProgress], None] | None = None,
+    ) -> Imported:
+        """Run ``plan`` (a flat plan: a file straight in its kind's folder) to its end;
+        raises ``ImportFailed``, ``ActionRefused``, ``HostUnreachable``. A cancel leaves no
+        volume behind."""
+        ...
 
 
 # -- capabilities ----------------------------------------------------------------------------

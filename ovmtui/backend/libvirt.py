@@ -1,9 +1,9 @@
 """The libvirt backend: any libvirt URI (``qemu+ssh://``, ``qemu+tcp://``, ``xen+ssh://``, ``test://``).
 
 This module and its parts (``libvirt_console.py``, ``libvirt_migrate.py``,
-``libvirt_answers.py``, ``libvirt_errors.py``) are the only ones of ovmtui that import
-``libvirt``. Nothing of libvirt leaves them: callers get ``ovmtui.model`` objects and
-``ovmtui.errors`` exceptions.
+``libvirt_answers.py``, ``libvirt_errors.py``, ``libvirt_import.py``) are the only ones of
+ovmtui that import ``libvirt``. Nothing of libvirt leaves them: callers get ``ovmtui.model``
+objects and ``ovmtui.errors`` exceptions.
 
 Threading model. libvirt calls block (an RPC over SSH can take seconds) but release the GIL,
 so each connection owns ONE worker thread and every libvirt call runs there, one at a time,
@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import hashlib
 import shlex
 import threading
 import time
@@ -38,7 +39,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import libvirt
 
-from ovmtui.backend import libvirt_disks, libvirt_storage
+from ovmtui.backend import libvirt_disks, libvirt_import, libvirt_storage
 from ovmtui.backend._worker import DaemonWorker
 from ovmtui.backend.base import Backend, ConsoleChannel, DiskChange, EventCallback
 from ovmtui.backend.libvirt_answers import answer_needs
@@ -60,6 +61,7 @@ from ovmtui.backend.libvirt_errors import message as _message
 from ovmtui.backend.libvirt_migrate import migration_argv, read_needs, run_migration
 from ovmtui.backend.libvirt_xml import DomainStatic, host_cpu, parse_domain_xml
 from ovmtui.backend.pacing import waiting, working
+from ovmtui.backend.url_fetch import Download, fetch
 from ovmtui.errors import (
     ActionFailed,
     ActionRefused,
@@ -69,6 +71,8 @@ from ovmtui.errors import (
     ParseError,
     VmNotFound,
 )
+from ovmtui.import_plan import Imported, ImportFailed, ImportPlan
+from ovmtui.import_progress import ImportProgress, Phase, RateMeter
 from ovmtui.model import (
     SYSRQ_KEYS,
     Capability,
@@ -121,6 +125,10 @@ _CAPABILITIES = frozenset(
 # Linux input key codes (VIR_KEYCODE_SET_LINUX) of Ctrl+Alt+Del, and how long they are held.
 _CTRL_ALT_DEL = (29, 56, 111)  # KEY_LEFTCTRL, KEY_LEFTALT, KEY_DELETE
 _KEY_HOLD_MS = 100
+# An import's stream is fed 1 MiB a worker call (each call also waits its turn behind the
+# polls' calls), its progress reported twice a second at most.
+UPLOAD_CHUNK = 1024 * 1024
+UPLOAD_REPORT_S = 0.5
 # Alt+SysRq+key: KEY_LEFTALT, KEY_SYSRQ, then the key's own Linux code.
 _SYSRQ_PREFIX = (56, 99)
 _LETTER_CODES = {
@@ -588,6 +596,105 @@ class LibvirtBackend:
         self._retire(session)
         if self._callback is not None:
             self._callback(None)
+
+    # ---------------------------------------------------------------- imports
+
+    async def import_volume(
+        self,
+        pool: str,
+        plan: ImportPlan,
+        *,
+        progress: Callable[[ImportProgress], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Imported:
+        """``plan`` (a flat one: ``import_plan.flat_plan``) fetched by ovmtui and streamed
+        into a new volume of its folder's storage pool (``base.VolumeImporter``). The
+        volume is made at its final name, with the size the server announced (a server that
+        does not say it is refused); a failure or a cancel aborts the stream and deletes it.
+        Raises ``ImportFailed``, ``ActionRefused`` (the name taken), ``HostUnreachable``."""
+        session = await self._ensure_session()
+        conn = session.conn
+        began = clock()
+
+        def report(
+            phase: Phase, done: int = 0, total: int | None = None, rate: float | None = None
+        ) -> None:
+            if progress is not None:
+                progress(ImportProgress(phase, clock() - began, done, total, rate))
+
+        report("checking")
+        try:
+            async with fetch(plan.url) as download:
+                size = download.size
+                if size is None:
+                    raise ImportFailed(
+                        f"{plan.url}: the server does not say the file's size, which a libvirt "
+                        "volume needs before it is written"
+                    )
+                _pool, volume = await self._call(
+                    session, lambda: libvirt_import.create_volume(conn, pool, plan, size)
+                )
+                stream: Any = None
+                try:
+                    stream = await self._call(
+                        session, lambda: libvirt_import.open_upload(conn, volume, size)
+                    )
+                    done, digest = await self._upload(
+                        session, stream, download, size, report, clock
+                    )
+                    if done != size:
+                        raise ImportFailed(f"{plan.url}: {done} bytes came of the {size} announced")
+                    if plan.sha256 is not None and digest != plan.sha256:
+                        raise ImportFailed(
+                            f"checksum mismatch: {plan.url} has SHA-256 {digest}, "
+                            f"not {plan.sha256} as given"
+                        )
+                    report("placing", done, size)
+                    await self._call(session, lambda: libvirt_import.finish(stream))
+                except BaseException:
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await self._call(session, lambda: libvirt_import.discard(stream, volume))
+                    raise
+        except libvirt.libvirtError as exc:
+            raise ImportFailed(f"{plan.url}: {_message(exc)}") from None
+        report("done", done, size)
+        return Imported(plan.final, done, digest, "ovmtui")
+
+    async def _upload(
+        self,
+        session: _Session,
+        stream: Any,
+        download: Download,
+        size: int,
+        report: Callable[[Phase, int, int | None, float | None], None],
+        clock: Callable[[], float],
+    ) -> tuple[int, str | None]:
+        """The download's pieces into ``stream``, 1 MiB a worker call, hashed on the way."""
+        digest = hashlib.sha256()
+        meter = RateMeter()
+        pending = bytearray()
+        done = 0
+        last = float("-inf")
+
+        async def send(data: bytes) -> None:
+            nonlocal done, last
+            digest.update(data)
+            await self._call(session, lambda: libvirt_import.send(stream, data))
+            done += len(data)
+            now = clock()
+            if now - last >= UPLOAD_REPORT_S:
+                last = now
+                report("downloading", done, size, meter.add(now, done))
+
+        async for chunk in download.chunks():
+            pending += chunk
+            if len(pending) >= UPLOAD_CHUNK:
+                data, pending = bytes(pending), bytearray()
+                await send(data)
+        if pending:
+            await send(bytes(pending))
+        report("downloading", done, size, meter.add(clock(), done))
+        return done, digest.hexdigest()
 
     # ---------------------------------------------------------------- worker calls
 

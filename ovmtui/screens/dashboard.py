@@ -60,6 +60,7 @@ class DashboardScreen(Screen[None]):
         console_binding(),
         migrate_binding(),
         Binding("C", "consoles", "Consoles", show=False, id="consoles"),
+        Binding("I", "imports", "Imports", show=False, id="imports"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("l", "action_log", "Action log", id="action-log"),
         Binding("j", "journal", "Journal", id="journal"),
@@ -426,6 +427,11 @@ class DashboardScreen(Screen[None]):
         from ovmtui.screens.consoles import ConsolesScreen
 
         self.app.push_screen(ConsolesScreen(self.context))
+
+    def action_imports(self) -> None:
+        from ovmtui.screens.imports import ImportsScreen
+
+        self.app.push_screen(ImportsScreen(self.context))
 
     def action_action_log(self) -> None:
         from ovmtui.screens.action_log import ActionLogScreen

@@ -67,6 +67,7 @@ from ovmtui.services.definitions import (
 )
 from ovmtui.services.flight_plan import DEFAULT_OVERHEAD_MIB
 from ovmtui.services.host_restore import HostRestoreService
+from ovmtui.services.imports import Importing, ImportService
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
@@ -122,6 +123,8 @@ class SessionEvents:
     read_only: Callable[[str], object] = _ignore
     # The migrations under way, each time one starts or ends.
     migrations: Callable[[tuple[Moving, ...]], object] = _ignore
+    # The imports under way, each time one starts, moves on or ends.
+    imports: Callable[[tuple[Importing, ...]], object] = _ignore
 
 
 class EstateSession:
@@ -193,6 +196,15 @@ class EstateSession:
                 else DEFAULT_OVERHEAD_MIB
             ),
         )
+        self.imports = ImportService(
+            estate=estate,
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            operations=self.actions.operations,
+            jobs=self._job_recorder,
+            on_change=lambda imports: self.events.imports(imports),
+            library=self._job_recorder,  # the writable repository
+        )
         self.storage = StorageService(
             backend_for=self.poller.backend,
             snapshot=lambda: self.snapshot,
@@ -263,6 +275,11 @@ class EstateSession:
         if self.repository_path is None:
             return None
         return default_backup_dir(self.repository_path)
+
+    def _job_recorder(self) -> Repository | None:
+        """Where jobs are recorded: the repository, unless it only reads."""
+        repo = self.repository
+        return None if repo is None or repo.read_only else repo
 
     def open_repository(self) -> Repository:
         if self.repository is None:
