@@ -47,6 +47,8 @@ bench: install
 	$(BIN)/python bench/migration_plan.py
 	$(BIN)/python bench/migration_overhead.py
 	$(BIN)/python bench/storage_screen.py
+	$(BIN)/python bench/definition_store.py
+	$(BIN)/python bench/storage_import.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@
     python3 lab/lab.py probe     exit 0 if this machine can host the lab, else say why
     python3 lab/lab.py libvirtd {kill|start} HOST      for tests: a daemon dies, comes back
     python3 lab/lab.py virsh HOST ARGS...              virsh on a host (e.g. console vm1)
+    python3 lab/lab.py reinstall HOST                  for tests: the host reinstalled, empty
 
 Standard library only, run as root (make lab-up, the pytest fixture in tests/e2e/lab).
 Everything lives under .lab/ beside this directory: cache/ (packages are checked, the kernel
@@ -49,6 +50,7 @@ import json
 import lzma
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -162,6 +164,9 @@ class Host:
             # socket= as the host sees it: its own /run/libvirt (see start_host).
             f"qemu+ssh://root@127.0.0.1:{self.port}/system?socket=/run/libvirt/libvirt-sock"
             f"&keyfile={SSH_DIR / 'id_ed25519'}&command={SSH_DIR / 'ssh'}"
+            # Ignored by libvirt's ssh transport; read by ovmtui's connection test (its own
+            # SSH checks of a qemu+ssh host), which must check the lab's keys too.
+            f"&known_hosts={SSH_DIR / 'known_hosts'}"
         )
 
 
@@ -790,6 +795,9 @@ def start_host(host: Host, state: State) -> None:
         f"mkdir -p {target} && mount --bind {host.private_dir(sub)} {target}"
         for sub, target in PRIVATE_DIRS
     )
+    # The shared directory is mounted on each host, as a pool's NFS or OCFS2 storage is: a
+    # connection test finds it mounted (not on the host's root file system).
+    mounts += f"\nmount --bind {shlex.quote(str(OVS))} {shlex.quote(str(OVS))}"
     script = f"""set -e
 {mounts}
 hostname {host.name}
@@ -1148,6 +1156,35 @@ def libvirtd_start(host: Host) -> None:
     wait_libvirtd(host, start_libvirtd(host, state))
 
 
+def reinstall(host: Host) -> None:
+    """The host as after a reinstall: its guests stopped (a reinstall reboots it), its
+    libvirtd stopped, every definition it held removed (domains, networks, storage pools,
+    their autostart links, and the state libvirt keeps of them under /run/libvirt and
+    /var/lib/libvirt), then libvirtd started again: an empty hypervisor. The daemon's own
+    configuration (libvirtd.conf, qemu.conf: the host's setup, not definitions) stays, and
+    so do the guests' disks in the shared storage."""
+    if host.libvirtd_pid() is not None:
+        running = virsh(host, "list", "--name", check=False, timeout=30).stdout.split()
+        for name in running:
+            virsh(host, "destroy", name, check=False, timeout=30)
+        libvirtd_kill(host)
+    etc = host.private_dir("etc")
+    for child in etc.iterdir():
+        if child.name in ("libvirtd.conf", "qemu.conf"):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    for sub in ("run", "lib"):
+        for child in host.private_dir(sub).iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    libvirtd_start(host)
+
+
 def status() -> int:
     state = load_state()
     if not lab_namespaces():
@@ -1176,6 +1213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     daemon = sub.add_parser("libvirtd")
     daemon.add_argument("what", choices=["kill", "start"])
     daemon.add_argument("host")
+    fresh = sub.add_parser("reinstall")
+    fresh.add_argument("host")
     shell = sub.add_parser("virsh")
     shell.add_argument("host")
     shell.add_argument("args", nargs=argparse.REMAINDER)
@@ -1203,6 +1242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "status":
             return status()
+        if args.command == "reinstall":
+            reinstall(host_named(args.host))
+            return 0
         if args.command == "libvirtd":
             host = host_named(args.host)
             if args.what == "kill":

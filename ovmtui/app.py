@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from textual.app import App
@@ -24,18 +24,22 @@ from textual.signal import Signal
 
 from ovmtui.backend.base import Backend
 from ovmtui.commands import EstateCommands
-from ovmtui.config import EstateConfig, HostConfig
+from ovmtui.config import EstateConfig, HostConfig, PoolConfig
 from ovmtui.errors import ConsoleUnavailable, OvmError
+from ovmtui.import_plan import ImportPlan
 from ovmtui.messages import ActionsFinished, DriftChanged, EstateUpdated, NoticeGiven
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.operations import Done
 from ovmtui.screens.dashboard import DashboardScreen
 from ovmtui.services.actions import ActionResult, ActionService, summarize
+from ovmtui.services.connection_test import ConnectionTests
 from ovmtui.services.consoles import ConsoleRequest, ConsoleSession, ConsoleStatus
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.disk_rules import SharedDisk
 from ovmtui.services.estate_edits import EstateEditor
 from ovmtui.services.flight_plan import EvacuationPlan
+from ovmtui.services.host_restore import HostRestoreOutcome, HostRestorePlan, StepOutcome
+from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.poller import EstatePoller
 from ovmtui.services.session import EstateSession, Notice, SessionEvents
@@ -106,21 +110,18 @@ class OvmApp(App[int]):
         console_log_dir: Path | None = None,
         console: ConsoleRequest | None = None,
         estate_file: EstateFile | None = None,
-        test_connection: Callable[[HostConfig], Awaitable[str]] | None = None,
     ) -> None:
         """``read_only_reason``: why the repository cannot be written (see
         ``headless.check_repository``); the app then runs read-only and only reads it.
         ``console``: open this VM's console at once, full screen, and end the program when
         the operator leaves it (``ovmtui console``). ``estate_file``: what ``estate`` was
-        read from, for the estate's keys and its reload when it changes on disk.
-        ``test_connection``: the add-host form's "Test connection" (None: not offered)."""
+        read from, for the estate's keys and its reload when it changes on disk."""
         super().__init__()
         self._clock = clock
         self._console_request = console
         # Why the program ends with a failure the screen could not show (its console
         # could not be had): printed by the command line once the terminal is back.
         self.exit_reason: str | None = None
-        self._test_connection = test_connection
         self.session = EstateSession(
             estate,
             estate_file=estate_file,
@@ -139,6 +140,7 @@ class OvmApp(App[int]):
                 notice=lambda notice: self.post_message(NoticeGiven(notice)),
                 read_only=lambda reason: self.call_later(self._went_read_only, reason),
                 migrations=lambda moves: self.migration_signal.publish(moves),
+                imports=lambda imports: self.import_signal.publish(imports),
             ),
         )
         self._snapshot = self.session.snapshot
@@ -148,6 +150,7 @@ class OvmApp(App[int]):
         self.action_signal: Signal[ActionResult] = Signal(self, "action")
         self.read_only_signal: Signal[str] = Signal(self, "read-only")
         self.migration_signal: Signal[tuple[Moving, ...]] = Signal(self, "migrations")
+        self.import_signal: Signal[tuple[Importing, ...]] = Signal(self, "imports")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Textual binds Ctrl+Q to quit with priority, before any widget sees it: on a screen
@@ -171,10 +174,6 @@ class OvmApp(App[int]):
     @property
     def estate_edits(self) -> EstateEditor:
         return self.session.estate_edits
-
-    @property
-    def test_connection(self) -> Callable[[HostConfig], Awaitable[str]] | None:
-        return self._test_connection
 
     @property
     def poller(self) -> EstatePoller:
@@ -254,11 +253,74 @@ class OvmApp(App[int]):
     async def evacuation_plan(self, host: HostKey) -> EvacuationPlan:
         return await self.session.migrations.plan_evacuation(host)
 
+    def restore_order(self, pool: str) -> tuple[HostKey, ...]:
+        return self.session.host_restores.pool_order(pool)
+
+    async def restore_plan(self, host: HostKey, *, start: bool) -> HostRestorePlan:
+        return await self.session.host_restores.plan(host, start=start)
+
+    async def restore_host(
+        self, plan: HostRestorePlan, *, progress: Callable[[StepOutcome], object] | None = None
+    ) -> HostRestoreOutcome:
+        return await self.session.host_restores.run(plan, progress=progress)
+
     def cancel_migration(self, uuid: str) -> bool:
         return self.session.migrations.cancel(uuid)
 
+    @property
+    def connection_tests(self) -> ConnectionTests:
+        return self.session.connection_tests
+
+    def host_config(self, host: HostKey) -> tuple[HostConfig, PoolConfig] | None:
+        for pool in self.session.estate.pools:
+            for config in pool.hosts:
+                if config.key == host:
+                    return config, pool
+        return None
+
     def refusal(self, placed: PlacedVm, action: VmAction) -> str | None:
         return self.session.refusal(placed, action)
+
+    @property
+    def imports(self) -> tuple[Importing, ...]:
+        return self.session.imports.imports
+
+    def import_pools(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.estate.pools if p.shared_storage)
+
+    def plan_import(
+        self,
+        url: str,
+        kind: str,
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        sha256: str | None = None,
+    ) -> tuple[str, ImportPlan]:
+        return self.session.imports.plan(url, kind, pool=pool, name=name, sha256=sha256)
+
+    def start_import(self, pool: str, plan: ImportPlan) -> None:
+        self.run_worker(
+            self._run_import(pool, plan), group="jobs", description=f"import {plan.name}"
+        )
+
+    def cancel_import(self, import_id: int) -> bool:
+        return self.session.imports.cancel(import_id)
+
+    async def _run_import(self, pool: str, plan: ImportPlan) -> None:
+        outcome = await self.session.imports.run(pool, plan)
+        if outcome.note:
+            self.notify(outcome.note, title="Import", severity="warning", markup=False)
+        if outcome.ok:
+            self.notify(outcome.detail, title=f"Imported {plan.name}", markup=False)
+        else:
+            self.notify(
+                outcome.detail,
+                title=f"Import of {plan.name} {'cancelled' if outcome.cancelled else 'failed'}",
+                severity="warning" if outcome.cancelled else "error",
+                timeout=30,
+                markup=False,
+            )
 
     def start_actions(self, targets: Sequence[PlacedVm], action: VmAction) -> None:
         self.run_worker(

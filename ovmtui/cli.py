@@ -232,7 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("vm", metavar="VM", help="its name or UUID")
     show.add_argument("--host", metavar="HOST", help="where it runs (a name held twice)")
     show.add_argument("--json", action="store_true", help="one JSON object")
-    _estate_commands(commands, estate)
     storage = commands.add_parser(
         "storage",
         parents=[estate],
@@ -254,10 +253,50 @@ def build_parser() -> argparse.ArgumentParser:
     delete = resource_verbs.add_parser("delete", help="a resource's files and its record")
     delete.add_argument("path", metavar="NAME", help="a name or path")
     delete.add_argument("--yes", action="store_true", help="do not ask (needed off a terminal)")
+    resource_import = resource_verbs.add_parser(
+        "import",
+        help="fetch a resource from an http://, https:// or ftp:// URL into the pool's storage",
+    )
+    resource_import.add_argument("url", metavar="URL")
+    resource_import.add_argument(
+        "--kind", required=True, choices=("iso", "template", "image"), help="what it is"
+    )
+    resource_import.add_argument("--name", help="its name (default: from the URL)")
+    resource_import.add_argument("--sha256", metavar="HEX", help="refuse it unless it matches")
+    resource_import.add_argument("--pool", help="into which pool (default: the only one)")
     for verb_parser in (register, approve, delete):
         verb_parser.add_argument(
             "--pool", metavar="POOL", help="default: from the path, or the only pool"
         )
+    verbs_of = _restore_commands(commands, estate)
+    _estate_commands(verbs_of, estate)
+    test = verbs_of["host"].add_parser(
+        "test",
+        parents=[estate],
+        help="test the connection to a host: every check with its result and time",
+    )
+    test.add_argument(
+        "name", metavar="NAME", nargs="?", help="a host of the estate: name or pool/name"
+    )
+    adhoc = test.add_mutually_exclusive_group()
+    adhoc.add_argument("--libvirt", metavar="URI", help="a host in no estate file: its libvirt URI")
+    adhoc.add_argument(
+        "--ssh", metavar="TARGET", help="a Xen host in no estate file: user@host[:port]"
+    )
+    test.add_argument("--identity", metavar="FILE", help="with --ssh: the private key")
+    test.add_argument(
+        "--known-hosts", metavar="FILE", help="with --ssh: default ~/.ssh/known_hosts"
+    )
+    test.add_argument(
+        "--pool", metavar="POOL", help="with --libvirt/--ssh: check that pool's shared storage"
+    )
+    test.add_argument("--json", action="store_true", help='{"host", "checks": [...]}')
+    test.add_argument(
+        "--accept-new-key",
+        action="store_true",
+        help="an unknown host key: show its fingerprint, ask on a terminal, add it to "
+        "known_hosts and test again (a changed key is never accepted)",
+    )
     for action in VmAction:
         verb = commands.add_parser(
             action.value,
@@ -274,10 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _estate_commands(commands: Any, estate: argparse.ArgumentParser) -> None:
-    """`pool add|remove` and `host add|edit|remove|roles|promote`: the estate file edited."""
-    pool = commands.add_parser("pool", help="add or remove a pool in the estate file")
-    pools = pool.add_subparsers(dest="pool_command", metavar="ACTION", required=True)
+# The verbs of `ovmtui pool` and `ovmtui host` that edit the estate file.
+ESTATE_VERBS = {"pool": ("add", "remove"), "host": ("add", "edit", "remove", "roles", "promote")}
+
+
+def _estate_commands(verbs_of: dict[str, Any], estate: argparse.ArgumentParser) -> None:
+    """`pool add|remove` and `host add|edit|remove|roles|promote`: the estate file edited
+    (verbs of the `pool` and `host` commands, beside their others: test, restore)."""
+    pools, hosts = verbs_of["pool"], verbs_of["host"]
     add = pools.add_parser("add", parents=[estate], help="a new pool, with no host yet")
     add.add_argument("name", metavar="NAME")
     add.add_argument(
@@ -285,8 +328,6 @@ def _estate_commands(commands: Any, estate: argparse.ArgumentParser) -> None:
     )
     remove = pools.add_parser("remove", parents=[estate], help="a pool with no host left")
     remove.add_argument("name", metavar="NAME")
-    host = commands.add_parser("host", help="add, edit or remove a host; set its roles")
-    hosts = host.add_subparsers(dest="host_command", metavar="ACTION", required=True)
     add = hosts.add_parser("add", parents=[estate], help="a new host in a pool")
     add.add_argument("pool", metavar="POOL")
     add.add_argument("name", metavar="NAME")
@@ -313,10 +354,14 @@ def _estate_commands(commands: Any, estate: argparse.ArgumentParser) -> None:
     )
     promote.add_argument("name", metavar="NAME")
     promote.add_argument("--reason", required=True, metavar="TEXT", help="journaled with it")
-    for parser in (*pools.choices.values(), *hosts.choices.values()):
-        parser.add_argument(
-            "--read-only", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
+    for noun, verbs in (("pool", pools), ("host", hosts)):
+        for verb in ESTATE_VERBS[noun]:
+            verbs.choices[verb].add_argument(
+                "--read-only",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
@@ -339,11 +384,11 @@ def _estate_edit(args: argparse.Namespace) -> int:
     force: str | None = None
     edit: ef.EstateEdit
     if args.command == "pool":
-        if args.pool_command == "add":
+        if args.verb == "add":
             edit = ef.AddPool(args.name, args.shared_storage)
         else:
             edit = ef.RemovePool(args.name)
-    elif args.host_command in ("add", "edit"):
+    elif args.verb in ("add", "edit"):
         if args.libvirt is not None and (args.identity or args.toolstack or args.jump):
             raise ConfigError(
                 "--identity, --toolstack and --jump go with --ssh: a libvirt URI carries its "
@@ -357,14 +402,14 @@ def _estate_edit(args: argparse.Namespace) -> int:
             jump=args.jump,
             roles=None if args.roles is None else ef.parse_roles(args.roles),
         )
-        if args.host_command == "add":
+        if args.verb == "add":
             edit = ef.AddHost(args.pool, args.name, spec)
         else:
             edit = ef.EditHost(args.name, spec)
-    elif args.host_command == "remove":
+    elif args.verb == "remove":
         force = args.force
         edit = ef.RemoveHost(args.name, forced=force is not None)
-    elif args.host_command == "roles":
+    elif args.verb == "roles":
         edit = ef.SetRoles(args.name, ef.parse_roles(args.roles))
     else:
         edit = ef.Promote(args.name, args.reason)
@@ -381,6 +426,47 @@ def _estate_edit(args: argparse.Namespace) -> int:
             warn=sys.stderr,
         )
     )
+
+
+def _restore_commands(commands: Any, estate: argparse.ArgumentParser) -> dict[str, Any]:
+    """``history``, ``host restore`` and ``pool restore``: the kept definitions. Returns the
+    ``host`` and ``pool`` commands' verbs, for their other verbs."""
+    verbs_of: dict[str, Any] = {}
+    history = commands.add_parser(
+        "history",
+        parents=[estate],
+        help="the recorded versions of a VM's definition (when, where, SHA-256)",
+    )
+    history.add_argument("vm", metavar="VM", help="its name or UUID")
+    history.add_argument(
+        "--diff",
+        nargs="*",
+        metavar="VERSION",
+        help="show what changed: each version against the one before, or between two "
+        "versions (their numbers or SHA-256 prefixes)",
+    )
+    history.add_argument("--json", action="store_true", help="one JSON object")
+    for noun, what in (("host", "a host"), ("pool", "every host of a pool, masters first,")):
+        group = commands.add_parser(noun, parents=[estate], help=f"{noun} administration")
+        verbs = verbs_of[noun] = group.add_subparsers(dest="verb", metavar="VERB", required=True)
+        restore = verbs.add_parser(
+            "restore",
+            parents=[estate],
+            help=f"define again on {what} what the repository last saw there (after a "
+            "reinstall): networks and storage pools first, then VMs",
+        )
+        restore.add_argument("name", metavar=noun.upper(), help="its name (a host: or pool/name)")
+        restore.add_argument(
+            "--dry-run", action="store_true", help="what would be defined, skipped, refused"
+        )
+        restore.add_argument(
+            "--start", action="store_true", help="start again the VMs that were running"
+        )
+        restore.add_argument("--json", action="store_true", help="the plan (and result) as JSON")
+        restore.add_argument(
+            "--yes", action="store_true", help="do not ask (needed off a terminal)"
+        )
+    return verbs_of
 
 
 def _positive_float(text: str) -> float:
@@ -523,9 +609,25 @@ def _main(argv: Sequence[str] | None) -> int:
             return _backups(args)
         if args.command == "restore":
             return _restore(args)
-        if args.command in ("pool", "host"):
+        if args.command in ("pool", "host") and args.verb in ESTATE_VERBS[args.command]:
             return _estate_edit(args)
-        estate, estate_file = _resolve(args, with_file=args.command is None)
+        if args.command == "history":
+            from ovmtui.headless_restore import history_report
+
+            return asyncio.run(
+                history_report(
+                    _existing_repository(args),
+                    args.vm,
+                    sys.stdout,
+                    diff=args.diff,
+                    as_json=args.json,
+                )
+            )
+        if args.command == "host" and args.verb == "test" and args.name is None:
+            # An ad-hoc target needs no estate file; one that is there names the pools.
+            estate, estate_file = _estate_if_any(args), None
+        else:
+            estate, estate_file = _resolve(args, with_file=args.command is None)
         repository = resolve_repository(args, estate)
         if args.command == "inventory":
             return _inventory(estate, repository, as_json=args.json)
@@ -559,6 +661,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_disk_command(
                 estate, repository, args, _confirmer(args, f"{args.disk_command.title()}?")
             )
+        if args.command == "host" and args.verb == "test":
+            return _host_test(estate, repository, args)
+        if args.command in ("host", "pool") and args.verb == "restore":
+            return _restore_host(estate, repository, args)
         return _run_tui(
             estate,
             repository,
@@ -766,7 +872,33 @@ def _migrate(estate: EstateConfig, repository: Path, args: argparse.Namespace) -
     )
 
 
+def _resource_import(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_import import import_report
+
+    if args.read_only:
+        print(
+            "ovmtui: read-only mode: an import writes to the storage; nothing was done",
+            file=sys.stderr,
+        )
+        return 1
+    return asyncio.run(
+        import_report(
+            estate,
+            repository,
+            args.url,
+            args.kind,
+            sys.stdout,
+            sys.stderr,
+            name=args.name,
+            sha256=args.sha256,
+            pool=args.pool,
+        )
+    )
+
+
 def _resource(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    if args.verb == "import":
+        return _resource_import(estate, repository, args)
     from ovmtui.headless_storage import resource_report
 
     if args.verb == "register" and (args.all == (args.path is not None)):
@@ -803,6 +935,76 @@ def _evacuate(estate: EstateConfig, repository: Path, args: argparse.Namespace) 
             as_json=args.json,
             parallel=args.parallel,
             confirm=_confirmer(args, "Evacuate?"),
+            warn=sys.stderr,
+        )
+    )
+
+
+def _estate_if_any(args: argparse.Namespace) -> EstateConfig:
+    if args.demo or args.config is not None:
+        return resolve_estate(args)
+    if not default_config_path().exists():
+        return EstateConfig((), "no estate file")
+    return resolve_estate(args)
+
+
+def _host_test(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_conntest import host_test_report, target_of
+
+    if args.name is not None and (args.libvirt or args.ssh):
+        raise ActionRefused("give a host's NAME or --libvirt/--ssh, not both")
+    host, pool = target_of(
+        estate,
+        args.name,
+        libvirt=args.libvirt,
+        ssh=args.ssh,
+        identity=args.identity,
+        known_hosts=args.known_hosts,
+        pool=args.pool,
+    )
+
+    def confirm_key(offer: object) -> bool:
+        # The flag was given; on a terminal the fingerprint is asked about too, since
+        # checking it is the whole point (off a terminal, the flag is the operator's word).
+        if not sys.stdin.isatty():
+            return True
+        try:
+            answer = input("Is that the host's key? Type 'yes' to add it: ")
+        except EOFError:
+            return False
+        return answer.strip().lower() == "yes"
+
+    return asyncio.run(
+        host_test_report(
+            estate,
+            repository,
+            host,
+            pool,
+            sys.stdout,
+            as_json=args.json,
+            accept_new_key=args.accept_new_key,
+            confirm_key=confirm_key,
+            warn=sys.stderr,
+        )
+    )
+
+
+def _restore_host(estate: EstateConfig, repository: Path, args: argparse.Namespace) -> int:
+    from ovmtui.headless_restore import restore_report
+
+    if args.read_only and not args.dry_run:
+        raise ActionRefused("read-only mode: a restore defines on the host; nothing was done")
+    return asyncio.run(
+        restore_report(
+            estate,
+            repository,
+            args.name,
+            sys.stdout,
+            whole_pool=args.command == "pool",
+            dry_run=args.dry_run,
+            start=args.start,
+            as_json=args.json,
+            confirm=_confirmer(args, "Restore?"),
             warn=sys.stderr,
         )
     )
@@ -865,9 +1067,6 @@ def _run_tui(
         console_log_dir=console_log_dir,
         console=console,
         estate_file=estate_file,
-        # SEAM (issue 17, "Test connection"): the add-host form's checks plug in here as
-        # test_connection=<async (HostConfig) -> report>; until then the button is dimmed.
-        test_connection=None,
     )
     from ovmtui.terminal import prepare_terminal
 

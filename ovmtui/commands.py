@@ -44,6 +44,8 @@ class _EstateScreen(Protocol):
     def evacuate(self, host: HostKey) -> None: ...
 
     def open_storage(self, pool: str) -> None: ...
+    def test_connection(self, host: HostKey) -> None: ...
+    def restore(self, pool: str, host: HostKey | None = None) -> None: ...
 
     def open_console(self, placed: PlacedVm) -> None: ...
 
@@ -52,6 +54,8 @@ class _EstateScreen(Protocol):
     def shared_disk(self, placed: PlacedVm, attach: bool) -> None: ...
 
     def action_consoles(self) -> None: ...
+
+    def action_imports(self) -> None: ...
 
     def action_refresh(self) -> None: ...
 
@@ -113,6 +117,11 @@ class EstateCommands(Provider):
                 "Show state drift (recorded vs reported)", "D", partial(screen.action_drift)
             ),
             PaletteCommand("Show the open consoles", "C", partial(screen.action_consoles)),
+            PaletteCommand(
+                "Imports: resources from URLs (ISOs, templates, images)",
+                "I",
+                partial(screen.action_imports),
+            ),
         ]
         # The estate file's edits: only where there is a file to edit and it may be.
         editable = context.estate_edits.refusal() is None
@@ -139,6 +148,13 @@ class EstateCommands(Provider):
                     f"Open host {host.name}",
                     f"pool {host.pool}",
                     partial(screen.open_host, host.key),
+                )
+            )
+            commands.append(
+                PaletteCommand(
+                    f"Test connection to host {host.name}",
+                    "every check, each with its result and time (T in the tree)",
+                    partial(screen.test_connection, host.key),
                 )
             )
             if editable:
@@ -173,6 +189,22 @@ class EstateCommands(Provider):
                         partial(screen.evacuate, host.key),
                     )
                 )
+            if not context.read_only and Capability.RESTORE in host.capabilities:
+                commands.append(
+                    PaletteCommand(
+                        f"Restore host {host.name}",
+                        "define again what the repository last saw there (R in the tree)",
+                        partial(screen.restore, host.pool, host.key),
+                    )
+                )
+        for pool in dict.fromkeys(h.pool for h in snapshot.hosts) if not context.read_only else ():
+            commands.append(
+                PaletteCommand(
+                    f"Restore pool {pool}",
+                    "every host of it from the repository, masters first (R on the pool)",
+                    partial(screen.restore, pool, None),
+                )
+            )
         for placed in snapshot.placed_vms():
             commands.append(
                 PaletteCommand(

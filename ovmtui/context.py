@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from textual.signal import Signal
 
-from ovmtui.config import HostConfig
+from ovmtui.config import HostConfig, PoolConfig
+from ovmtui.import_plan import ImportPlan
 from ovmtui.model import EstateSnapshot, HostKey, MigrationProgress, PlacedVm, VmAction
 from ovmtui.operations import Done
 from ovmtui.services.actions import ActionResult
+from ovmtui.services.connection_test import ConnectionTests
 from ovmtui.services.consoles import ConsoleSession
 from ovmtui.services.definitions import ExportResult
 from ovmtui.services.disk_rules import SharedDisk
 from ovmtui.services.estate_edits import EstateEditor
 from ovmtui.services.flight_plan import EvacuationPlan
+from ovmtui.services.host_restore import HostRestoreOutcome, HostRestorePlan, StepOutcome
+from ovmtui.services.imports import Importing
 from ovmtui.services.migration import FlightPlan, MigrationOutcome, Moving
 from ovmtui.services.shared_disks import DiskPlan
 from ovmtui.services.storage import StorageService
@@ -37,6 +41,8 @@ class AppContext(Protocol):
     read_only_signal: Signal[str]
     # The migrations under way, each time one starts or ends.
     migration_signal: Signal[tuple[Moving, ...]]
+    # The imports under way, each time one starts or ends.
+    import_signal: Signal[tuple[Importing, ...]]
 
     @property
     def snapshot(self) -> EstateSnapshot: ...
@@ -44,11 +50,6 @@ class AppContext(Protocol):
     @property
     def estate_edits(self) -> EstateEditor:
         """The estate file's edits, on the record (pools, hosts, roles, promotions)."""
-        ...
-
-    @property
-    def test_connection(self) -> Callable[[HostConfig], Awaitable[str]] | None:
-        """ "Test connection" of a host before it is saved; None until that feature lands."""
         ...
 
     @property
@@ -143,6 +144,29 @@ class AppContext(Protocol):
         """Every running VM of ``host`` placed on the others of its pool, or why not."""
         ...
 
+    @property
+    def connection_tests(self) -> ConnectionTests:
+        """Connection tests (the host's `T`, and the add-host form before it saves)."""
+        ...
+
+    def host_config(self, host: HostKey) -> tuple[HostConfig, PoolConfig] | None:
+        """The estate file's entry of a host and its pool (None: no longer in it)."""
+        ...
+
+    def restore_order(self, pool: str) -> tuple[HostKey, ...]:
+        """The pool's hosts in the order a pool restore takes them: masters first."""
+        ...
+
+    async def restore_plan(self, host: HostKey, *, start: bool) -> HostRestorePlan:
+        """What a restore of ``host`` would define, skip and refuse, and why."""
+        ...
+
+    async def restore_host(
+        self, plan: HostRestorePlan, *, progress: Callable[[StepOutcome], object] | None = None
+    ) -> HostRestoreOutcome:
+        """Run ``plan`` (already confirmed): each define on the record, then confirmed."""
+        ...
+
     def cancel_migration(self, uuid: str) -> bool:
         """Abort the VM's move under way; False when none is."""
         ...
@@ -215,3 +239,33 @@ class AppContext(Protocol):
         ...
 
     async def run_disk_plan(self, plan: DiskPlan) -> Done[str]: ...
+
+    @property
+    def imports(self) -> tuple[Importing, ...]:
+        """The imports under way, oldest first, with their progress."""
+        ...
+
+    def import_pools(self) -> tuple[str, ...]:
+        """The pools an import can go to (those with shared storage)."""
+        ...
+
+    def plan_import(
+        self,
+        url: str,
+        kind: str,
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        sha256: str | None = None,
+    ) -> tuple[str, ImportPlan]:
+        """The pool and the plan of an import; raises ``BadImport`` (or ``ActionRefused``:
+        the same resource is being imported) saying why not."""
+        ...
+
+    def start_import(self, pool: str, plan: ImportPlan) -> None:
+        """Run the import in the background, a job; its end is told as a notice."""
+        ...
+
+    def cancel_import(self, import_id: int) -> bool:
+        """Cancel an import under way; False when it is no longer running."""
+        ...

@@ -83,6 +83,9 @@ class Capability(enum.StrEnum):
     # A pool's shared storage read (Oracle VM's layout) and its entries deleted through this
     # host: the storage screen, `ovmtui storage`, `ovmtui resource`.
     STORAGE_SCAN = "storage-scan"
+    # Define again, from the repository's recorded definitions, a reinstalled host's
+    # networks, storage pools and VMs (host restore): more than DEFINE, which is VMs only.
+    RESTORE = "restore"
 
 
 class VmAction(enum.StrEnum):
@@ -405,6 +408,28 @@ class MigrationProgress:
         return self.remaining_bytes / self.bytes_per_s
 
 
+class DefinitionKind(enum.StrEnum):
+    """What a recorded definition defines."""
+
+    DOMAIN = "domain"
+    NETWORK = "network"
+    STORAGE_POOL = "storage-pool"
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A definition as a host holds it now: a VM's persistent (inactive) domain XML, a
+    network's or a storage pool's. Read by a poll only when it may have changed (first seen,
+    or an event named it), so that keeping them costs nothing on an idle host."""
+
+    kind: DefinitionKind
+    uuid: str  # lower case
+    name: str
+    text: str
+    sha256: str  # hex, of ``text`` encoded as UTF-8
+    active: bool = False  # networks and storage pools: running when read
+
+
 @dataclass(frozen=True, slots=True)
 class HostPoll:
     """One successful poll of one host."""
@@ -415,6 +440,8 @@ class HostPoll:
     # What the host printed that could not be read ("xm list -l, line 12: ..."): the rest
     # of the poll is good, and the operator must still see that something was left out.
     warnings: tuple[str, ...] = ()
+    # Definitions read by this poll (see ``Definition``): empty when none may have changed.
+    definitions: tuple[Definition, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,12 @@ from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from ovmtui.errors import ActionRefused
+from ovmtui.import_plan import Imported, ImportPlan
+from ovmtui.import_progress import ImportProgress
 from ovmtui.model import (
     Capability,
+    Definition,
+    DefinitionKind,
     Disk,
     HostKey,
     HostPoll,
@@ -100,6 +104,43 @@ class DefinitionSink(Protocol):
         Returns the defined VM's UUID. Raises ``ActionFailed`` with the host's own words
         when the host refuses it (a name or UUID already in use, a malformed definition).
         """
+        ...
+
+
+@runtime_checkable
+class DefinitionRestorer(Protocol):
+    """Capability ``RESTORE``: define again what the repository recorded of a host (its
+    networks, storage pools and VMs), and start it, as a host restore does."""
+
+    def restore_command(self, kind: DefinitionKind, name: str, *, start: bool) -> str:
+        """The equivalent shell command (``virsh net-define NAME.xml``…), every argument
+        quoted: what the journal records."""
+        ...
+
+    async def current_definitions(self) -> tuple[Definition, ...]:
+        """Every persistent network, storage pool and VM the host defines now, read afresh
+        (what a restore plan compares against). Raises ``HostUnreachable``."""
+        ...
+
+    async def restore_definition(self, kind: DefinitionKind, text: str) -> str:
+        """Define (persistently, not start) a network, storage pool or VM from ``text``;
+        returns its UUID. Raises ``ActionFailed`` with the host's words."""
+        ...
+
+    async def start_defined(self, kind: DefinitionKind, uuid: str) -> None:
+        """Start what ``restore_definition`` defined. Raises ``ActionFailed``."""
+        ...
+
+
+@runtime_checkable
+class KeepsDefinitions(Protocol):
+    """A backend whose polls can hand over the definitions they read (``HostPoll.definitions``)
+    for the repository to keep: not a capability (nothing to offer the operator), a cost."""
+
+    def keep_definitions(self, keep: bool) -> None:
+        """Whether polls read definitions: on while a repository records them, off otherwise
+        (they then cost nothing). Turned on, even again (a repository opened or restored),
+        the next poll reads them all: the repository may hold none of what was read."""
         ...
 
 
@@ -228,6 +269,49 @@ class CommandRunner(Protocol):
         failing command is no error: its exit status says so. Raises ``HostUnreachable`` /
         ``HostTimeout`` (``label`` names the command in their message) when the host cannot
         be asked."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShellResult:
+    """What a command run by a host's shell gave: its exit status (None: killed by a signal)
+    and its output, decoded."""
+
+    status: int | None
+    stdout: str
+    stderr: str
+
+
+@runtime_checkable
+class HostShell(Protocol):
+    """A host whose shell ovmtui can reach (Xen over SSH): what the connection test probes
+    with (storage, the pool's marker, ovs-agent, the clock). Not a capability: no action of
+    the UI depends on it."""
+
+    async def connect(self) -> None: ...
+
+    async def shell(self, command: str, *, timeout_s: float | None = None) -> ShellResult:
+        """Run ``command`` (every argument already quoted); raises ``HostUnreachable``."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class VolumeImporter(Protocol):
+    """A backend whose host cannot fetch a URL itself (libvirt): ovmtui fetches it and
+    streams it into a new volume of the pool's storage. Not a capability: a means."""
+
+    async def import_volume(
+        self,
+        pool: str,
+        plan: ImportPlan,
+        *,
+        progress: Callable[[ImportProgress], None] | None = None,
+    ) -> Imported:
+        """Run ``plan`` (a flat plan: a file straight in its kind's folder) to its end;
+        raises ``ImportFailed``, ``ActionRefused``, ``HostUnreachable``. A cancel leaves no
+        volume behind."""
         ...
 
 
@@ -511,6 +595,7 @@ CAPABILITY_PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
         Capability.SEND_KEYS: KeySender,
         Capability.SYSRQ: SysRqSender,
         Capability.STORAGE_SCAN: StorageLister,
+        Capability.RESTORE: DefinitionRestorer,
     }
 )
 """The Protocol a backend implements to declare each capability (every capability has one)."""

@@ -1,9 +1,9 @@
 """The libvirt backend: any libvirt URI (``qemu+ssh://``, ``qemu+tcp://``, ``xen+ssh://``, ``test://``).
 
 This module and its parts (``libvirt_console.py``, ``libvirt_migrate.py``,
-``libvirt_answers.py``, ``libvirt_errors.py``) are the only ones of ovmtui that import
-``libvirt``. Nothing of libvirt leaves them: callers get ``ovmtui.model`` objects and
-``ovmtui.errors`` exceptions.
+``libvirt_answers.py``, ``libvirt_errors.py``, ``libvirt_import.py``) are the only ones of
+ovmtui that import ``libvirt``. Nothing of libvirt leaves them: callers get ``ovmtui.model``
+objects and ``ovmtui.errors`` exceptions.
 
 Threading model. libvirt calls block (an RPC over SSH can take seconds) but release the GIL,
 so each connection owns ONE worker thread and every libvirt call runs there, one at a time,
@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import hashlib
 import shlex
 import threading
 import time
@@ -38,17 +39,29 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import libvirt
 
-from ovmtui.backend import libvirt_disks, libvirt_storage
+from ovmtui.backend import libvirt_disks, libvirt_import, libvirt_storage
 from ovmtui.backend._worker import DaemonWorker
 from ovmtui.backend.base import Backend, ConsoleChannel, DiskChange, EventCallback
 from ovmtui.backend.libvirt_answers import answer_needs
 from ovmtui.backend.libvirt_console import LibvirtConsole
+from ovmtui.backend.libvirt_definitions import (
+    define_in,
+    definition_of,
+    deregister_infrastructure_events,
+    persistent_domain_xml,
+    read_all,
+    read_infrastructure,
+    register_infrastructure_events,
+    restore_command,
+    start_in,
+)
 from ovmtui.backend.libvirt_errors import code as _code
 from ovmtui.backend.libvirt_errors import is_connection_error as _is_connection_error
 from ovmtui.backend.libvirt_errors import message as _message
 from ovmtui.backend.libvirt_migrate import migration_argv, read_needs, run_migration
 from ovmtui.backend.libvirt_xml import DomainStatic, host_cpu, parse_domain_xml
 from ovmtui.backend.pacing import waiting, working
+from ovmtui.backend.url_fetch import Download, fetch
 from ovmtui.errors import (
     ActionFailed,
     ActionRefused,
@@ -58,9 +71,13 @@ from ovmtui.errors import (
     ParseError,
     VmNotFound,
 )
+from ovmtui.import_plan import Imported, ImportFailed, ImportPlan
+from ovmtui.import_progress import ImportProgress, Phase, RateMeter
 from ovmtui.model import (
     SYSRQ_KEYS,
     Capability,
+    Definition,
+    DefinitionKind,
     Disk,
     HostFacts,
     HostKey,
@@ -102,11 +119,16 @@ _CAPABILITIES = frozenset(
         Capability.SEND_KEYS,
         Capability.SYSRQ,
         Capability.STORAGE_SCAN,
+        Capability.RESTORE,
     }
 )
 # Linux input key codes (VIR_KEYCODE_SET_LINUX) of Ctrl+Alt+Del, and how long they are held.
 _CTRL_ALT_DEL = (29, 56, 111)  # KEY_LEFTCTRL, KEY_LEFTALT, KEY_DELETE
 _KEY_HOLD_MS = 100
+# An import's stream is fed 1 MiB a worker call (each call also waits its turn behind the
+# polls' calls), its progress reported twice a second at most.
+UPLOAD_CHUNK = 1024 * 1024
+UPLOAD_REPORT_S = 0.5
 # Alt+SysRq+key: KEY_LEFTALT, KEY_SYSRQ, then the key's own Linux code.
 _SYSRQ_PREFIX = (56, 99)
 _LETTER_CODES = {
@@ -330,6 +352,11 @@ class _Session:
     # connection by 5-10 % (bench/migration_overhead.py: 1.10-1.15x the bare call with
     # them, 1.06-1.08x without). Touched by the worker only.
     migration_conn: Any = None
+    # Network and storage pool events (see libvirt_definitions): each bumps infra_seq, and a
+    # poll reads those definitions again only when it moved since the last read.
+    infra_events: list[tuple[str, int]] = field(default_factory=list)
+    infra_seq: int = 0
+    infra_read: int = -1  # infra_seq when they were last read; loop thread only
     torn_down: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
 
 
@@ -340,6 +367,7 @@ class _RawPoll:
     fetched: dict[str, DomainStatic]  # read from XMLDesc this poll: cacheable
     unreadable: frozenset[str]  # XMLDesc failed or made no sense: try again next poll
     free_memory_bytes: int | None
+    definitions: tuple[Definition, ...] = ()  # read this poll (keep_definitions only)
 
 
 # --------------------------------------------------------------------------- the backend
@@ -357,6 +385,7 @@ class LibvirtBackend:
         self._connect_lock = asyncio.Lock()
         self._callback: EventCallback | None = None
         self._definition_fetches = 0
+        self._keep = False
 
     # ---------------------------------------------------------------- properties
 
@@ -398,6 +427,15 @@ class LibvirtBackend:
 
     def set_event_callback(self, callback: EventCallback | None) -> None:
         self._callback = callback
+
+    def keep_definitions(self, keep: bool) -> None:
+        if keep and self._session is not None:
+            # Definitions are read with the domains' XML, which is cached: read it all again
+            # (a repository opened or restored now holds none of what was read before).
+            self._session.cache.clear()
+            self._session.stats = None
+            self._session.infra_read = -1
+        self._keep = keep
 
     # ---------------------------------------------------------------- connection
 
@@ -486,6 +524,14 @@ class LibvirtBackend:
                 )
             except libvirt.libvirtError:
                 session.events = False
+
+        def on_infrastructure_event() -> None:
+            session.loop.call_soon_threadsafe(self._on_infrastructure_event, session)
+
+        try:
+            session.infra_events = register_infrastructure_events(conn, on_infrastructure_event)
+        except libvirt.libvirtError:
+            session.infra_events = []
         try:
             conn.registerCloseCallback(on_close, None)
             session.close_callback = True
@@ -538,6 +584,10 @@ class LibvirtBackend:
         if self._callback is not None:
             self._callback(uuid)
 
+    def _on_infrastructure_event(self, session: _Session) -> None:
+        if not session.retired:
+            session.infra_seq += 1
+
     def _on_closed(self, session: _Session) -> None:
         if session.retired:
             return
@@ -546,6 +596,105 @@ class LibvirtBackend:
         self._retire(session)
         if self._callback is not None:
             self._callback(None)
+
+    # ---------------------------------------------------------------- imports
+
+    async def import_volume(
+        self,
+        pool: str,
+        plan: ImportPlan,
+        *,
+        progress: Callable[[ImportProgress], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Imported:
+        """``plan`` (a flat one: ``import_plan.flat_plan``) fetched by ovmtui and streamed
+        into a new volume of its folder's storage pool (``base.VolumeImporter``). The
+        volume is made at its final name, with the size the server announced (a server that
+        does not say it is refused); a failure or a cancel aborts the stream and deletes it.
+        Raises ``ImportFailed``, ``ActionRefused`` (the name taken), ``HostUnreachable``."""
+        session = await self._ensure_session()
+        conn = session.conn
+        began = clock()
+
+        def report(
+            phase: Phase, done: int = 0, total: int | None = None, rate: float | None = None
+        ) -> None:
+            if progress is not None:
+                progress(ImportProgress(phase, clock() - began, done, total, rate))
+
+        report("checking")
+        try:
+            async with fetch(plan.url) as download:
+                size = download.size
+                if size is None:
+                    raise ImportFailed(
+                        f"{plan.url}: the server does not say the file's size, which a libvirt "
+                        "volume needs before it is written"
+                    )
+                _pool, volume = await self._call(
+                    session, lambda: libvirt_import.create_volume(conn, pool, plan, size)
+                )
+                stream: Any = None
+                try:
+                    stream = await self._call(
+                        session, lambda: libvirt_import.open_upload(conn, volume, size)
+                    )
+                    done, digest = await self._upload(
+                        session, stream, download, size, report, clock
+                    )
+                    if done != size:
+                        raise ImportFailed(f"{plan.url}: {done} bytes came of the {size} announced")
+                    if plan.sha256 is not None and digest != plan.sha256:
+                        raise ImportFailed(
+                            f"checksum mismatch: {plan.url} has SHA-256 {digest}, "
+                            f"not {plan.sha256} as given"
+                        )
+                    report("placing", done, size)
+                    await self._call(session, lambda: libvirt_import.finish(stream))
+                except BaseException:
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await self._call(session, lambda: libvirt_import.discard(stream, volume))
+                    raise
+        except libvirt.libvirtError as exc:
+            raise ImportFailed(f"{plan.url}: {_message(exc)}") from None
+        report("done", done, size)
+        return Imported(plan.final, done, digest, "ovmtui")
+
+    async def _upload(
+        self,
+        session: _Session,
+        stream: Any,
+        download: Download,
+        size: int,
+        report: Callable[[Phase, int, int | None, float | None], None],
+        clock: Callable[[], float],
+    ) -> tuple[int, str | None]:
+        """The download's pieces into ``stream``, 1 MiB a worker call, hashed on the way."""
+        digest = hashlib.sha256()
+        meter = RateMeter()
+        pending = bytearray()
+        done = 0
+        last = float("-inf")
+
+        async def send(data: bytes) -> None:
+            nonlocal done, last
+            digest.update(data)
+            await self._call(session, lambda: libvirt_import.send(stream, data))
+            done += len(data)
+            now = clock()
+            if now - last >= UPLOAD_REPORT_S:
+                last = now
+                report("downloading", done, size, meter.add(now, done))
+
+        async for chunk in download.chunks():
+            pending += chunk
+            if len(pending) >= UPLOAD_CHUNK:
+                data, pending = bytes(pending), bytearray()
+                await send(data)
+        if pending:
+            await send(bytes(pending))
+        report("downloading", done, size, meter.add(clock(), done))
+        return done, digest.hexdigest()
 
     # ---------------------------------------------------------------- worker calls
 
@@ -609,17 +758,25 @@ class LibvirtBackend:
         # No event since the last poll began: no domain was defined, undefined, renamed,
         # started, stopped or migrated in between, nor any definition dropped.
         session.quiet = session.events and seq_before == session.polled_seq
+        keep = self._keep
+        infra_seq = session.infra_seq
+        # Without their events, networks and pools are read at every poll (a handful).
+        read_infra = keep and (not session.infra_events or infra_seq != session.infra_read)
         try:
             # A remote host's poll is mostly waiting for its answer (its Python part takes
             # the Python turn anyway); a local daemon's or the test driver's answer is made
             # on our own CPUs: work, the narrow bound (pacing.py).
             async with working() if self._local else waiting():
-                raw = await self._call(session, lambda: self._poll_in_worker(session, cache))
+                raw = await self._call(
+                    session, lambda: self._poll_in_worker(session, cache, keep, read_infra)
+                )
         except libvirt.libvirtError as exc:
             # A poll that fails leaves us unsure of the connection: start afresh next time.
             self._drop(session)
             raise HostUnreachable(f"{self._uri}: {_message(exc)}") from None
         session.polled_seq = seq_before
+        if read_infra:
+            session.infra_read = infra_seq
         self._definition_fetches += len(raw.fetched) + len(raw.unreadable)
         for uuid, static in raw.fetched.items():
             # XML read before an event about it arrived may predate the change.
@@ -636,16 +793,21 @@ class LibvirtBackend:
         facts = dataclasses.replace(
             session.facts, free_memory_mib=free // (1024 * 1024) if free else None
         )
-        return HostPoll(facts=facts, vms=raw.vms, taken_at=time.time())
+        return HostPoll(facts=facts, vms=raw.vms, taken_at=time.time(), definitions=raw.definitions)
 
     @staticmethod
-    def _poll_in_worker(session: _Session, cache: Mapping[str, DomainStatic]) -> _RawPoll:
+    def _poll_in_worker(
+        session: _Session, cache: Mapping[str, DomainStatic], keep: bool, read_infra: bool
+    ) -> _RawPoll:
         """The whole poll, VMs built and sorted, so the loop thread only takes the result.
 
-        Everything but the calls to the host runs in the Python turn.
+        Everything but the calls to the host runs in the Python turn. ``keep``: read the
+        persistent definition of every domain whose XML is read (not cached); ``read_infra``:
+        and those of the networks and storage pools.
         """
         records = _domain_records(session)
         free = _free_memory_bytes(session)
+        infrastructure = tuple(read_infrastructure(session.conn)) if read_infra else ()
         if session.quiet and session.stats is not None and len(records) == len(session.stats):
             with _python_turn:
                 # Idle: every domain's stats are those of the last poll, in the same order,
@@ -655,15 +817,18 @@ class LibvirtBackend:
                 same = [stats for _dom, stats in records] == session.stats
                 if same:
                     del records  # the domain handles are freed in the turn, as below
-                    return _RawPoll(session.vms, session.present, {}, frozenset(), free)
+                    return _RawPoll(
+                        session.vms, session.present, {}, frozenset(), free, infrastructure
+                    )
         previous = session.built
         built: dict[bytes, tuple[tuple[object, ...], Vm]] = {}
         present: list[str] = []
         fetched: dict[str, DomainStatic] = {}
         unreadable: set[str] = set()
         rebuilt = False
+        kept: list[tuple[bytes, str]] = []  # (raw UUID, persistent XML) read this poll
         with _python_turn:
-            definitions: dict[str, tuple[str, bool]] | None = None
+            definitions: dict[str, tuple[str, bool, str | None]] | None = None
             for index, (dom, stats) in enumerate(records):
                 # UUID() costs half of UUIDString(); a known domain's string is on its Vm.
                 raw_uuid: bytes = dom.UUID()
@@ -677,11 +842,13 @@ class LibvirtBackend:
                         # times on a cold start) made the workers and the loop fight
                         # over the GIL at every handoff.
                         with _outside_turn():
-                            definitions = _read_definitions(records[index:], previous, cache)
+                            definitions = _read_definitions(
+                                records[index:], previous, cache, keep=keep
+                            )
                     definition = definitions.get(uuid)
                     if definition is None:
                         continue  # undefined between the listing and now
-                    xml_text, persistent = definition
+                    xml_text, persistent, kept_xml = definition
                     try:
                         static = parse_domain_xml(xml_text)
                     except ParseError:
@@ -689,6 +856,8 @@ class LibvirtBackend:
                         static = DomainStatic()
                     else:
                         static = fetched[uuid] = dataclasses.replace(static, persistent=persistent)
+                        if kept_xml is not None:
+                            kept.append((raw_uuid, kept_xml))
                 # Same definition object and same stats as last poll: nothing moved, not
                 # even the CPU time, so name and ID are the ones read then (a restart or a
                 # rename comes with a lifecycle event, which drops the definition from the
@@ -717,7 +886,18 @@ class LibvirtBackend:
             clean = not fetched and not unreadable and len(present) == len(records)
             session.stats = [stats for _dom, stats in records] if clean else None
             del records  # the domain handles are freed here too, in the turn
-        return _RawPoll(session.vms, session.present, fetched, frozenset(unreadable), free)
+            domains = tuple(
+                definition_of(DefinitionKind.DOMAIN, built[raw][1].uuid, built[raw][1].name, text)
+                for raw, text in kept
+            )
+        return _RawPoll(
+            session.vms,
+            session.present,
+            fetched,
+            frozenset(unreadable),
+            free,
+            infrastructure + domains,
+        )
 
     # ---------------------------------------------------------------- actions
 
@@ -966,6 +1146,32 @@ class LibvirtBackend:
             )
         except libvirt.libvirtError as exc:
             raise ActionFailed(_message(exc), title=f"Delete {path} failed") from None
+
+    # ---------------------------------------------------------------- restore
+
+    def restore_command(self, kind: DefinitionKind, name: str, *, start: bool) -> str:
+        return restore_command(self._uri, kind, name, start=start)
+
+    async def current_definitions(self) -> tuple[Definition, ...]:
+        session = await self._ensure_session()
+        try:
+            return tuple(await self._call(session, lambda: read_all(session.conn)))
+        except libvirt.libvirtError as exc:
+            raise HostUnreachable(f"{self._uri}: {_message(exc)}") from None
+
+    async def restore_definition(self, kind: DefinitionKind, text: str) -> str:
+        session = await self._ensure_session()
+        try:
+            return await self._call(session, lambda: define_in(session.conn, kind, text))
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title=f"{kind.value} define failed") from None
+
+    async def start_defined(self, kind: DefinitionKind, uuid: str) -> None:
+        session = await self._ensure_session()
+        try:
+            await self._call(session, lambda: start_in(session.conn, kind, uuid))
+        except libvirt.libvirtError as exc:
+            raise ActionFailed(_message(exc), title=f"{kind.value} start failed") from None
 
     # ---------------------------------------------------------------- console
 
@@ -1227,26 +1433,35 @@ def _read_definitions(
     records: Sequence[tuple[Any, dict[str, Any]]],
     previous: Mapping[bytes, tuple[tuple[object, ...], Vm]],
     cache: Mapping[str, DomainStatic],
-) -> dict[str, tuple[str, bool]]:
-    """(XML, persistent) of each listed domain whose definition is not cached, by UUID.
+    *,
+    keep: bool = False,
+) -> dict[str, tuple[str, bool, str | None]]:
+    """(XML, persistent, persistent XML) of each listed domain whose definition is not
+    cached, by UUID; the persistent XML only with ``keep``, for a persistent domain.
 
     Calls to the host. A domain undefined since the listing is left out; one whose XML
     cannot be read gets "" (it is then shown without its definition's facts, not hidden).
     """
-    definitions: dict[str, tuple[str, bool]] = {}
-    for dom, _stats in records:
+    definitions: dict[str, tuple[str, bool, str | None]] = {}
+    for dom, stats in records:
         entry = previous.get(dom.UUID())
         uuid: str = entry[1].uuid if entry is not None else dom.UUIDString()
         if uuid in cache:
             continue
         try:
-            definitions[uuid] = (str(dom.XMLDesc(0)), bool(dom.isPersistent()))
+            xml = str(dom.XMLDesc(0))
+            persistent = bool(dom.isPersistent())
+            kept = None
+            if keep and persistent:
+                shut_off = stats.get("state.state") == _SHUTOFF
+                kept = persistent_domain_xml(dom, xml, shut_off=shut_off)
+            definitions[uuid] = (xml, persistent, kept)
         except libvirt.libvirtError as exc:
             if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
                 continue
             if _is_connection_error(exc):
                 raise
-            definitions[uuid] = ("", False)
+            definitions[uuid] = ("", False, None)
     return definitions
 
 
@@ -1282,6 +1497,7 @@ def _tear_down(session: _Session) -> None:
                 session.migration_conn.close()
         conn = session.conn
         if conn is not None:
+            deregister_infrastructure_events(conn, session.infra_events)
             for event_id in session.event_ids:
                 with contextlib.suppress(Exception):
                     conn.domainEventDeregisterAny(event_id)

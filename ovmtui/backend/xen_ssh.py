@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -55,6 +56,7 @@ from ovmtui.backend.base import (
     DiskChange,
     EventCallback,
     LongChannel,
+    ShellResult,
 )
 from ovmtui.backend.pacing import connect_turn, waiting, working
 from ovmtui.backend.xen_console import attached, console_argv
@@ -103,6 +105,8 @@ from ovmtui.errors import (
 from ovmtui.model import (
     SYSRQ_KEYS,
     Capability,
+    Definition,
+    DefinitionKind,
     Disk,
     HostFacts,
     HostKey,
@@ -373,6 +377,7 @@ class XenSshBackend:
         self._retired: list[asyncssh.SSHClientConnection] = []
         self._connections_opened = 0
         self._configs: dict[str, str] = {}  # VM name -> its vm.cfg, as last listed
+        self._keep = False  # hand the vm.cfg files read by full polls over (keep_definitions)
         self._known: _Known | None = None
         self._lister: _Lister | None = None
         self._lister_starting = asyncio.Lock()
@@ -403,6 +408,14 @@ class XenSshBackend:
 
     def set_event_callback(self, callback: EventCallback | None) -> None:
         """Xen over SSH has no event stream: the poller polls."""
+
+    def keep_definitions(self, keep: bool) -> None:
+        """Full polls (every vm.cfg read anyway, about once a minute) hand each vm.cfg over
+        as a definition to keep; the repository writes only what changed. Turned on (again:
+        a repository opened or restored), the next poll is a full one: every vm.cfg read."""
+        if keep:
+            self._known = None
+        self._keep = keep
 
     async def connect(self) -> None:
         await self._connection()
@@ -516,6 +529,15 @@ class XenSshBackend:
             if _NOT_FOUND.search(said):
                 raise VmNotFound(f"{self._host.name}: {said}")
             raise ActionFailed(f"{self._host.name}: {command}: {said}")
+
+    async def shell(self, command: str, *, timeout_s: float | None = None) -> ShellResult:
+        """``command`` run by the host's shell on the kept connection (connecting first), for
+        the connection test's probes: its exit status and output. The caller quotes every
+        argument. Raises ``HostUnreachable`` / ``HostTimeout`` as a poll would."""
+        timeout = self._poll_timeout_s if timeout_s is None else timeout_s
+        result = await self._run(command, timeout, label=command)
+        status = result.exit_status
+        return ShellResult(status, _text(result.stdout), _text(result.stderr))
 
     async def disk_sizes(self, vm: Vm) -> Mapping[str, int | None]:
         """One command for all of the VM's disk paths on its host: a block device's size
@@ -930,25 +952,9 @@ class XenSshBackend:
             )
             if key is not None:
                 offered = f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
-        known: Sequence[Any] = ()
-        with contextlib.suppress(Exception):
-            known = asyncssh.match_known_hosts(
-                self._known_hosts, target.host, target.host, target.port
-            )[0]
-        pattern = target.host if target.port == 22 else f"[{target.host}]:{target.port}"
-        if known:
-            return (
-                f"{name}: the host key CHANGED: it offered {offered}, which is not the key "
-                f"recorded for {pattern} in {self._known_hosts}. That is what a "
-                "man-in-the-middle looks like; if the host was reinstalled, check the new key "
-                f"with its administrator, then: ssh-keygen -R {shlex.quote(pattern)} -f "
-                f"{shlex.quote(self._known_hosts)} && "
-                f"{_keyscan_hint(target, self._known_hosts)}"
-            )
-        return (
-            f"{name}: unknown host key {offered} (not in {self._known_hosts}). If that "
-            f"fingerprint is right, accept it with: {_keyscan_hint(target, self._known_hosts)}"
-        )
+        if recorded_keys(self._known_hosts, target):
+            return f"{name}: {changed_key_text(target, self._known_hosts, offered)}"
+        return f"{name}: {unknown_key_text(target, self._known_hosts, offered)}"
 
     def _drop(self, conn: asyncssh.SSHClientConnection) -> None:
         if self._conn is conn:
@@ -1166,20 +1172,27 @@ class XenSshBackend:
             if rows is not None:
                 issues.extend(rows.issues)
             listed = merge_table_rows(domains.value, rows.value if rows else ())
-        vms, configs = _vms(listed, found.get("configs"), issues)
+        vms, configs, definitions = _vms(listed, found.get("configs"), issues, keep=self._keep)
         poll = HostPoll(
             facts=facts,
             vms=vms,
             taken_at=time.time(),
             warnings=tuple(f"{self._host.name}: {issue}" for issue in issues),
+            definitions=definitions,
         )
         return poll, configs
 
 
 def _vms(
-    listed: Sequence[XenDomain], configs: _Section | None, issues: list[ParseIssue]
-) -> tuple[tuple[Vm, ...], dict[str, str]]:
-    """The VMs of a full poll, and which vm.cfg defines each (by name)."""
+    listed: Sequence[XenDomain],
+    configs: _Section | None,
+    issues: list[ParseIssue],
+    *,
+    keep: bool = False,
+) -> tuple[tuple[Vm, ...], dict[str, str], tuple[Definition, ...]]:
+    """The VMs of a full poll, which vm.cfg defines each (by name), and with ``keep`` each
+    vm.cfg as a definition to keep (hashed here, on the parser thread)."""
+    definitions: list[Definition] = []
     by_uuid: dict[str, Vm] = {}
     for domain in listed:
         if domain.is_dom0 or not domain.vm.uuid:
@@ -1195,6 +1208,11 @@ def _vms(
             if cfg.name is None or cfg.uuid is None:
                 continue
             cfg_by_name[cfg.name] = path
+            if keep:
+                digest = hashlib.sha256(text.encode()).hexdigest()
+                definitions.append(
+                    Definition(DefinitionKind.DOMAIN, cfg.uuid.lower(), cfg.name, text, digest)
+                )
             running = by_uuid.get(cfg.uuid)
             if running is not None:
                 by_uuid[cfg.uuid] = replace(running, config_path=path)
@@ -1214,7 +1232,7 @@ def _vms(
                     persistent=True,
                 )
     vms = tuple(sorted(by_uuid.values(), key=lambda vm: (vm.name, vm.uuid)))
-    return vms, cfg_by_name
+    return vms, cfg_by_name, tuple(definitions)
 
 
 def _with_row(vm: Vm, row: TableRow, seconds: float) -> Vm:
@@ -1376,6 +1394,38 @@ def _known_hosts_of(path: str) -> asyncssh.SSHKnownHosts | None:
             return None
         _known_hosts_read[path] = (version, known)
         return known
+
+
+def known_hosts_pattern(target: SshTarget) -> str:
+    """How ``known_hosts`` names the target: ``host``, or ``[host]:port`` off port 22."""
+    return target.host if target.port == 22 else f"[{target.host}]:{target.port}"
+
+
+def recorded_keys(known_hosts: str, target: SshTarget) -> Sequence[asyncssh.SSHKey]:
+    """The host keys ``known_hosts`` trusts for the target (none if it cannot be read)."""
+    known: Sequence[asyncssh.SSHKey] = ()
+    with contextlib.suppress(Exception):
+        known = asyncssh.match_known_hosts(known_hosts, target.host, target.host, target.port)[0]
+    return known
+
+
+def changed_key_text(target: SshTarget, known_hosts: str, offered: str) -> str:
+    """A changed host key, and the only fix: check it, forget the old one, scan the new."""
+    pattern = known_hosts_pattern(target)
+    return (
+        f"the host key CHANGED: it offered {offered}, which is not the key "
+        f"recorded for {pattern} in {known_hosts}. That is what a "
+        "man-in-the-middle looks like; if the host was reinstalled, check the new key "
+        f"with its administrator, then: ssh-keygen -R {shlex.quote(pattern)} -f "
+        f"{shlex.quote(known_hosts)} && {_keyscan_hint(target, known_hosts)}"
+    )
+
+
+def unknown_key_text(target: SshTarget, known_hosts: str, offered: str) -> str:
+    return (
+        f"unknown host key {offered} (not in {known_hosts}). If that "
+        f"fingerprint is right, accept it with: {_keyscan_hint(target, known_hosts)}"
+    )
 
 
 def _keyscan_hint(target: SshTarget, known_hosts: str) -> str:

@@ -24,6 +24,7 @@ from ovmtui.screens.estate_dialogs import (
     PromoteDialog,
     RemoveHostDialog,
     RolesDialog,
+    TestConnection,
 )
 from ovmtui.store.estate_file import EstateEdit
 from ovmtui.widgets.estate_tree import Scope
@@ -126,7 +127,7 @@ class EstateKeys:
     def add_host(self, pool: str) -> None:
         self._ask(
             "add_host",
-            lambda: HostDialog(self._validate, pool=pool, test=self.context.test_connection),
+            lambda: HostDialog(self._validate, pool=pool, test=self._tester(pool)),
             scope=Scope(pool),
         )
 
@@ -138,7 +139,7 @@ class EstateKeys:
         self._ask(
             "edit_host",
             lambda: HostDialog(
-                self._validate, pool=host.pool, host=host, test=self.context.test_connection
+                self._validate, pool=host.pool, host=host, test=self._tester(host.pool)
             ),
             scope=Scope(host.pool, host.name),
         )
@@ -179,6 +180,31 @@ class EstateKeys:
             lambda: PromoteDialog(self._validate, host, master.name if master else None),
             scope=Scope(host.pool, host.name),
         )
+
+    def _tester(self, pool_name: str) -> TestConnection:
+        """The form's "Test connection": the connection test's own screen (every check as
+        it completes; an unknown host key accepted only when confirmed) for the host as
+        typed, in its pool; its outcome in a line."""
+
+        async def test(host: HostConfig) -> str:
+            from ovmtui.screens.connection_test import ConnectionTestScreen
+
+            file = self.context.estate_edits.file
+            pools = file.estate.pools if file is not None else ()
+            pool = next((p for p in pools if p.name == pool_name), None)
+            if pool is not None:
+                host = dataclasses.replace(host, shared_storage=pool.shared_storage)
+            screen = ConnectionTestScreen(self.context, host, pool)
+            report = await self.app.push_screen_wait(screen)  # type: ignore[attr-defined]
+            if report is None:
+                return "Test connection: closed before it ended."
+            failed = [f"{c.name} ({c.detail})" for c in report.checks if c.ok is False]
+            if report.passed:
+                passed = sum(1 for c in report.checks if c.ok)
+                return f"Test connection passed: {passed} checks."
+            return "Test connection FAILED: " + "; ".join(failed or ["no check passed"])
+
+        return test
 
     # -- asking, then doing
 

@@ -62,6 +62,7 @@ class DashboardScreen(EstateKeys, Screen[None]):
         console_binding(),
         migrate_binding(),
         Binding("C", "consoles", "Consoles", show=False, id="consoles"),
+        Binding("I", "imports", "Imports", show=False, id="imports"),
         Binding("ctrl+r", "refresh", "Refresh", id="refresh"),
         Binding("l", "action_log", "Action log", id="action-log"),
         Binding("j", "journal", "Journal", id="journal"),
@@ -155,6 +156,36 @@ class DashboardScreen(EstateKeys, Screen[None]):
         from ovmtui.screens.evacuate import EvacuateScreen
 
         self.app.push_screen(EvacuateScreen(self.context, host))
+
+    def on_estate_tree_connection_test_asked(self, event: EstateTree.ConnectionTestAsked) -> None:
+        self.test_connection(event.host)
+
+    def test_connection(self, host: HostKey) -> None:
+        """The connection test of ``host`` (also from the palette)."""
+        from ovmtui.screens.connection_test import ConnectionTestScreen
+
+        found = self.context.host_config(host)
+        if found is None:
+            self.notify(f"{host} is no longer in the estate file.", severity="warning")
+            return
+        config, pool = found
+        self.app.push_screen(ConnectionTestScreen(self.context, config, pool))
+
+    def on_estate_tree_restore_asked(self, event: EstateTree.RestoreAsked) -> None:
+        self.restore(event.pool, event.host)
+
+    def restore(self, pool: str, host: HostKey | None = None) -> None:
+        """Restore ``host`` from the repository, or every host of ``pool`` (masters first)."""
+        from ovmtui.screens.restore_host import RestoreHostScreen
+
+        hosts: tuple[HostKey, ...]
+        if host is not None:
+            hosts, title = (host,), f"Restore {host.name} from the repository"
+        else:
+            hosts = self.context.restore_order(pool)
+            names = ", ".join(key.name for key in hosts)
+            title = f"Restore pool {pool} from the repository (masters first: {names})"
+        self.app.push_screen(RestoreHostScreen(self.context, hosts, title))
 
     def on_estate_tree_scope_changed(self, event: EstateTree.ScopeChanged) -> None:
         self._scope = event.scope
@@ -401,6 +432,11 @@ class DashboardScreen(EstateKeys, Screen[None]):
         from ovmtui.screens.consoles import ConsolesScreen
 
         self.app.push_screen(ConsolesScreen(self.context))
+
+    def action_imports(self) -> None:
+        from ovmtui.screens.imports import ImportsScreen
+
+        self.app.push_screen(ImportsScreen(self.context))
 
     def action_action_log(self) -> None:
         from ovmtui.screens.action_log import ActionLogScreen

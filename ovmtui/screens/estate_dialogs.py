@@ -45,8 +45,8 @@ class EditRequest:
 
 # The edit's problem as start-up would say it, or None (the caller makes it on the file's text).
 Validate = Callable[[EstateEdit], str | None]
-# "Test connection" before a host is saved: the checks' report (a seam until that feature
-# lands: None, and the button says it is not there yet).
+# "Test connection" before a host is saved: the checks run (screens/connection_test.py),
+# their outcome said in a line. None: not offered (the button is dimmed).
 TestConnection = Callable[[HostConfig], Awaitable[str]]
 
 _ROLES = (HostRole.MASTER, HostRole.UTILITY, HostRole.VM)
@@ -274,8 +274,7 @@ class HostDialog(FormDialog):
             compact=True,
             disabled=self._test is None,
         )
-        if self._test is None:
-            button.tooltip = "Test connection is not in this build yet"
+        button.tooltip = "every check of this host as typed, before it is saved"
         yield button
 
     def spec(self) -> HostSpec:

@@ -17,7 +17,9 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
+from ovmtui.import_plan import ImportPlan
 from ovmtui.screens.dialogs import ConfirmDialog
+from ovmtui.screens.imports import ImportDialog
 from ovmtui.services.storage import (
     COLUMNS,
     StorageView,
@@ -57,6 +59,7 @@ class StorageScreen(Screen[None]):
         Binding("R", "register_all", "Register all", id="storage-register-all"),
         Binding("a", "approve", "Approve", id="storage-approve"),
         Binding("d", "delete", "Delete", id="storage-delete"),
+        Binding("i", "import_resource", "Import", id="storage-import"),
         Binding("ctrl+r", "reload", "Refresh", id="storage-reload"),
         Binding("right,bracketright", "next_tab", "Next tab", show=False, id="storage-next"),
         Binding("left,bracketleft", "previous_tab", "Prev tab", show=False, id="storage-prev"),
@@ -83,6 +86,16 @@ class StorageScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.action_reload()
+        # An import's start and end change the library (importing, pending, failed): read
+        # again, so the row says so.
+        self.context.import_signal.subscribe(self, self._imports_changed)
+
+    def on_unmount(self) -> None:
+        self.context.import_signal.unsubscribe(self)
+
+    def _imports_changed(self, _imports: object) -> None:
+        if self.is_attached:
+            self.action_reload()
 
     # -- showing ---------------------------------------------------------------------------
 
@@ -166,6 +179,27 @@ class StorageScreen(Screen[None]):
             self._refused("Read-only mode: the library is not changed.", "Read-only")
             return None
         return row
+
+    def action_import_resource(self) -> None:
+        """A resource from a URL into this pool (the imports screen's dialog, this pool
+        first); it runs as a job, its end told as a notice."""
+
+        if self.context.read_only:
+            self._refused("Read-only mode: nothing is imported.", "Read-only")
+            return
+        pools = self.context.import_pools()
+        if self.pool not in pools:
+            self._refused(
+                f"Pool {self.pool} has no shared_storage: nowhere to import to.", "Import"
+            )
+            return
+        ordered = [self.pool, *(p for p in pools if p != self.pool)]
+
+        def start(request: tuple[str, ImportPlan] | None) -> None:
+            if request is not None:
+                self.context.start_import(*request)
+
+        self.app.push_screen(ImportDialog(self.context, ordered), start)
 
     @work(exclusive=True, group="storage-change")
     async def action_register(self) -> None:

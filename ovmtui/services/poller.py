@@ -85,9 +85,13 @@ class EstatePoller:
         initial: EstateSnapshot | None = None,
         clock: Callable[[], float] = time.time,
         garbage: GarbagePolicy | None = None,
+        on_definitions: Callable[[HostKey, HostPoll], None] | None = None,
         pools: Sequence[str] = (),
     ) -> None:
-        """``pools``: the estate's pools in order, those without a host yet included."""
+        """``on_definitions``: told of each poll that read definitions (``HostPoll``), for
+        the repository to keep what changed. ``pools``: the estate's pools in order, those
+        without a host yet included."""
+        self._on_definitions = on_definitions
         self._hosts = {h.backend.host: h for h in hosts}
         self._garbage = garbage if garbage is not None else GarbagePolicy()
         self._order = [h.backend.host for h in hosts]
@@ -137,6 +141,11 @@ class EstatePoller:
     def pacing(self) -> Pacing:
         """The two bounds (tests and benches read how many were held at once)."""
         return self._pacing
+
+    @property
+    def hosts(self) -> tuple[HostKey, ...]:
+        """Every host polled, in the estate's order."""
+        return tuple(self._order)
 
     def backend(self, key: HostKey) -> Backend | None:
         host = self._hosts.get(key)
@@ -417,6 +426,8 @@ class EstatePoller:
 
     def _record_success(self, key: HostKey, result: HostPoll) -> None:
         self._answered(key)
+        if result.definitions and self._on_definitions is not None:
+            self._on_definitions(key, result)
         old = self._status[key]
         raw, last_raw = result.vms, self._raw.get(key)
         self._raw[key] = raw

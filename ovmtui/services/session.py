@@ -30,6 +30,7 @@ from ovmtui.backend.base import (
     ConsoleTransport,
     DefinitionSource,
     DiskSizer,
+    KeepsDefinitions,
     KeySender,
     SysRqSender,
 )
@@ -42,6 +43,7 @@ from ovmtui.model import (
     Capability,
     EstateSnapshot,
     HostKey,
+    HostPoll,
     PlacedVm,
     VmAction,
     console_refusal,
@@ -54,7 +56,9 @@ from ovmtui.services.actions import (
     InMemoryJournal,
     summarize,
 )
+from ovmtui.services.connection_test import ConnectionTests
 from ovmtui.services.consoles import ConsoleSession, default_console_log_dir
+from ovmtui.services.definition_keeper import DefinitionKeeper
 from ovmtui.services.definitions import (
     ArchiveKey,
     ExportResult,
@@ -63,6 +67,8 @@ from ovmtui.services.definitions import (
 )
 from ovmtui.services.estate_edits import EstateEditor
 from ovmtui.services.flight_plan import DEFAULT_OVERHEAD_MIB
+from ovmtui.services.host_restore import HostRestoreService
+from ovmtui.services.imports import Importing, ImportService
 from ovmtui.services.jobs import EXPORT_KIND, export_outcome
 from ovmtui.services.migration import MigrationService, Moving
 from ovmtui.services.poller import EstatePoller, PolledHost
@@ -75,6 +81,7 @@ from ovmtui.store.backup import (
     inspect_backup,
     list_backups,
 )
+from ovmtui.store.definitions import DefinitionChanges
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.estate_file import EstateFile
 from ovmtui.store.journal import JournalEntry
@@ -118,6 +125,8 @@ class SessionEvents:
     read_only: Callable[[str], object] = _ignore
     # The migrations under way, each time one starts or ends.
     migrations: Callable[[tuple[Moving, ...]], object] = _ignore
+    # The imports under way, each time one starts, moves on or ends.
+    imports: Callable[[tuple[Importing, ...]], object] = _ignore
 
 
 class EstateSession:
@@ -139,6 +148,7 @@ class EstateSession:
         user: str | None = None,
         unwritable: Literal["raise", "read-only"] = "read-only",
         console_log_dir: Path | None = None,
+        keep_definitions: bool = True,
         estate_file: EstateFile | None = None,
     ) -> None:
         """``estate_file``: the file ``estate`` was read from, for edits and reloads (None:
@@ -147,7 +157,8 @@ class EstateSession:
         (tests, benchmarks) actions are journaled in memory. ``unwritable``: what a
         repository that fails to open for writing does to the session: turn it read-only
         (the TUI: watching matters more), or raise (a headless command: it was asked to
-        record, and says it cannot)."""
+        record, and says it cannot). ``keep_definitions``: False keeps no definition in
+        the repository (benches compare)."""
         self.estate = estate
         self.events = events if events is not None else SessionEvents()
         self.user = user or current_user()
@@ -164,7 +175,12 @@ class EstateSession:
             max_concurrency=max_concurrency,
             max_waiting=max_waiting or estate.max_waiting or WAIT_SLOTS,
             clock=clock or time.time,
+            on_definitions=self._definitions_read,
         )
+        # Definitions kept in the repository (history, host restore): what changed only.
+        self.definitions = DefinitionKeeper(clock or time.time)
+        self.definition_writes = 0  # transactions the kept definitions took (benches count)
+        self._keep_definitions_wanted = keep_definitions
         self.actions = ActionService(
             self.poller.backend,
             refresh=self.poller.refresh,
@@ -185,6 +201,15 @@ class EstateSession:
                 else DEFAULT_OVERHEAD_MIB
             ),
         )
+        self.imports = ImportService(
+            estate=estate,
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            operations=self.actions.operations,
+            jobs=self._job_recorder,
+            on_change=lambda imports: self.events.imports(imports),
+            library=self._job_recorder,  # the writable repository
+        )
         self.storage = StorageService(
             backend_for=self.poller.backend,
             snapshot=lambda: self.snapshot,
@@ -202,16 +227,29 @@ class EstateSession:
             marks=lambda: self.repository,
             refresh=self.poller.refresh,
         )
+        self.host_restores = HostRestoreService(
+            backend_for=self.poller.backend,
+            snapshot=lambda: self.snapshot,
+            repository=self.open_repository,
+            operations=self.actions.operations,
+            jobs=lambda: (
+                None if self.repository is None or self.repository.read_only else self.repository
+            ),
+            repoll=self.poller.repoll,
+        )
         if repository is None:
             self.actions.journal = InMemoryJournal()
         else:
             self.actions.no_journal = read_only_reason or "the repository is not open yet"
+        self.connection_tests = ConnectionTests(
+            operations=self.actions.operations, pool_id=self._pool_id
+        )
         self.repository_path = repository
         self.repository: Repository | None = None
         self._unwritable = unwritable
         self._snapshot = self.poller.snapshot
         self._results: list[ActionResult] = []
-        self._to_store: asyncio.Queue[EstateSnapshot | None] = asyncio.Queue()
+        self._to_store: asyncio.Queue[EstateSnapshot | DefinitionChanges | None] = asyncio.Queue()
         self._store_task: asyncio.Task[None] | None = None
         self._drifted: tuple[DriftedVm, ...] = ()
         self._action_tasks: set[asyncio.Task[object]] = set()
@@ -251,6 +289,11 @@ class EstateSession:
         if self.repository_path is None:
             return None
         return default_backup_dir(self.repository_path)
+
+    def _job_recorder(self) -> Repository | None:
+        """Where jobs are recorded: the repository, unless it only reads."""
+        repo = self.repository
+        return None if repo is None or repo.read_only else repo
 
     def open_repository(self) -> Repository:
         if self.repository is None:
@@ -421,6 +464,17 @@ class EstateSession:
         return backend if isinstance(backend, ConsoleTransport) else None
 
     # -- one VM ---------------------------------------------------------------------------
+
+    async def _pool_id(self, pool: str) -> str | None:
+        """The pool's id in the repository (what its storage's marker holds), or None
+        without a repository: a test then cannot tell whose storage it sees."""
+        repository = self.repository
+        if repository is None:
+            return None
+        try:
+            return await repository.pool_id(pool)
+        except RepositoryError:
+            return None
 
     def shared_storage(self, pool: str) -> str | None:
         """The pool's shared storage as the estate file names it (None: not configured)."""
@@ -717,6 +771,7 @@ class EstateSession:
             raise
         self.repository = repo
         self.actions.journal = repo
+        await self._keep_definitions(repo)
         for line in differences:
             self._tell(Notice(line, "Estate file differs from the repository", "warning"))
         if known is not None and restored:
@@ -729,6 +784,27 @@ class EstateSession:
         # A task of our own: a save cancelled halfway would leave its transaction open; this
         # one is drained at the end instead.
         self._store_task = asyncio.create_task(self._store_snapshots(repo))
+
+    async def _keep_definitions(self, repo: Repository) -> None:
+        """Start from the repository's kept definitions; from now on polls read theirs."""
+        if not self._keep_definitions_wanted:
+            return
+        try:
+            self.definitions.load(await repo.definition_index())
+        except OvmError as exc:
+            self._tell(Notice(str(exc), "Definitions are not kept in this run", "warning"))
+            return
+        for key in self.poller.hosts:
+            backend = self.poller.backend(key)
+            if isinstance(backend, KeepsDefinitions):
+                backend.keep_definitions(True)
+
+    def _definitions_read(self, key: HostKey, poll: HostPoll) -> None:
+        if self._store_task is None or not self.definitions.loaded:
+            return
+        changes = self.definitions.offered(key, poll)
+        if changes:
+            self._to_store.put_nowait(changes)
 
     def _go_read_only(self, reason: str) -> None:
         self.read_only_reason = reason
@@ -772,6 +848,9 @@ class EstateSession:
         """Record every published snapshot, in order (their deltas build on each other)."""
         failed = False
         while (snapshot := await self._to_store.get()) is not None:
+            if isinstance(snapshot, DefinitionChanges):
+                await self._store_definitions(repo, snapshot)
+                continue
             try:
                 await repo.save_snapshot(snapshot)
                 await self._check_drift(repo)
@@ -780,6 +859,15 @@ class EstateSession:
                 if not failed:  # once, not at every refresh
                     self._tell(Notice(str(exc), exc.title, "error"))
                 failed = True
+
+    async def _store_definitions(self, repo: Repository, changes: DefinitionChanges) -> None:
+        try:
+            await repo.save_definitions(changes)
+            self.definition_writes += 1
+        except OvmError as exc:
+            # Offered again when next read (the next event about it, or the next start).
+            self.definitions.forget(changes)
+            self._tell(Notice(str(exc), "Definitions not kept", "warning"))
 
     async def _check_drift(self, repo: Repository) -> None:
         drifted = tuple(await repo.drifted())

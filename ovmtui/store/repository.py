@@ -17,6 +17,7 @@ import random
 import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +28,7 @@ import aiosqlite
 from ovmtui.config import EstateConfig
 from ovmtui.errors import RepositoryError
 from ovmtui.model import (
+    DefinitionKind,
     Disk,
     EstateSnapshot,
     HostFacts,
@@ -38,7 +40,14 @@ from ovmtui.model import (
     VmState,
 )
 from ovmtui.storage_model import Resource, ResourceKind, ResourceStatus
+from ovmtui.store import definitions
 from ovmtui.store import resources as _resources
+from ovmtui.store.definitions import (
+    DefinitionChanges,
+    DefinitionIndex,
+    DefinitionPlace,
+    DefinitionVersion,
+)
 from ovmtui.store.drift import DriftedVm
 from ovmtui.store.journal import (
     FIELDS,
@@ -402,6 +411,22 @@ class Repository:
 
     # -- last-known state -----------------------------------------------------------------
 
+    async def pool_id(self, pool: str) -> str | None:
+        """The pool's id (a UUID), given on first use and kept; None for a pool the
+        repository does not hold (not imported from the estate file yet), or one without an
+        id yet in a repository opened read-only."""
+        async with self._transaction("DEFERRED" if self.read_only else "IMMEDIATE") as db:
+            rows = await fetch_rows(db, "SELECT pool_id FROM pools WHERE name = ?", (pool,))
+            if not rows:
+                return None
+            if rows[0][0]:
+                return str(rows[0][0])
+            if self.read_only:
+                return None
+            given = str(uuid.uuid4())
+            await db.execute("UPDATE pools SET pool_id = ? WHERE name = ?", (given, pool))
+            return given
+
     async def save_snapshot(self, snapshot: EstateSnapshot) -> None:
         """Record what the snapshot knows; unreachable hosts keep their last-known data.
 
@@ -544,6 +569,38 @@ class Repository:
         return EstateSnapshot(
             hosts=tuple(hosts), taken_at=max(times, default=0.0), pools=tuple(pools)
         )
+
+    # -- kept definitions (store/definitions.py) -------------------------------------------
+
+    async def save_definitions(self, changes: DefinitionChanges) -> None:
+        """Write what a poll changed (new versions, places): one transaction."""
+        async with self._transaction() as db:
+            await definitions.write_changes(db, changes)
+
+    async def definition_index(self) -> DefinitionIndex:
+        async with self._transaction("DEFERRED") as db:
+            return await definitions.read_index(db)
+
+    async def definition_versions(self, kind: DefinitionKind, uuid: str) -> list[DefinitionVersion]:
+        """Every version of one definition, oldest first."""
+        async with self._transaction("DEFERRED") as db:
+            return await definitions.versions_of(db, kind, uuid)
+
+    async def vms_with_definitions(self, text: str) -> list[tuple[str, str]]:
+        """(UUID, latest name) of the VMs whose UUID or latest name is ``text``."""
+        async with self._transaction("DEFERRED") as db:
+            return await definitions.domains_named(db, text)
+
+    async def definitions_on(self, pool: str, host: str) -> list[DefinitionPlace]:
+        """What was last seen on this host (networks, storage pools, VMs)."""
+        async with self._transaction("DEFERRED") as db:
+            return await definitions.places_on(db, pool, host)
+
+    async def definition_version(
+        self, kind: DefinitionKind, uuid: str, sha256: str
+    ) -> DefinitionVersion | None:
+        async with self._transaction("DEFERRED") as db:
+            return await definitions.version_with(db, kind, uuid, sha256)
 
     # -- jobs -----------------------------------------------------------------------------
 

@@ -189,7 +189,60 @@ _V_SHARED_DISKS: tuple[str, ...] = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V_SHARED_DISKS)
+_V_POOL_IDS: tuple[str, ...] = (
+    # Each pool's id, written into the `.ovmtui-pool` marker on its shared storage so that a
+    # connection test knows a host sees the same storage as the pool's other hosts (issue
+    # 17). Given on first use (Repository.pool_id), so pools created later get one too.
+    "ALTER TABLE pools ADD COLUMN pool_id TEXT",
+)
+
+_V_DEFINITIONS: tuple[str, ...] = (
+    # Definitions kept (host restore, `ovmtui history`): a version each time a definition is
+    # first seen or changes. A VM's versions follow its UUID wherever it goes; a network's
+    # or storage pool's are its host's (each host has its own "default" network).
+    """
+    CREATE TABLE definition_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        uuid TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        host TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        at REAL NOT NULL,
+        text TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX definition_versions_uuid ON definition_versions(kind, uuid, id)",
+    # Where each was last seen and how (VMs: active or not; networks, pools: running), with
+    # the version it had there, since when: what a host restore defines again. A VM has one
+    # row (it is on one host), kept when its host stops reporting it: that is what a restore
+    # is for.
+    """
+    CREATE TABLE definition_places (
+        kind TEXT NOT NULL,
+        uuid TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        host TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT,
+        active INTEGER NOT NULL DEFAULT 0,
+        since REAL NOT NULL,
+        PRIMARY KEY (kind, uuid, pool, host)
+    )
+    """,
+    "CREATE INDEX definition_places_host ON definition_places(pool, host)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V_SHARED_DISKS,
+    _V_POOL_IDS,
+    _V_DEFINITIONS,
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -50,6 +50,8 @@ class EstateTree(LineView, can_focus=True):
         Binding("right", "expand", "Expand", show=False, id="tree-expand"),
         Binding("enter", "select_cursor", "Show", show=False, id="tree-select"),
         Binding("E", "evacuate", "Evacuate host", id="tree-evacuate"),
+        Binding("T", "test_connection", "Test connection", id="tree-test-connection"),
+        Binding("R", "restore", "Restore", id="tree-restore"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {name for name in _STYLED if name}
@@ -94,6 +96,21 @@ class EstateTree(LineView, can_focus=True):
 
         def __init__(self, host: HostKey) -> None:
             super().__init__()
+            self.host = host
+
+    class ConnectionTestAsked(Message):
+        """`T` on a host: the screen tests the connection to it."""
+
+        def __init__(self, host: HostKey) -> None:
+            super().__init__()
+            self.host = host
+
+    class RestoreAsked(Message):
+        """`R` on a host (restore it) or a pool (every host of it, masters first)."""
+
+        def __init__(self, pool: str, host: HostKey | None) -> None:
+            super().__init__()
+            self.pool = pool
             self.host = host
 
     def __init__(
@@ -347,12 +364,26 @@ class EstateTree(LineView, can_focus=True):
         if action == "evacuate":
             # Only on a host line; elsewhere `E` is the screen's (export definitions).
             return self._cursor.scope.host_key is not None
+        if action == "test_connection":
+            return self._cursor.scope.host_key is not None
+        if action == "restore":
+            return self._cursor.scope.pool is not None
         return True
 
     def action_evacuate(self) -> None:
         host = self._cursor.scope.host_key
         if host is not None:
             self.post_message(self.EvacuationAsked(host))
+
+    def action_test_connection(self) -> None:
+        host = self._cursor.scope.host_key
+        if host is not None:
+            self.post_message(self.ConnectionTestAsked(host))
+
+    def action_restore(self) -> None:
+        scope = self._cursor.scope
+        if scope.pool is not None:
+            self.post_message(self.RestoreAsked(scope.pool, scope.host_key))
 
     def action_collapse(self) -> None:
         cursor = self._cursor

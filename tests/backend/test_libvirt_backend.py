@@ -650,8 +650,8 @@ async def test_event_during_a_poll_does_not_blank_the_vms(make_backend: MakeBack
     first = await backend.poll()
     original = backend._poll_in_worker
 
-    def racing(session: Any, cache: Any) -> Any:
-        raw = original(session, cache)
+    def racing(session: Any, cache: Any, *flags: Any) -> Any:
+        raw = original(session, cache, *flags)
         fired = threading.Event()
 
         def events() -> None:

@@ -62,6 +62,8 @@ _LONGRUN = "longrun"
 _TEST = "test"
 # Logs its argv, then runs the real find: the storage listing's argv is checked exactly.
 _FIND = "find"
+# `service` (ovs-agent status) and `date` (a skewed clock): on every host, like `test`.
+_HOST_TOOLS = ("service", "date")
 LONGRUN_LOG = "longrun.log"
 # Characters that would need quoting in sshd_config or in the fakes' sh scripts.
 _UNSAFE_PATH_CHARS = frozenset(" \t\n\"'\\$`;&|<>*?[]{}()#~")
@@ -259,6 +261,21 @@ class FakeXenHost:
     def set_shutdown_delay(self, seconds: float) -> None:
         """``xm shutdown`` then shows ``---s--`` for ``seconds`` before the domain is off."""
         self.update(lambda state: state.__setitem__("shutdown_delay", float(seconds)))
+
+    def set_service(self, name: str, state: str | None) -> None:
+        """What ``service NAME status`` says: "running" (exit 0), "stopped" (exit 3), or
+        None: an unknown service ("NAME: unrecognized service", exit 1)."""
+        directory = self.state_dir / "services"
+        directory.mkdir(exist_ok=True)
+        path = directory / name
+        if state is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(state + "\n", encoding="utf-8")
+
+    def set_clock_skew(self, seconds: float) -> None:
+        """``date +%s.%N`` on this host then reads this machine's clock plus ``seconds``."""
+        (self.state_dir / "clock_skew").write_text(f"{seconds}\n", encoding="utf-8")
 
     # --- faults
 
@@ -511,7 +528,7 @@ class SshdServer:
     def _install_fakes(self) -> None:
         fakebin = self.root / "fakebin"
         fakebin.mkdir()
-        for tool in (*_TOOLS, _LONGRUN, _TEST, _FIND):
+        for tool in (*_TOOLS, _LONGRUN, _TEST, _FIND, *_HOST_TOOLS):
             shutil.copyfile(_FAKE_BIN / tool, fakebin / tool)
             (fakebin / tool).chmod(0o755)
         helper = self.root / "helper"
@@ -530,7 +547,7 @@ class SshdServer:
         bin_dir = state_dir / "bin"
         bin_dir.mkdir(parents=True)
         tools = _TOOLS if spec.toolstack == "both" else (spec.toolstack,)
-        for tool in (*tools, _LONGRUN, _TEST, _FIND):
+        for tool in (*tools, _LONGRUN, _TEST, _FIND, *_HOST_TOOLS):
             (bin_dir / tool).symlink_to(self.root / "fakebin" / tool)
         state = xenstate.new_state(
             spec.name,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, Checkbox, Input, Static
+from textual.widgets import Checkbox, Input, Static
 
 from ovmtui.app import OvmApp
-from ovmtui.config import HostConfig, load_estate
+from ovmtui.config import load_estate
 from ovmtui.model import HostKey, HostRole
 from ovmtui.screens.estate_dialogs import (
     FormDialog,
@@ -291,31 +291,31 @@ async def test_host_keys_need_a_host_and_read_only_dims_them(estate_path: Path) 
         assert board.estate_refusal("new_pool") is None
 
 
-async def test_test_connection_is_offered_only_when_given(estate_path: Path) -> None:
+async def test_test_connection_runs_the_checks_of_the_host_as_typed(estate_path: Path) -> None:
+    from ovmtui.screens.connection_test import ConnectionTestScreen
+
+    uri = fixed_demo_estate().pools[1].hosts[0].libvirt
+    assert uri is not None
     app = app_for(estate_path)
     async with app.run_test(size=(140, 40)) as pilot:
         await loaded(pilot, app)
-        await on_host(pilot, "ovs01")
+        await on_host(pilot, "dev01")
         screen = await form(pilot, HostDialog, "A")
-        assert screen.query_one("#host-test", Button).disabled
-    asked: list[HostConfig] = []
-
-    async def test(host: HostConfig) -> str:
-        asked.append(host)
-        return "resolve ok 1 ms\nlibvirt getCapabilities ok 3 ms"
-
-    app = app_for(estate_path, test_connection=test)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await loaded(pilot, app)
-        await on_host(pilot, "ovs01")
-        screen = await form(pilot, HostDialog, "A")
-        await fill(pilot, "host-name", "ovs09")
-        await fill(pilot, "host-ssh", "root@ovs09:2222")
+        await fill(pilot, "host-name", "dev09")
+        await fill(pilot, "host-libvirt", uri)
         await pilot.click("#host-test")
-        result = screen.query_one("#host-test-result", Static)
-        await wait_until(pilot, lambda: "getCapabilities ok" in str(result.render()))
-        assert [(h.name, h.ssh, h.pool) for h in asked] == [("ovs09", "root@ovs09:2222", "prod")]
-        assert app.screen is screen  # tested, not saved
+        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionTestScreen))
+        test = app.screen
+        assert isinstance(test, ConnectionTestScreen)
+        assert test.host.name == "dev09" and test.host.libvirt == uri
+        assert test.pool is not None and test.pool.name == "dev"
+        await wait_until(pilot, lambda: test.report is not None, what="the checks done")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen, what="back to the form")
+        result = str(screen.query_one("#host-test-result", Static).render())
+        assert test.report is not None and test.report.passed, test.report
+        assert result.startswith("Test connection passed: "), result
+        assert not read(estate_path).count("dev09")  # tested, not saved
 
 
 async def test_an_edit_on_disk_shows_without_a_restart(estate_path: Path) -> None:
