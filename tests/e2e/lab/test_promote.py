@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input
+from textual.widgets import Checkbox, Input, Static
 
 from ovmtui.app import OvmApp
 from ovmtui.model import HostRole, VmAction
+from ovmtui.screens.connection_test import ConnectionTestScreen
 from ovmtui.store.estate_file import EstateFile
 from tests.e2e.lab.conftest import Lab
 from tests.e2e.lab.screen import SIZE, host_status, loaded, tree_labels
@@ -109,8 +110,9 @@ async def test_promote_h2_while_h1_is_down_and_h2_is_still_driven(lab: Lab, tmp_
 
 
 async def test_the_labs_hosts_added_to_an_empty_pool_from_the_tui(lab: Lab, tmp_path: Path) -> None:
-    """An estate of one empty pool; `A` twice, the lab's URIs typed: both hosts polled and
-    their guests shown without a restart, the file written as an operator would."""
+    """An estate of one empty pool; `A` twice, the lab's URIs typed, Test connection
+    passing for each: both hosts polled and their guests shown without a restart, the file
+    written as an operator would."""
     path = tmp_path / "estate.toml"
     storage = lab.estate.pools[0].shared_storage
     path.write_text(
@@ -131,6 +133,29 @@ async def test_the_labs_hosts_added_to_an_empty_pool_from_the_tui(lab: Lab, tmp_
             app.screen.query_one("#host-name", Input).value = host.name
             app.screen.query_one("#host-libvirt", Input).value = host.libvirt or ""
             app.screen.query_one("#role-vm", Checkbox).value = True
+            form = app.screen
+            # Test connection first: every check of the host as typed passes.
+            await pilot.click("#host-test")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, ConnectionTestScreen), what="the test"
+            )
+            test = app.screen
+            assert isinstance(test, ConnectionTestScreen)
+            await wait_until(
+                pilot,
+                lambda test=test: test.report is not None,  # type: ignore[misc]
+                limit_s=60,
+                what="the checks",
+            )
+            assert test.report is not None and test.report.passed, test.report
+            await pilot.press("escape")
+            await wait_until(
+                pilot,
+                lambda form=form: app.screen is form,  # type: ignore[misc]
+                what="back to the form",
+            )
+            result = str(form.query_one("#host-test-result", Static).render())
+            assert result.startswith("Test connection passed"), result
             await pilot.press("ctrl+s")
             await wait_until(
                 pilot,
