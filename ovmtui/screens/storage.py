@@ -1,6 +1,8 @@
 """A pool's storage (``S``): one tab per kind of Oracle VM's layout, each entry with its
 sizes, format, library status, who brought it and when, and what uses it; register,
-approve, delete (confirmed) and refresh.
+approve, delete (confirmed) and refresh. On the shared disks' tab, the disks' own actions
+(``session.disks``, the pool's rules): create (``c``), attach to a VM (``+``), detach from
+one (``-``), and ``d`` deletes through the same rules; their keys are in the footer there only.
 
 The screen never talks to a host: it asks the storage service (``context.storage``) for a
 ``StorageView`` and shows it; every change goes through the service, on the record.
@@ -18,8 +20,12 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.import_plan import ImportPlan
+from ovmtui.model import PlacedVm
 from ovmtui.screens.dialogs import ConfirmDialog
+from ovmtui.screens.disk_create import CreateDiskDialog, CreateDiskRequest
 from ovmtui.screens.imports import ImportDialog
+from ovmtui.screens.shared_disk import DiskVmDialog, confirm_and_run
+from ovmtui.services.disk_rules import DISK_SUFFIX, SHARED_DISK_DIR, SharedDisk
 from ovmtui.services.storage import (
     COLUMNS,
     StorageView,
@@ -55,6 +61,11 @@ class StorageScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="storage-close"),
+        # First: on the shared disks' tab (the only one showing them) an 80-column footer
+        # has room for these before the library's keys.
+        Binding("c", "create_disk", "New disk", id="storage-disk-create"),
+        Binding("plus", "hold_disk(True)", "Attach", key_display="+", id="storage-disk-attach"),
+        Binding("minus", "hold_disk(False)", "Detach", key_display="-", id="storage-disk-detach"),
         Binding("r", "register", "Register", id="storage-register"),
         Binding("R", "register_all", "Register all", id="storage-register-all"),
         Binding("a", "approve", "Approve", id="storage-approve"),
@@ -156,10 +167,18 @@ class StorageScreen(Screen[None]):
         tabs.active = _tab_id(kinds[(kinds.index(self.kind) + step) % len(kinds)])
         self._fill(self.kind)
         self.table_of(self.kind).focus()
+        self.refresh_bindings()
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
         self._fill(self.kind)
         self.table_of(self.kind).focus()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The shared disks' own keys where they apply, and nowhere else (not even dimmed).
+        if action in ("create_disk", "hold_disk"):
+            return self.kind is ResourceKind.SHARED_DISK
+        return True
 
     # -- acting ------------------------------------------------------------------------------
 
@@ -251,6 +270,9 @@ class StorageScreen(Screen[None]):
         row = self._row_or_say()
         if row is None or self.view is None:
             return
+        if row.kind is ResourceKind.SHARED_DISK:
+            await self._delete_disk(row)
+            return
         view = self.view
         command = self.context.storage.delete_command(view, row)
         confirmed = await self.app.push_screen_wait(
@@ -270,4 +292,132 @@ class StorageScreen(Screen[None]):
             self._refused(exc.message, exc.title)
             return
         self.notify(f"{shown(row.name)} deleted", markup=False)
+        self.action_reload()
+
+    # -- shared disks (session.disks, through the context) ---------------------------------
+
+    def _disk_name(self, row: StorageRow) -> str | None:
+        """The shared disk of ``row`` (its file less ``.img``); None, said, when the file is
+        not one (``sharedDisk/NAME.img`` only)."""
+        if row.name.endswith(DISK_SUFFIX) and "/" not in row.name:
+            return row.name[: -len(DISK_SUFFIX)]
+        self._refused(
+            f"{shown(row.name)} is not a shared disk: they are {SHARED_DISK_DIR}/NAME.img files.",
+            "Not a shared disk",
+        )
+        return None
+
+    @work(exclusive=True, group="storage-change")
+    async def action_create_disk(self) -> None:
+        """A new shared disk of this pool: the dialog, the plan shown and asked, the run."""
+        if self.context.read_only:
+            self._refused("Read-only mode: no disk is created.", "Read-only")
+            return
+        storage = self.context.shared_storage(self.pool)
+        if not storage:
+            self._refused(
+                f"Pool {self.pool} has no shared_storage: shared disks live in its "
+                f"{SHARED_DISK_DIR}/ folder.",
+                "New disk",
+            )
+            return
+        folder = f"{storage.rstrip('/')}/{SHARED_DISK_DIR}"
+        request: CreateDiskRequest | None = await self.app.push_screen_wait(
+            CreateDiskDialog(self.pool, folder)
+        )
+        if request is None:
+            return
+        try:
+            plan = await self.context.plan_disk_create(
+                self.pool,
+                request.name,
+                request.size_bytes,
+                allocate=request.allocate,
+                shareable=request.shareable,
+            )
+        except OvmError as exc:
+            self._refused(exc.message, exc.title)
+            return
+        kind = "shareable" if request.shareable else "one writer"
+        title = f"Create {request.name} ({kind})?"
+        if await confirm_and_run(self.app, self.context, plan, title, "Create"):
+            self.action_reload()
+
+    @work(exclusive=True, group="storage-change")
+    async def action_hold_disk(self, attach: bool) -> None:
+        """Attach the selected disk to a VM of the pool (``+``) or detach it from one of its
+        holders (``-``): the VM chosen, the rules, the plan shown and asked, the run."""
+        row = self._row_or_say()
+        name = self._disk_name(row) if row is not None else None
+        if name is None:
+            return
+        word = "Attach" if attach else "Detach"
+        try:
+            disk = await self.context.shared_disk(self.pool, name)
+        except OvmError as exc:
+            self._refused(exc.message, f"{word}: {exc.title}")
+            return
+        vms = self._vms_for(disk, attach=attach)
+        if not vms:
+            text = (
+                f"Pool {self.pool} has no VM {name} could be attached to."
+                if attach
+                else f"No VM holds {name}."
+            )
+            self._refused(text, f"{word} {name}")
+            return
+        request = await self.app.push_screen_wait(DiskVmDialog(disk, vms, attach=attach))
+        placed = self.context.snapshot.find_vm(request.vm) if request and request.vm else None
+        if request is None:
+            return
+        if placed is None:
+            self._refused("The VM is no longer in the estate.", word)
+            return
+        try:
+            plan = await self.context.plan_disk(
+                placed, name, attach=attach, read_only=request.read_only, live=request.live
+            )
+        except OvmError as exc:
+            self._refused(exc.message, exc.title)
+            return
+        title = f"{word} {name} {'to' if attach else 'from'} {placed.vm.name}?"
+        if await confirm_and_run(self.app, self.context, plan, title, word):
+            self.context.refresh_now()
+            self.action_reload()
+
+    def _vms_for(self, disk: SharedDisk, *, attach: bool) -> list[tuple[PlacedVm, str | None]]:
+        """The pool's VMs that do not hold ``disk`` (attach), or those that do (detach), each
+        with why its host cannot hot-plug (None: it can)."""
+        vms = [p for p in self.context.snapshot.placed_vms() if p.pool == self.pool]
+        vms = [p for p in vms if (disk.held_by(p.uuid) is None) == attach]
+        vms.sort(key=lambda p: p.vm.name)
+        return [(p, self.context.disk_hot_plug(p)) for p in vms]
+
+    async def _delete_disk(self, row: StorageRow) -> None:
+        """A shared disk deleted through the pool's rules (refused while a VM holds it), the
+        command shown and asked; its library record, if any, forgotten after."""
+        name = self._disk_name(row)
+        if name is None:
+            return
+        try:
+            plan = await self.context.plan_disk_delete(self.pool, name)
+        except OvmError as exc:
+            self._refused(exc.message, exc.title)
+            return
+        ran = await confirm_and_run(
+            self.app,
+            self.context,
+            plan,
+            f"Delete {name}?",
+            "Delete",
+            warning="The disk's data is removed from the pool's storage for good.",
+        )
+        if not ran:
+            return
+        if row.resource is not None:
+            try:
+                view = await self.context.storage.view(self.pool)
+                await self.context.storage.delete(view, row.path)
+            except OvmError as exc:
+                self._refused(exc.message, "Still in the library")
         self.action_reload()
