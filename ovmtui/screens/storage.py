@@ -20,12 +20,9 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.import_plan import ImportPlan
-from ovmtui.model import PlacedVm
+from ovmtui.screens import storage_disks
 from ovmtui.screens.dialogs import ConfirmDialog
-from ovmtui.screens.disk_create import CreateDiskDialog, CreateDiskRequest
 from ovmtui.screens.imports import ImportDialog
-from ovmtui.screens.shared_disk import DiskVmDialog, confirm_and_run
-from ovmtui.services.disk_rules import DISK_SUFFIX, SHARED_DISK_DIR, SharedDisk
 from ovmtui.services.storage import (
     COLUMNS,
     StorageView,
@@ -187,15 +184,15 @@ class StorageScreen(Screen[None]):
         view = await self.context.storage.view(self.pool)
         self.show(view)
 
-    def _refused(self, text: str, title: str) -> None:
+    def say_refused(self, text: str, title: str) -> None:
         self.notify(text, title=title, severity="warning", markup=False)
 
-    def _row_or_say(self) -> StorageRow | None:
+    def row_or_say(self) -> StorageRow | None:
         row = self.selected
         if row is None:
-            self._refused("No entry selected.", "Nothing selected")
+            self.say_refused("No entry selected.", "Nothing selected")
         elif self.context.read_only:
-            self._refused("Read-only mode: the library is not changed.", "Read-only")
+            self.say_refused("Read-only mode: the library is not changed.", "Read-only")
             return None
         return row
 
@@ -204,11 +201,11 @@ class StorageScreen(Screen[None]):
         first); it runs as a job, its end told as a notice."""
 
         if self.context.read_only:
-            self._refused("Read-only mode: nothing is imported.", "Read-only")
+            self.say_refused("Read-only mode: nothing is imported.", "Read-only")
             return
         pools = self.context.import_pools()
         if self.pool not in pools:
-            self._refused(
+            self.say_refused(
                 f"Pool {self.pool} has no shared_storage: nowhere to import to.", "Import"
             )
             return
@@ -222,7 +219,7 @@ class StorageScreen(Screen[None]):
 
     @work(exclusive=True, group="storage-change")
     async def action_register(self) -> None:
-        row = self._row_or_say()
+        row = self.row_or_say()
         if row is None or self.view is None:
             return
         await self._register(self.view, [row.path])
@@ -232,7 +229,7 @@ class StorageScreen(Screen[None]):
         if self.view is None:
             return
         if self.context.read_only:
-            self._refused("Read-only mode: the library is not changed.", "Read-only")
+            self.say_refused("Read-only mode: the library is not changed.", "Read-only")
             return
         await self._register(self.view, [])
 
@@ -240,12 +237,12 @@ class StorageScreen(Screen[None]):
         try:
             results = await self.context.storage.register(view, names)
         except OvmError as exc:
-            self._refused(exc.message, exc.title)
+            self.say_refused(exc.message, exc.title)
             return
         done = [r for r in results if r.refused is None]
         refused = [r.refused for r in results if r.refused is not None]
         if refused:
-            self._refused("\n".join(refused), f"{len(refused)} not registered")
+            self.say_refused("\n".join(refused), f"{len(refused)} not registered")
         if done:
             self.notify(f"{len(done)} registered (pending approval)", markup=False)
         if not results:
@@ -254,24 +251,24 @@ class StorageScreen(Screen[None]):
 
     @work(exclusive=True, group="storage-change")
     async def action_approve(self) -> None:
-        row = self._row_or_say()
+        row = self.row_or_say()
         if row is None or self.view is None:
             return
         try:
             approved = await self.context.storage.approve(self.view, row.path)
         except OvmError as exc:
-            self._refused(exc.message, exc.title)
+            self.say_refused(exc.message, exc.title)
             return
         self.notify(f"{shown(row.name)} approved by {approved.approved_by}", markup=False)
         self.action_reload()
 
     @work(exclusive=True, group="storage-change")
     async def action_delete(self) -> None:
-        row = self._row_or_say()
+        row = self.row_or_say()
         if row is None or self.view is None:
             return
         if row.kind is ResourceKind.SHARED_DISK:
-            await self._delete_disk(row)
+            await storage_disks.delete_disk(self, row)
             return
         view = self.view
         command = self.context.storage.delete_command(view, row)
@@ -289,135 +286,19 @@ class StorageScreen(Screen[None]):
         try:
             await self.context.storage.delete(view, row.path)
         except OvmError as exc:
-            self._refused(exc.message, exc.title)
+            self.say_refused(exc.message, exc.title)
             return
         self.notify(f"{shown(row.name)} deleted", markup=False)
         self.action_reload()
 
-    # -- shared disks (session.disks, through the context) ---------------------------------
-
-    def _disk_name(self, row: StorageRow) -> str | None:
-        """The shared disk of ``row`` (its file less ``.img``); None, said, when the file is
-        not one (``sharedDisk/NAME.img`` only)."""
-        if row.name.endswith(DISK_SUFFIX) and "/" not in row.name:
-            return row.name[: -len(DISK_SUFFIX)]
-        self._refused(
-            f"{shown(row.name)} is not a shared disk: they are {SHARED_DISK_DIR}/NAME.img files.",
-            "Not a shared disk",
-        )
-        return None
+    # -- shared disks (screens/storage_disks.py) -----------------------------------------------
 
     @work(exclusive=True, group="storage-change")
     async def action_create_disk(self) -> None:
-        """A new shared disk of this pool: the dialog, the plan shown and asked, the run."""
-        if self.context.read_only:
-            self._refused("Read-only mode: no disk is created.", "Read-only")
-            return
-        storage = self.context.shared_storage(self.pool)
-        if not storage:
-            self._refused(
-                f"Pool {self.pool} has no shared_storage: shared disks live in its "
-                f"{SHARED_DISK_DIR}/ folder.",
-                "New disk",
-            )
-            return
-        folder = f"{storage.rstrip('/')}/{SHARED_DISK_DIR}"
-        request: CreateDiskRequest | None = await self.app.push_screen_wait(
-            CreateDiskDialog(self.pool, folder)
-        )
-        if request is None:
-            return
-        try:
-            plan = await self.context.plan_disk_create(
-                self.pool,
-                request.name,
-                request.size_bytes,
-                allocate=request.allocate,
-                shareable=request.shareable,
-            )
-        except OvmError as exc:
-            self._refused(exc.message, exc.title)
-            return
-        kind = "shareable" if request.shareable else "one writer"
-        title = f"Create {request.name} ({kind})?"
-        if await confirm_and_run(self.app, self.context, plan, title, "Create"):
-            self.action_reload()
+        """A new shared disk of this pool (``c``)."""
+        await storage_disks.create_disk(self)
 
     @work(exclusive=True, group="storage-change")
     async def action_hold_disk(self, attach: bool) -> None:
-        """Attach the selected disk to a VM of the pool (``+``) or detach it from one of its
-        holders (``-``): the VM chosen, the rules, the plan shown and asked, the run."""
-        row = self._row_or_say()
-        name = self._disk_name(row) if row is not None else None
-        if name is None:
-            return
-        word = "Attach" if attach else "Detach"
-        try:
-            disk = await self.context.shared_disk(self.pool, name)
-        except OvmError as exc:
-            self._refused(exc.message, f"{word}: {exc.title}")
-            return
-        vms = self._vms_for(disk, attach=attach)
-        if not vms:
-            text = (
-                f"Pool {self.pool} has no VM {name} could be attached to."
-                if attach
-                else f"No VM holds {name}."
-            )
-            self._refused(text, f"{word} {name}")
-            return
-        request = await self.app.push_screen_wait(DiskVmDialog(disk, vms, attach=attach))
-        placed = self.context.snapshot.find_vm(request.vm) if request and request.vm else None
-        if request is None:
-            return
-        if placed is None:
-            self._refused("The VM is no longer in the estate.", word)
-            return
-        try:
-            plan = await self.context.plan_disk(
-                placed, name, attach=attach, read_only=request.read_only, live=request.live
-            )
-        except OvmError as exc:
-            self._refused(exc.message, exc.title)
-            return
-        title = f"{word} {name} {'to' if attach else 'from'} {placed.vm.name}?"
-        if await confirm_and_run(self.app, self.context, plan, title, word):
-            self.context.refresh_now()
-            self.action_reload()
-
-    def _vms_for(self, disk: SharedDisk, *, attach: bool) -> list[tuple[PlacedVm, str | None]]:
-        """The pool's VMs that do not hold ``disk`` (attach), or those that do (detach), each
-        with why its host cannot hot-plug (None: it can)."""
-        vms = [p for p in self.context.snapshot.placed_vms() if p.pool == self.pool]
-        vms = [p for p in vms if (disk.held_by(p.uuid) is None) == attach]
-        vms.sort(key=lambda p: p.vm.name)
-        return [(p, self.context.disk_hot_plug(p)) for p in vms]
-
-    async def _delete_disk(self, row: StorageRow) -> None:
-        """A shared disk deleted through the pool's rules (refused while a VM holds it), the
-        command shown and asked; its library record, if any, forgotten after."""
-        name = self._disk_name(row)
-        if name is None:
-            return
-        try:
-            plan = await self.context.plan_disk_delete(self.pool, name)
-        except OvmError as exc:
-            self._refused(exc.message, exc.title)
-            return
-        ran = await confirm_and_run(
-            self.app,
-            self.context,
-            plan,
-            f"Delete {name}?",
-            "Delete",
-            warning="The disk's data is removed from the pool's storage for good.",
-        )
-        if not ran:
-            return
-        if row.resource is not None:
-            try:
-                view = await self.context.storage.view(self.pool)
-                await self.context.storage.delete(view, row.path)
-            except OvmError as exc:
-                self._refused(exc.message, "Still in the library")
-        self.action_reload()
+        """The selected disk attached to a VM (``+``) or detached from one (``-``)."""
+        await storage_disks.hold_disk(self, attach=attach)
