@@ -290,3 +290,29 @@ def test_vm_chooser_snapshot(snap_compare: Any, size: tuple[int, int]) -> None:
         await chooser(pilot, app, "plus")
 
     assert snap_compare(app, terminal_size=size, run_before=run)
+
+
+async def test_a_file_that_is_no_shared_disk_is_refused_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    told: list[str] = []
+    monkeypatch.setattr(OvmApp, "notify", lambda _self, text, **_kw: told.append(str(text)))
+    app, backend = app_of()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: rows(app) == 3, what="the first poll")
+        path = "/OVS/sharedDisk/scratch.qcow2"
+        entry = StorageEntry(ResourceKind.SHARED_DISK, "scratch.qcow2", path, 1 << 20)
+        row = StorageRow(ResourceKind.SHARED_DISK, "scratch.qcow2", path, entry, None, ())
+
+        async def view(_pool: str) -> StorageView:
+            return StorageView("prod", "/OVS", "ovs01", None, rows=(row,), taken_at=FIXED_NOW)
+
+        app.session.storage.view = view  # type: ignore[method-assign]
+        screen = await storage_screen(pilot, app, shared_tab=True)
+        for key in ("plus", "minus", "d"):
+            told.clear()
+            await pilot.press(key)
+            await wait_until(pilot, lambda: bool(told), what=f"the refusal of {key}")
+            assert "scratch.qcow2 is not a shared disk" in told[-1]
+            assert app.screen is screen
+        assert backend.applied == []
