@@ -35,7 +35,9 @@ The shape of it, and why (../shared/LAB.md records the facts this builds on):
   - Guests are tiny TCG domains (192 MiB, 1 vCPU) booting a Debian cloud kernel with a
     busybox initramfs (lab/guest-init.sh) that prints a heartbeat on the serial console.
     Their disks, boot files and console logs are in the shared directory .lab/ovs, which
-    stands in for OVM's /OVS: both hosts see the same paths, as live migration needs.
+    stands in for OVM's /OVS: both hosts see the same paths, as live migration needs. It has
+    Oracle VM's layout: running_pool/<guest>/, seed_pool/OVM_LAB_PVM/ (a template: vm.cfg,
+    the lab's kernel and initramfs, a disk), and the empty iso_pool, sharedDisk, publish_pool.
 """
 
 from __future__ import annotations
@@ -172,6 +174,9 @@ class Host:
 
 HOSTS = (Host("h1", 1, ("master", "utility", "vm")), Host("h2", 2, ("vm",)))
 GUESTS = (("vm1", "h1"), ("vm2", "h1"), ("vm3", "h2"))
+# Oracle VM's layout of the shared storage (running_pool holds the guests).
+LAYOUT_FOLDERS = ("running_pool", "seed_pool", "iso_pool", "sharedDisk", "publish_pool")
+TEMPLATE = "OVM_LAB_PVM"  # seed_pool's one template
 
 # What each libvirtd gets privately: (directory under .lab/hosts/NAME, where it is mounted).
 PRIVATE_DIRS = (
@@ -734,6 +739,40 @@ def prepare_guests(kernel: Path) -> None:
     (OVS / "shared_disks").mkdir(parents=True, exist_ok=True)
     with open(OVS / "shared_disks" / "shared.img", "wb") as disk:
         disk.truncate(32 * 1024 * 1024)
+    prepare_layout(kernel)
+
+
+def template_vm_cfg(name: str) -> str:
+    """The seeded template's vm.cfg, as Oracle VM's paravirtualised templates have one."""
+    home = OVS / "seed_pool" / name
+    return (
+        f"# ovmtui lab template (lab/lab.py): the lab's kernel and initramfs\n"
+        f"name = '{name}'\n"
+        f"memory = '{GUEST_MEMORY_MIB}'\n"
+        "vcpus = 1\n"
+        f"kernel = '{home / 'vmlinuz'}'\n"
+        f"ramdisk = '{home / 'initrd.img'}'\n"
+        f"extra = 'console=ttyS0 ovmlab.name={name}'\n"
+        f"disk = ['file:{home / 'System.img'},xvda,w']\n"
+        "vif = ['bridge=xenbr0']\n"
+        "on_crash = 'restart'\n"
+        "on_reboot = 'restart'\n"
+    )
+
+
+def prepare_layout(kernel: Path) -> None:
+    """The rest of Oracle VM's /OVS layout beside running_pool: seed_pool with one template
+    made from the lab's kernel and initramfs, and the empty iso_pool, sharedDisk and
+    publish_pool (the storage screen and the issue-16 lab test work on them)."""
+    for folder in LAYOUT_FOLDERS:
+        (OVS / folder).mkdir(parents=True, exist_ok=True)
+    home = OVS / "seed_pool" / TEMPLATE
+    home.mkdir()
+    os.link(kernel / "vmlinuz", home / "vmlinuz")
+    os.link(CACHE / "initrd.img", home / "initrd.img")
+    with open(home / "System.img", "wb") as disk:
+        disk.truncate(16 * 1024 * 1024)
+    (home / "vm.cfg").write_text(template_vm_cfg(TEMPLATE))
 
 
 def write_estate() -> None:

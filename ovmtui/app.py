@@ -345,6 +345,9 @@ class OvmApp(App[int]):
     async def shared_disks(self, pool: str) -> tuple[SharedDisk, ...]:
         return await self.session.disks.disks(pool)
 
+    async def shared_disk(self, pool: str, name: str) -> SharedDisk:
+        return await self.session.disks.disk(pool, name)
+
     def disk_hot_plug(self, placed: PlacedVm) -> str | None:
         return self.session.disks.hot_plug(placed)
 
@@ -357,6 +360,16 @@ class OvmApp(App[int]):
                 placed.pool, name, placed, read_only=read_only, live=live
             )
         return await disks.plan_detach(placed.pool, name, placed, live=live)
+
+    async def plan_disk_create(
+        self, pool: str, name: str, size_bytes: int, *, allocate: bool, shareable: bool
+    ) -> DiskPlan:
+        return await self.session.disks.plan_create(
+            pool, name, size_bytes, allocate=allocate, shareable=shareable
+        )
+
+    async def plan_disk_delete(self, pool: str, name: str) -> DiskPlan:
+        return await self.session.disks.plan_delete(pool, name)
 
     async def run_disk_plan(self, plan: DiskPlan) -> Done[str]:
         return await self.session.disks.run(plan)

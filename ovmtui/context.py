@@ -228,6 +228,10 @@ class AppContext(Protocol):
         """The pool's shared disks ovmtui knows, with their holders."""
         ...
 
+    async def shared_disk(self, pool: str, name: str) -> SharedDisk:
+        """The disk ``name`` of the pool's sharedDisk folder, with its holders."""
+        ...
+
     def disk_hot_plug(self, placed: PlacedVm) -> str | None:
         """Why the VM's host cannot hot-plug a disk, or None when it can."""
         ...
@@ -236,6 +240,16 @@ class AppContext(Protocol):
         self, placed: PlacedVm, name: str, *, attach: bool, read_only: bool, live: bool
     ) -> DiskPlan:
         """The rules, then what the host would do; raises ``OvmError`` (``RuleRefused``)."""
+        ...
+
+    async def plan_disk_create(
+        self, pool: str, name: str, size_bytes: int, *, allocate: bool, shareable: bool
+    ) -> DiskPlan:
+        """What the pool's utility host would run to make the disk; raises ``OvmError``."""
+        ...
+
+    async def plan_disk_delete(self, pool: str, name: str) -> DiskPlan:
+        """The rules (``not-held``), then the utility host's command; raises ``OvmError``."""
         ...
 
     async def run_disk_plan(self, plan: DiskPlan) -> Done[str]: ...

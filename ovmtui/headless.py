@@ -633,9 +633,9 @@ async def show_vm_report(
     for label, value in summary_rows(placed, now):
         out.write(f"  {label + ':':<11} {value}\n")
     out.write(f"disks ({len(vm.disks)}, shared storage: {shared or fmt.UNKNOWN}):\n")
-    _write_table(out, DISK_COLUMNS, disk_rows(vm, shared))
+    write_table(out, DISK_COLUMNS, disk_rows(vm, shared))
     out.write(f"NICs ({len(vm.nics)}):\n")
-    _write_table(out, NIC_COLUMNS, nic_rows(vm))
+    write_table(out, NIC_COLUMNS, nic_rows(vm))
     if definition is None:
         out.write(f"definition: none: {missing}\n")
     else:
@@ -644,7 +644,7 @@ async def show_vm_report(
     return 0 if answered else 1
 
 
-def _write_table(out: TextIO, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def write_table(out: TextIO, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Columns padded to their widest cell, indented, the last one unpadded."""
     if not rows:
         out.write("  none\n")

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from ovmtui import format as fmt
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionRefused
-from ovmtui.headless import host_key_for, session_for
+from ovmtui.headless import host_key_for, session_for, write_table
 from ovmtui.model import DefinitionKind, HostKey
 from ovmtui.services.host_restore import (
     HostRestoreOutcome,
@@ -247,14 +247,3 @@ def plan_json(plan: HostRestorePlan, outcome: HostRestoreOutcome | None) -> dict
             item.update(ok=result.ok, detail=result.detail, confirmed=result.confirmed)
         steps.append(item)
     return {"host": str(plan.host), "refusal": plan.refusal, "steps": steps}
-
-
-def write_table(out: TextIO, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Columns padded to their widest cell, indented, the last one unpadded."""
-    if not rows:
-        out.write("  none\n")
-        return
-    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
-    for row in (columns, *rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-        out.write(("  " + "  ".join(cells)).rstrip() + "\n")

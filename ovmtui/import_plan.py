@@ -268,12 +268,10 @@ class Imported:
 def flat_plan(plan: ImportPlan) -> ImportPlan:
     """The plan for a storage that holds files only, not folders (a libvirt ``dir`` pool per
     folder of the layout: its volumes are its files): the file straight in its kind's folder
-    (``iso_pool/<name>.iso``). A template, a folder, cannot be one."""
+    (``iso_pool/<name>.iso``). A template's archive keeps its plan: its folder
+    ``seed_pool/<name>/`` is made as a storage pool of its own (``libvirt_template``)."""
     if plan.archive:
-        raise BadImport(
-            "a template is a folder: libvirt's storage API holds files only, so it cannot be "
-            "unpacked there; import it through a host reached over SSH"
-        )
+        return plan
     folder = posixpath.join(plan.storage, FOLDERS[plan.kind])
     final = posixpath.join(folder, posixpath.basename(plan.final))
     return ImportPlan(

@@ -272,27 +272,13 @@ class CommandRunner(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class ShellResult:
-    """What a command run by a host's shell gave: its exit status (None: killed by a signal)
-    and its output, decoded."""
-
-    status: int | None
-    stdout: str
-    stderr: str
-
-
 @runtime_checkable
-class HostShell(Protocol):
+class HostShell(CommandRunner, Protocol):
     """A host whose shell ovmtui can reach (Xen over SSH): what the connection test probes
-    with (storage, the pool's marker, ovs-agent, the clock). Not a capability: no action of
-    the UI depends on it."""
+    with (storage, the pool's marker, ovs-agent, the clock), through ``run_command``. Not a
+    capability: no action of the UI depends on it."""
 
     async def connect(self) -> None: ...
-
-    async def shell(self, command: str, *, timeout_s: float | None = None) -> ShellResult:
-        """Run ``command`` (every argument already quoted); raises ``HostUnreachable``."""
-        ...
 
     async def close(self) -> None: ...
 

@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import libvirt
 
-from ovmtui.backend import libvirt_disks, libvirt_import, libvirt_storage
+from ovmtui.backend import libvirt_disks, libvirt_import, libvirt_storage, libvirt_template
 from ovmtui.backend._worker import DaemonWorker
 from ovmtui.backend.base import Backend, ConsoleChannel, DiskChange, EventCallback
 from ovmtui.backend.libvirt_answers import answer_needs
@@ -622,6 +622,18 @@ class LibvirtBackend:
             if progress is not None:
                 progress(ImportProgress(phase, clock() - began, done, total, rate))
 
+        if plan.archive:
+            try:
+                return await libvirt_template.import_template(
+                    conn,
+                    lambda fn: self._call(session, fn),
+                    pool,
+                    plan,
+                    lambda phase, done, total, rate: report(phase, done, total, rate),
+                    clock,
+                )
+            except libvirt.libvirtError as exc:
+                raise ImportFailed(f"{plan.url}: {_message(exc)}") from None
         report("checking")
         try:
             async with fetch(plan.url) as download:

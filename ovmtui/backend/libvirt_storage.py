@@ -139,11 +139,49 @@ def delete_volume(conn: Any, pool: str, entry: StorageEntry) -> None:
     folder = entry.kind.folder
     storage_pool = conn.storagePoolLookupByName(pool_name(pool, folder))
     storage_pool.refresh(0)
-    storage_pool.storageVolLookupByName(posixpath.basename(entry.path.rstrip("/"))).delete(0)
+    volume = storage_pool.storageVolLookupByName(posixpath.basename(entry.path.rstrip("/")))
+    if entry.is_dir:
+        _empty_folder(conn, pool, entry)
+    volume.delete(0)
+
+
+def folder_pool_name(pool: str, entry: StorageEntry) -> str:
+    """The transient storage pool over one folder of the layout (a template's):
+    ``ovmtui-<pool>-<folder>-<name>``."""
+    return pool_name(pool, f"{entry.kind.folder}-{posixpath.basename(entry.path.rstrip('/'))}")
+
+
+def _empty_folder(conn: Any, pool: str, entry: StorageEntry) -> None:
+    """The files of a folder volume (libvirt removes a ``dir`` volume with ``rmdir``, which
+    wants it empty), through a transient storage pool over it. A folder holding folders is
+    refused, nothing of it removed."""
+    path = entry.path.rstrip("/")
+    inner = conn.storagePoolCreateXML(pool_xml(folder_pool_name(pool, entry), path), 0)
+    try:
+        inner.refresh(0)
+        volumes = inner.listAllVolumes(0)
+        if any(v.info()[0] == libvirt.VIR_STORAGE_VOL_DIR for v in volumes):
+            raise libvirt.libvirtError(f"{path} holds folders of its own: remove it by hand")
+        for volume in volumes:
+            volume.delete(0)
+    finally:
+        inner.destroy()
 
 
 def delete_command(uri: str, pool: str, entry: StorageEntry) -> str:
     name = posixpath.basename(entry.path.rstrip("/"))
-    return shlex.join(
-        ["virsh", "-c", uri, "vol-delete", "--pool", pool_name(pool, entry.kind.folder), name]
+    delete = ["virsh", "-c", uri, "vol-delete", "--pool", pool_name(pool, entry.kind.folder), name]
+    if not entry.is_dir:
+        return shlex.join(delete)
+    # A folder: its files first, through a transient pool over it (see _empty_folder).
+    inner = folder_pool_name(pool, entry)
+    path = entry.path.rstrip("/")
+    return " && ".join(
+        [
+            shlex.join(["virsh", "-c", uri, "pool-create-as", inner, "dir", "--target", path]),
+            f"for v in $({shlex.join(['virsh', '-c', uri, 'vol-list', '--name', inner])}); "
+            f'do {shlex.join(["virsh", "-c", uri, "vol-delete", "--pool", inner])} "$v"; done',
+            shlex.join(["virsh", "-c", uri, "pool-destroy", inner]),
+            shlex.join(delete),
+        ]
     )

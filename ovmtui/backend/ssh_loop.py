@@ -6,7 +6,8 @@ that work arrives in bursts: a far estate's first round has 64 handshakes in fli
 turn of the loop then reads, decrypts and answers for dozens of them before the screen's
 next turn (measured at 200 hosts 20-100 ms away: the loop's p99 turn 5.5-6.8 ms, against a
 5 ms target). On a loop of their own those bursts cost the UI only a share of the GIL, which
-it gets back within the switch interval (``app.UI_SWITCH_INTERVAL_S``).
+it gets back within the switch interval (``app.UI_SWITCH_INTERVAL_S``): 0.4-0.7 ms of the
+loop's own CPU in its p99 stall, and the p99 stall itself 3.5-4.6 ms (bench/far_estate.py).
 
 The rule is simple: an asyncssh object is only ever touched on this loop. The backend
 (``xen_ssh``) keeps its logic, bounds and locks on the caller's loop and hands each piece
@@ -17,19 +18,16 @@ such as closing a channel). Cancelling the caller cancels the work here too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 
-# The SSH thread's nice value, relative to the process (Linux: a thread's own): when the
-# screen's thread wakes, the scheduler lets it run before the SSH thread's backlog. Same run,
-# 200 hosts, a loaded machine (load 13-16): the loop's p99 stall 6-10 ms at 20 ms RTT with
-# it, 13-15 ms without, 23-63 ms with no SSH thread at all.
-SSH_THREAD_NICE = 5
+# No lower priority for the SSH thread: tried at nice +5, it took the screen's thread's p99
+# stall in a far cold start under load from 13-15 to 6-10 ms, but the screen's thread then
+# waited for the GIL behind an SSH thread the scheduler had put aside (priority inversion):
+# a 100-250 ms stall in a steady run of 200 hosts (bench/ssh_poll.py (d)), 15 ms without it.
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -44,8 +42,6 @@ def ssh_event_loop() -> asyncio.AbstractEventLoop:
             ready = threading.Event()
 
             def serve() -> None:
-                with contextlib.suppress(OSError):  # not Linux, or a limit: run as it is
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SSH_THREAD_NICE)
                 asyncio.set_event_loop(loop)
                 loop.call_soon(ready.set)
                 loop.run_forever()

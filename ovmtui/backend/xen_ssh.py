@@ -56,7 +56,6 @@ from ovmtui.backend.base import (
     DiskChange,
     EventCallback,
     LongChannel,
-    ShellResult,
 )
 from ovmtui.backend.pacing import connect_turn, waiting, working
 from ovmtui.backend.xen_console import attached, console_argv
@@ -529,15 +528,6 @@ class XenSshBackend:
             if _NOT_FOUND.search(said):
                 raise VmNotFound(f"{self._host.name}: {said}")
             raise ActionFailed(f"{self._host.name}: {command}: {said}")
-
-    async def shell(self, command: str, *, timeout_s: float | None = None) -> ShellResult:
-        """``command`` run by the host's shell on the kept connection (connecting first), for
-        the connection test's probes: its exit status and output. The caller quotes every
-        argument. Raises ``HostUnreachable`` / ``HostTimeout`` as a poll would."""
-        timeout = self._poll_timeout_s if timeout_s is None else timeout_s
-        result = await self._run(command, timeout, label=command)
-        status = result.exit_status
-        return ShellResult(status, _text(result.stdout), _text(result.stderr))
 
     async def disk_sizes(self, vm: Vm) -> Mapping[str, int | None]:
         """One command for all of the VM's disk paths on its host: a block device's size

@@ -5,7 +5,9 @@ holds it and how; to detach: those the VM holds) with two switches, read-only (`
 hot-plug into the running VM (``l``, offered only where the host can and the VM runs).
 ``disk_flow`` then asks the core for the plan (the rules first: a refusal is told with its
 rule), shows its command or ``vm.cfg`` diff in a ``ConfirmDialog``, and runs it on the
-record. The storage screen's shared-disk tab uses the same flow once it is there.
+record. The storage screen's shared-disk tab picks the VM for a disk instead
+(``DiskVmDialog``: the pool's VMs to attach to, the holders to detach from) and confirms and
+runs the plan the same way (``confirm_and_run``).
 """
 
 from __future__ import annotations
@@ -27,16 +29,29 @@ from ovmtui.errors import OvmError
 from ovmtui.model import PlacedVm, VmState
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.services.disk_rules import SharedDisk
+from ovmtui.services.shared_disks import DiskPlan
 from ovmtui.terminal import ascii_only, to_ascii
 
 
 @dataclass(frozen=True, slots=True)
 class DiskRequest:
-    """What the operator chose in the dialog."""
+    """What the operator chose in the dialog: the disk, and the VM (its UUID) when the
+    dialog picked the VM for a disk (the storage screen's)."""
 
     name: str
     read_only: bool
     live: bool
+    vm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One line of the dialog's list: a disk (for a VM) or a VM (for a disk)."""
+
+    id: str
+    line: str
+    can_live: bool  # hot-plug is offered while it is highlighted
+    note: str  # what the dialog says under the list while it is highlighted
 
 
 def disk_line(disk: SharedDisk) -> str:
@@ -48,8 +63,23 @@ def disk_line(disk: SharedDisk) -> str:
     return f"{disk.name}  [{kind}]  {held}"
 
 
-class SharedDiskDialog(ModalScreen[DiskRequest | None]):
-    """Which shared disk, read-only or not, hot-plugged or not."""
+def _running(placed: PlacedVm) -> bool:
+    return placed.vm.state in (VmState.RUNNING, VmState.BLOCKED)
+
+
+def hold_note(placed: PlacedVm, hot_plug: str | None) -> str:
+    """What an attach or detach to ``placed`` needs, as the dialog says it."""
+    if _running(placed) and hot_plug is None:
+        return "enter: choose. Without hot-plug the VM must be powered off (Oracle VM's rule)."
+    if placed.vm.state is VmState.SHUTOFF:
+        return "enter: choose. The VM is powered off: its definition is edited."
+    why = hot_plug or f"the VM is {placed.vm.state.value}"
+    return f"enter: choose. No hot-plug here ({why}): power the VM off first."
+
+
+class HoldDialog(ModalScreen[DiskRequest | None]):
+    """A list to choose from, read-only (``o``, attach only) and hot-plug (``l``, only where
+    the highlighted choice can) switches."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "switch('read-only')", "Read-only", id="disk-read-only"),
@@ -58,10 +88,10 @@ class SharedDiskDialog(ModalScreen[DiskRequest | None]):
     ]
 
     DEFAULT_CSS = """
-    SharedDiskDialog {
+    HoldDialog {
         align: center middle;
     }
-    SharedDiskDialog > #disk-dialog {
+    HoldDialog > #disk-dialog {
         width: 90%;
         max-width: 100;
         height: auto;
@@ -70,41 +100,37 @@ class SharedDiskDialog(ModalScreen[DiskRequest | None]):
         background: $surface;
         padding: 0 1;
     }
-    SharedDiskDialog #disk-title {
+    HoldDialog #disk-title {
         text-style: bold;
         width: 1fr;
     }
-    SharedDiskDialog #disk-list {
+    HoldDialog #disk-list {
         height: auto;
         max-height: 12;
     }
-    SharedDiskDialog #disk-note {
+    HoldDialog #disk-note {
         color: $text-muted;
     }
     """
 
-    def __init__(
-        self, placed: PlacedVm, disks: Sequence[SharedDisk], *, attach: bool, hot_plug: str | None
-    ) -> None:
+    def __init__(self, title: str, choices: Sequence[Choice], *, attach: bool) -> None:
         super().__init__()
-        self.placed = placed
-        self.disks = tuple(disks)
+        self.title_text = title
+        self.choices = tuple(choices)
         self.attach = attach
-        running = placed.vm.state in (VmState.RUNNING, VmState.BLOCKED)
-        self.can_live = running and hot_plug is None
-        self._hot_plug = hot_plug
+        self._current = self.choices[0] if self.choices else None
+
+    @property
+    def can_live(self) -> bool:
+        """Whether hot-plug is offered for the highlighted choice."""
+        return self._current is not None and self._current.can_live
 
     def compose(self) -> ComposeResult:
         plain = to_ascii if ascii_only(self) else str
-        verb = "Attach a shared disk to" if self.attach else "Detach a shared disk from"
-        vm = self.placed.vm
         with Vertical(id="disk-dialog"):
-            yield Label(
-                Content(plain(f"{verb} {vm.name} ({vm.state.value}, {self.placed.host})")),
-                id="disk-title",
-            )
+            yield Label(Content(plain(self.title_text)), id="disk-title")
             yield OptionList(
-                *(Option(Content(plain(disk_line(d))), id=d.name) for d in self.disks),
+                *(Option(Content(plain(c.line)), id=c.id) for c in self.choices),
                 id="disk-list",
             )
             if self.attach:
@@ -115,19 +141,26 @@ class SharedDiskDialog(ModalScreen[DiskRequest | None]):
                 disabled=not self.can_live,
                 compact=True,
             )
-            yield Static(plain(self._note()), id="disk-note", markup=False)
+            note = self._current.note if self._current else ""
+            yield Static(plain(note), id="disk-note", markup=False)
         yield Footer()
-
-    def _note(self) -> str:
-        if self.can_live:
-            return "enter: choose. Without hot-plug the VM must be powered off (Oracle VM's rule)."
-        if self.placed.vm.state is VmState.SHUTOFF:
-            return "enter: choose. The VM is powered off: its definition is edited."
-        why = self._hot_plug or f"the VM is {self.placed.vm.state.value}"
-        return f"enter: choose. No hot-plug here ({why}): power the VM off first."
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        chosen = next((c for c in self.choices if c.id == event.option.id), None)
+        if chosen is None or chosen == self._current:
+            return
+        self._current = chosen
+        live = self.query_one("#disk-live", Checkbox)
+        live.disabled = not chosen.can_live
+        if live.disabled:
+            live.value = False
+        plain = to_ascii if ascii_only(self) else str
+        self.query_one("#disk-note", Static).update(plain(chosen.note))
+        self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "switch" and parameters == ("read-only",) and not self.attach:
@@ -145,10 +178,73 @@ class SharedDiskDialog(ModalScreen[DiskRequest | None]):
         event.stop()
         read_only = self.attach and self.query_one("#disk-read-only", Checkbox).value
         live = self.query_one("#disk-live", Checkbox).value
-        self.dismiss(DiskRequest(event.option.id or "", read_only, live))
+        self.dismiss(self.request(event.option.id or "", read_only, live))
+
+    def request(self, chosen: str, read_only: bool, live: bool) -> DiskRequest:
+        raise NotImplementedError
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class SharedDiskDialog(HoldDialog):
+    """Which shared disk for a VM (the VM screen's ``a`` / ``A``), read-only or not,
+    hot-plugged or not."""
+
+    def __init__(
+        self, placed: PlacedVm, disks: Sequence[SharedDisk], *, attach: bool, hot_plug: str | None
+    ) -> None:
+        verb = "Attach a shared disk to" if attach else "Detach a shared disk from"
+        vm = placed.vm
+        title = f"{verb} {vm.name} ({vm.state.value}, {placed.host})"
+        live = _running(placed) and hot_plug is None
+        note = hold_note(placed, hot_plug)
+        super().__init__(
+            title, [Choice(d.name, disk_line(d), live, note) for d in disks], attach=attach
+        )
+        self.placed = placed
+        self.disks = tuple(disks)
+
+    def request(self, chosen: str, read_only: bool, live: bool) -> DiskRequest:
+        return DiskRequest(chosen, read_only, live)
+
+
+def vm_line(placed: PlacedVm, disk: SharedDisk) -> str:
+    """``db1  shutoff  on ovs01  holds it rw shared``."""
+    held = disk.held_by(placed.uuid)
+    holds = f"  holds it {held.mode}" if held is not None else ""
+    return f"{placed.vm.name}  {placed.vm.state.value}  on {placed.host}{holds}"
+
+
+class DiskVmDialog(HoldDialog):
+    """Which VM for a shared disk (the storage screen's ``+`` / ``-``): the pool's VMs to
+    attach it to, or those holding it to detach it from; the same switches."""
+
+    def __init__(
+        self,
+        disk: SharedDisk,
+        vms: Sequence[tuple[PlacedVm, str | None]],
+        *,
+        attach: bool,
+    ) -> None:
+        kind = "shareable" if disk.shareable else "one writer"
+        verb = "Attach" if attach else "Detach"
+        where = "to a VM of pool" if attach else "from a VM of pool"
+        title = f"{verb} {disk.name} [{kind}] {where} {disk.pool}"
+        choices = [
+            Choice(
+                placed.uuid,
+                vm_line(placed, disk),
+                _running(placed) and hot_plug is None,
+                hold_note(placed, hot_plug),
+            )
+            for placed, hot_plug in vms
+        ]
+        super().__init__(title, choices, attach=attach)
+        self.disk = disk
+
+    def request(self, chosen: str, read_only: bool, live: bool) -> DiskRequest:
+        return DiskRequest(self.disk.name, read_only, live, vm=chosen)
 
 
 async def disk_flow(
@@ -183,18 +279,35 @@ async def disk_flow(
     except OvmError as exc:
         app.notify(exc.message, title=exc.title, severity="warning", markup=False)
         return
+    title = f"{word} {request.name} {'to' if attach else 'from'} {placed.vm.name}?"
+    await confirm_and_run(app, context, plan, title, word)
+
+
+async def confirm_and_run(
+    app: App[object],
+    context: AppContext,
+    plan: DiskPlan,
+    title: str,
+    word: str,
+    *,
+    warning: str | None = None,
+) -> bool:
+    """``plan``'s command (and ``vm.cfg`` diff, and why this host) shown and asked, then run
+    on the record; True when it ran. Every failure told as a notice."""
     details = (plan.diff or "").rstrip("\n")
     if plan.note:
         details = f"{details}\n# {plan.note}".lstrip("\n")
-    title = f"{word} {request.name} {'to' if attach else 'from'} {placed.vm.name}?"
-    confirm = ConfirmDialog(title, [plan.command], confirm_label=word, details=details or None)
+    confirm = ConfirmDialog(
+        title, [plan.command], confirm_label=word, details=details or None, warning=warning
+    )
     if not await app.push_screen_wait(confirm):
-        return
+        return False
     try:
         done = await context.run_disk_plan(plan)
     except OvmError as exc:
         app.notify(exc.message, title=exc.title, severity="error", markup=False)
-        return
+        return False
     app.notify(done.value, title=f"{word}: done", markup=False)
     if done.unrecorded:
         app.notify(done.unrecorded, title="Not in the journal", severity="warning", markup=False)
+    return True

@@ -1,6 +1,8 @@
 """A pool's storage (``S``): one tab per kind of Oracle VM's layout, each entry with its
 sizes, format, library status, who brought it and when, and what uses it; register,
-approve, delete (confirmed) and refresh.
+approve, delete (confirmed) and refresh. On the shared disks' tab, the disks' own actions
+(``session.disks``, the pool's rules): create (``c``), attach to a VM (``+``), detach from
+one (``-``), and ``d`` deletes through the same rules; their keys are in the footer there only.
 
 The screen never talks to a host: it asks the storage service (``context.storage``) for a
 ``StorageView`` and shows it; every change goes through the service, on the record.
@@ -18,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from ovmtui.context import AppContext
 from ovmtui.errors import OvmError
 from ovmtui.import_plan import ImportPlan
+from ovmtui.screens import storage_disks
 from ovmtui.screens.dialogs import ConfirmDialog
 from ovmtui.screens.imports import ImportDialog
 from ovmtui.services.storage import (
@@ -55,6 +58,11 @@ class StorageScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back", id="storage-close"),
+        # First: on the shared disks' tab (the only one showing them) an 80-column footer
+        # has room for these before the library's keys.
+        Binding("c", "create_disk", "New disk", id="storage-disk-create"),
+        Binding("plus", "hold_disk(True)", "Attach", key_display="+", id="storage-disk-attach"),
+        Binding("minus", "hold_disk(False)", "Detach", key_display="-", id="storage-disk-detach"),
         Binding("r", "register", "Register", id="storage-register"),
         Binding("R", "register_all", "Register all", id="storage-register-all"),
         Binding("a", "approve", "Approve", id="storage-approve"),
@@ -156,10 +164,18 @@ class StorageScreen(Screen[None]):
         tabs.active = _tab_id(kinds[(kinds.index(self.kind) + step) % len(kinds)])
         self._fill(self.kind)
         self.table_of(self.kind).focus()
+        self.refresh_bindings()
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
         self._fill(self.kind)
         self.table_of(self.kind).focus()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The shared disks' own keys where they apply, and nowhere else (not even dimmed).
+        if action in ("create_disk", "hold_disk"):
+            return self.kind is ResourceKind.SHARED_DISK
+        return True
 
     # -- acting ------------------------------------------------------------------------------
 
@@ -168,15 +184,15 @@ class StorageScreen(Screen[None]):
         view = await self.context.storage.view(self.pool)
         self.show(view)
 
-    def _refused(self, text: str, title: str) -> None:
+    def say_refused(self, text: str, title: str) -> None:
         self.notify(text, title=title, severity="warning", markup=False)
 
-    def _row_or_say(self) -> StorageRow | None:
+    def row_or_say(self) -> StorageRow | None:
         row = self.selected
         if row is None:
-            self._refused("No entry selected.", "Nothing selected")
+            self.say_refused("No entry selected.", "Nothing selected")
         elif self.context.read_only:
-            self._refused("Read-only mode: the library is not changed.", "Read-only")
+            self.say_refused("Read-only mode: the library is not changed.", "Read-only")
             return None
         return row
 
@@ -185,11 +201,11 @@ class StorageScreen(Screen[None]):
         first); it runs as a job, its end told as a notice."""
 
         if self.context.read_only:
-            self._refused("Read-only mode: nothing is imported.", "Read-only")
+            self.say_refused("Read-only mode: nothing is imported.", "Read-only")
             return
         pools = self.context.import_pools()
         if self.pool not in pools:
-            self._refused(
+            self.say_refused(
                 f"Pool {self.pool} has no shared_storage: nowhere to import to.", "Import"
             )
             return
@@ -203,7 +219,7 @@ class StorageScreen(Screen[None]):
 
     @work(exclusive=True, group="storage-change")
     async def action_register(self) -> None:
-        row = self._row_or_say()
+        row = self.row_or_say()
         if row is None or self.view is None:
             return
         await self._register(self.view, [row.path])
@@ -213,7 +229,7 @@ class StorageScreen(Screen[None]):
         if self.view is None:
             return
         if self.context.read_only:
-            self._refused("Read-only mode: the library is not changed.", "Read-only")
+            self.say_refused("Read-only mode: the library is not changed.", "Read-only")
             return
         await self._register(self.view, [])
 
@@ -221,12 +237,12 @@ class StorageScreen(Screen[None]):
         try:
             results = await self.context.storage.register(view, names)
         except OvmError as exc:
-            self._refused(exc.message, exc.title)
+            self.say_refused(exc.message, exc.title)
             return
         done = [r for r in results if r.refused is None]
         refused = [r.refused for r in results if r.refused is not None]
         if refused:
-            self._refused("\n".join(refused), f"{len(refused)} not registered")
+            self.say_refused("\n".join(refused), f"{len(refused)} not registered")
         if done:
             self.notify(f"{len(done)} registered (pending approval)", markup=False)
         if not results:
@@ -235,21 +251,24 @@ class StorageScreen(Screen[None]):
 
     @work(exclusive=True, group="storage-change")
     async def action_approve(self) -> None:
-        row = self._row_or_say()
+        row = self.row_or_say()
         if row is None or self.view is None:
             return
         try:
             approved = await self.context.storage.approve(self.view, row.path)
         except OvmError as exc:
-            self._refused(exc.message, exc.title)
+            self.say_refused(exc.message, exc.title)
             return
         self.notify(f"{shown(row.name)} approved by {approved.approved_by}", markup=False)
         self.action_reload()
 
     @work(exclusive=True, group="storage-change")
     async def action_delete(self) -> None:
-        row = self._row_or_say()
+        row = self.row_or_say()
         if row is None or self.view is None:
+            return
+        if row.kind is ResourceKind.SHARED_DISK:
+            await storage_disks.delete_disk(self, row)
             return
         view = self.view
         command = self.context.storage.delete_command(view, row)
@@ -267,7 +286,19 @@ class StorageScreen(Screen[None]):
         try:
             await self.context.storage.delete(view, row.path)
         except OvmError as exc:
-            self._refused(exc.message, exc.title)
+            self.say_refused(exc.message, exc.title)
             return
         self.notify(f"{shown(row.name)} deleted", markup=False)
         self.action_reload()
+
+    # -- shared disks (screens/storage_disks.py) -----------------------------------------------
+
+    @work(exclusive=True, group="storage-change")
+    async def action_create_disk(self) -> None:
+        """A new shared disk of this pool (``c``)."""
+        await storage_disks.create_disk(self)
+
+    @work(exclusive=True, group="storage-change")
+    async def action_hold_disk(self, attach: bool) -> None:
+        """The selected disk attached to a VM (``+``) or detached from one (``-``)."""
+        await storage_disks.hold_disk(self, attach=attach)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovmtui.backend.base import HostShell
+from ovmtui.backend.base import CommandOutput, HostShell
 from ovmtui.config import HostConfig, PoolConfig
 from ovmtui.errors import OvmError
 from ovmtui.model import HostKey
@@ -168,6 +168,10 @@ class _Run:
         self.shell: HostShell | None = None
         self.logged_in = False
         self.why_no_shell = ""
+
+    async def _sh(self, script: str) -> CommandOutput:
+        assert self.shell is not None  # each probe checks for a login first
+        return await _sh(self.shell, script, self.timeout_s)
 
     async def checks(self) -> AsyncIterator[Check]:
         try:
@@ -323,8 +327,8 @@ class _Run:
     async def _toolstack(self) -> tuple[bool | None, str]:
         if self.shell is None or not self.logged_in:
             return None, self.why_no_shell
-        result = await self.shell.shell(probes.toolstack_script(self.host.toolstack))
-        return probes.toolstack_result(result.stdout)
+        result = await self._sh(probes.toolstack_script(self.host.toolstack))
+        return probes.toolstack_result(result.text)
 
     async def _libvirt_checks(self, reachable: Check) -> AsyncIterator[Check]:
         from ovmtui.backend.libvirt_probe import LibvirtProbe
@@ -371,8 +375,8 @@ class _Run:
             return None, why
         if self.shell is None or not self.logged_in:
             return None, self.why_no_shell
-        result = await self.shell.shell(probes.storage_script(path))
-        return probes.storage_result(path, self.host.name, result.stdout)
+        result = await self._sh(probes.storage_script(path))
+        return probes.storage_result(path, self.host.name, result.text)
 
     async def _marker(self, storage: Check) -> tuple[bool | None, str]:
         path, why = self._storage_path()
@@ -383,9 +387,9 @@ class _Run:
         pool_id = await self.tests._pool_id(self.pool.name)
         if pool_id is None:
             return None, f"pool {self.pool.name} has no id in the repository yet"
-        result = await self.shell.shell(probes.read_marker_script(path))
+        result = await self._sh(probes.read_marker_script(path))
         try:
-            found = probes.marker_read(result.stdout)
+            found = probes.marker_read(result.text)
         except ValueError as exc:
             return False, f"{probes.marker_path(path)}: cannot read it: {exc}"
         marker = probes.marker_path(path)
@@ -414,9 +418,9 @@ class _Run:
         )
 
         async def work() -> str:
-            result = await shell.shell(command)
-            if result.status != 0:
-                said = " ".join((result.stderr + result.stdout).split())
+            result = await _sh(shell, command, self.timeout_s)
+            if result.exit_status != 0:
+                said = " ".join((result.error_text + result.text).split())
                 raise OvmError(f"{probes.marker_path(path)}: not written: {said}")
             return probes.marker_path(path)
 
@@ -433,13 +437,20 @@ class _Run:
             return None, "a libvirt host: ovs-agent runs on Oracle VM servers (Xen over SSH)"
         if self.shell is None or not self.logged_in:
             return None, self.why_no_shell
-        result = await self.shell.shell(probes.AGENT_SCRIPT)
-        return probes.agent_result(result.stdout)
+        result = await self._sh(probes.AGENT_SCRIPT)
+        return probes.agent_result(result.text)
 
     async def _clock(self) -> tuple[bool | None, str]:
         if self.shell is None or not self.logged_in:
             return None, self.why_no_shell
         sent = time.time()
-        result = await self.shell.shell(probes.CLOCK_COMMAND)
+        result = await self._sh(probes.CLOCK_COMMAND)
         received = time.time()
-        return probes.clock_result(result.stdout, sent, received)
+        return probes.clock_result(result.text, sent, received)
+
+
+async def _sh(shell: HostShell, script: str, timeout_s: float) -> CommandOutput:
+    """A probe's script run by POSIX sh on the host, whatever its login shell is."""
+    return await shell.run_command(
+        ["sh", "-c", script], timeout=timeout_s, label=script.split("\n", 1)[0][:60]
+    )

@@ -157,8 +157,8 @@ class ImportService:
 
     def host_for(self, pool: str, plan: ImportPlan) -> tuple[UtilityHost, ImportPlan]:
         """The host that runs ``pool``'s import of ``plan``, and the plan as that host runs
-        it (a libvirt host holds files only: ``import_plan.flat_plan``); ``ActionRefused``
-        (or ``BadImport``: a template for a libvirt host) when none can."""
+        it (a libvirt host holds files only: ``import_plan.flat_plan``; a template's folder
+        is a storage pool of its own there); ``ActionRefused`` when none can."""
         chosen = utility_host(self._snapshot(), pool)
         backend = self._backend_for(chosen.key)
         if isinstance(backend, CommandRunner) and isinstance(backend, LongChannelOpener):

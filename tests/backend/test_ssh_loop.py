@@ -4,7 +4,6 @@ connections and sessions really live there."""
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 
 import pytest
@@ -66,15 +65,6 @@ async def test_call_runs_on_the_ssh_thread() -> None:
 
     ssh_loop.call(note, 7)
     assert await asyncio.to_thread(done.wait, 5) and seen == [7]
-
-
-async def test_the_ssh_thread_yields_the_cpu_to_the_screen() -> None:
-    async def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    assert await ssh_loop.run(niceness()) == os.getpriority(os.PRIO_PROCESS, 0) + (
-        ssh_loop.SSH_THREAD_NICE
-    )
 
 
 async def test_the_backends_connection_and_lister_live_on_the_ssh_loop(

@@ -183,6 +183,8 @@ async def test_keys_register_approve_delete_on_the_test_driver(tmp_path: Path) -
             ("define-storage-pools", True),
             ("register-resource", True),
             ("approve-resource", True),
+            # A shared disk is deleted through the pool's rules, then its record forgotten.
+            ("shared-disk-delete", True),
             ("delete-resource", True),
         ]
         await pilot.press("escape")
