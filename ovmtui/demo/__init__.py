@@ -46,9 +46,12 @@ class DemoPool:
 # resolve(): the URI must be absolute even when the package was imported via a relative path.
 _DIR = Path(__file__).resolve().parent
 
+# Each pool's shared storage, as Oracle VM mounts it: running_pool, seed_pool, iso_pool,
+# sharedDisk and publish_pool below it (the utility hosts' storage pools, generate.py).
+DEMO_STORAGE = "/OVS"
 DEMO_POOLS: tuple[DemoPool, ...] = (
-    DemoPool("prod", "/OVS/sharedDisk"),
-    DemoPool("dev", "/OVS/sharedDisk"),
+    DemoPool("prod", DEMO_STORAGE),
+    DemoPool("dev", DEMO_STORAGE),
 )
 
 _M, _U, _V = HostRole.MASTER, HostRole.UTILITY, HostRole.VM

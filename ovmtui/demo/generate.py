@@ -8,12 +8,14 @@ randomness. ``--check`` exits 1 when a shipped file differs from what this scrip
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from ovmtui.demo import DEMO_HOSTS, DemoHost
+from ovmtui.demo import DEMO_HOSTS, DEMO_STORAGE, DemoHost
+from ovmtui.model import HostRole
 
 # virDomainState, as <test:runstate> expects it.
 RUNNING, BLOCKED, PAUSED, SHUTDOWN, SHUTOFF, CRASHED, PMSUSPENDED = range(1, 8)
@@ -360,6 +362,8 @@ def render(host: DemoHost) -> str:
         render_vm(host_index, host.name, vm_index, vm, node)
         for vm_index, vm in enumerate(node.vms, start=1)
     ]
+    if HostRole.UTILITY in host.roles:
+        parts += render_storage(host.pool)
     parts.append("</node>")
     return "\n".join(parts) + "\n"
 
@@ -388,6 +392,57 @@ def check_estate() -> list[str]:
     if set(NODES) != {host.name for host in DEMO_HOSTS}:
         problems.append("NODES and DEMO_HOSTS name different hosts")
     return problems
+
+
+# What the demo pools' shared storage holds beyond their VMs' own folders (Oracle VM's
+# layout under /OVS): templates, the ISOs the VMs boot from, a published VM.
+TEMPLATES = ("OVM_OL7U9_x86_64_PVHVM", "OVM_OL6U10_x86_64_PVM")
+PUBLISHED = ("ol7-golden-2024",)
+
+
+def render_storage(pool: str) -> list[str]:
+    """The pool's storage as its utility host's libvirt sees it: a ``dir`` storage pool a
+    folder, named as ovmtui names them (``backend/libvirt_storage.pool_name``), so that the
+    storage screen (``S``) has something to show."""
+    vms = [vm for host in DEMO_HOSTS if host.pool == pool for vm in NODES[host.name].vms]
+    isos = sorted({vm.iso for vm in vms if vm.iso})
+    shared = sorted({name for vm in vms for name in vm.shared})
+    folders: dict[str, list[tuple[str, str, int, str | None]]] = {
+        # (name, type, bytes, format)
+        "running_pool": [(vm.name, "dir", (20 + 40 * vm.data_disks) << 30, None) for vm in vms],
+        "seed_pool": [(name, "dir", 12 << 30, None) for name in TEMPLATES],
+        "iso_pool": [(posixpath.basename(iso), "file", 4 << 30, "iso") for iso in isos],
+        "sharedDisk": [(f"{name}.img", "file", 50 << 30, "raw") for name in shared],
+        "publish_pool": [(name, "dir", 20 << 30, None) for name in PUBLISHED],
+    }
+    parts: list[str] = []
+    for folder, volumes in folders.items():
+        path = f"{DEMO_STORAGE}/{folder}"
+        parts += [
+            "  <pool type='dir'>",
+            f"    <name>ovmtui-{pool}-{folder}</name>",
+            f"    <uuid>{storage_uuid(pool, folder)}</uuid>",
+            f"    <target><path>{path}</path></target>",
+        ]
+        for name, kind, size, fmt in volumes:
+            target = f"<path>{path}/{name}</path>"
+            if fmt is not None:
+                target += f"<format type='{fmt}'/>"
+            parts += [
+                f"    <volume type='{kind}'>",
+                f"      <name>{escape(name)}</name>",
+                f"      <capacity>{size}</capacity>",
+                f"      <allocation>{size // 3}</allocation>",
+                f"      <target>{target}</target>",
+                "    </volume>",
+            ]
+        parts.append("  </pool>")
+    return parts
+
+
+def storage_uuid(pool: str, folder: str) -> str:
+    digest = hashlib.sha256(f"ovmtui-demo/{pool}/storage/{folder}".encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,18 +27,29 @@ def fixed_clock() -> float:
 FIXED_DEMO_DIR = Path("/tmp/ovmtui-test-demo")
 
 
-def fixed_demo_estate() -> EstateConfig:
+# A <pool> of a node file, storage pool and its volumes: what a host fresh from its install
+# lacks (the demo's utility hosts have the pools ovmtui would define).
+_STORAGE_POOL = re.compile(r"  <pool type='dir'>.*?</pool>\n", re.DOTALL)
+
+
+def fixed_demo_estate(*, bare_storage: bool = False) -> EstateConfig:
+    """The demo estate on copies of its node files; ``bare_storage``: without the utility
+    hosts' storage pools, for tests of what ovmtui defines on the record."""
     from ovmtui.demo import DEMO_HOSTS, DEMO_POOLS
 
-    FIXED_DEMO_DIR.mkdir(exist_ok=True)
+    directory = FIXED_DEMO_DIR / "bare" if bare_storage else FIXED_DEMO_DIR
+    directory.mkdir(parents=True, exist_ok=True)
     pools = []
     for pool in DEMO_POOLS:
         hosts = []
         for host in DEMO_HOSTS:
             if host.pool != pool.name:
                 continue
-            target = FIXED_DEMO_DIR / host.file
-            shutil.copyfile(host.path, target)
+            target = directory / host.file
+            text = host.path.read_text(encoding="utf-8")
+            if bare_storage:
+                text = _STORAGE_POOL.sub("", text)
+            target.write_text(text, encoding="utf-8")
             hosts.append(
                 HostConfig(host.pool, host.name, libvirt=f"test://{target}", roles=host.roles)
             )

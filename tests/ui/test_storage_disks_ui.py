@@ -30,7 +30,7 @@ from ovmtui.storage_model import (
     UsedBy,
     UseMode,
 )
-from tests.ui.conftest import FIXED_NOW, SIZE, loaded, make_app, wait_until
+from tests.ui.conftest import FIXED_NOW, SIZE, fixed_demo_estate, loaded, make_app, wait_until
 from tests.ui.test_shared_disk_ui import QUORUM, app_of, rows
 from tests.ui.test_storage_ui import operations_of
 
@@ -208,7 +208,9 @@ async def test_delete_of_a_held_disk_is_refused_naming_the_rule(
 
 
 async def test_create_then_delete_on_the_test_driver(tmp_path: Path) -> None:
-    app: OvmApp = make_app(repository=tmp_path / "r.sqlite", interval_s=3600.0)
+    app: OvmApp = make_app(
+        fixed_demo_estate(bare_storage=True), repository=tmp_path / "r.sqlite", interval_s=3600.0
+    )
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot, app)
         screen = await storage_screen(pilot, app, shared_tab=True)
@@ -258,7 +260,7 @@ async def test_create_then_delete_on_the_test_driver(tmp_path: Path) -> None:
 async def test_read_only_mode_creates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     told: list[str] = []
     monkeypatch.setattr(OvmApp, "notify", lambda _self, text, **_kw: told.append(str(text)))
-    app: OvmApp = make_app(interval_s=3600.0, read_only=True)
+    app: OvmApp = make_app(fixed_demo_estate(bare_storage=True), interval_s=3600.0, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         screen = await storage_screen(pilot, app, shared_tab=True)

@@ -30,7 +30,7 @@ from ovmtui.storage_model import (
     UsedBy,
     UseMode,
 )
-from tests.ui.conftest import FIXED_NOW, loaded, make_app, wait_until
+from tests.ui.conftest import FIXED_NOW, fixed_demo_estate, loaded, make_app, wait_until
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 50), id="200x50")]
 ROOT = "/OVS/sharedDisk"  # the demo pools' shared storage
@@ -126,7 +126,9 @@ test_storage_screen_picture = pytest.mark.parametrize("size", SIZES)(test_storag
 
 
 async def test_keys_register_approve_delete_on_the_test_driver(tmp_path: Path) -> None:
-    app: OvmApp = make_app(repository=tmp_path / "r.sqlite", interval_s=3600.0)
+    app: OvmApp = make_app(
+        fixed_demo_estate(bare_storage=True), repository=tmp_path / "r.sqlite", interval_s=3600.0
+    )
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot, app)
         await pilot.press("S")

@@ -4,6 +4,7 @@ libvirt's test driver and on the fake Xen dom0 of tests/sshfake."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from ovmtui.screens.vm import GONE, VmScreen
 from tests.sshfake.fixtures import fake_xen_servers
 from tests.sshfake.sshd import FakeXenHost, HostSpec
 from tests.sshfake.xenstate import make_domain, render_vm_cfg
-from tests.ui.conftest import SIZE, loaded, make_app, state_of, table, wait_until
+from tests.ui.conftest import SIZE, fixed_demo_estate, loaded, make_app, state_of, table, wait_until
 
 __all__ = ["fake_xen_servers"]  # a pytest fixture
 
@@ -66,7 +67,8 @@ async def test_enter_opens_the_vm_under_the_cursor_and_escape_goes_back() -> Non
         # The size as the host measures it (libvirt's blockInfo: the test driver answers
         # 1 TiB for every disk); bus from <target bus=…>; no <driver type=…>: unknown.
         await wait_until(pilot, lambda: disks.get_row_at(0)[3] != "—", what="the sizes")
-        assert disks.get_row_at(0)[3:] == ["1.0 TiB", "—", "xen", "rw", "no"]
+        # On the pool's shared storage: running_pool lies under /OVS as much as sharedDisk.
+        assert disks.get_row_at(0)[3:] == ["1.0 TiB", "—", "xen", "rw", "yes"]
         nics = screen.query_one("#vm-nics", DataTable)
         assert nics.get_row_at(0) == ["00:16:3e:11:05:00", "xenbr0", "netfront"]
         # The definition, as the host holds it, read-only.
@@ -81,7 +83,11 @@ async def test_enter_opens_the_vm_under_the_cursor_and_escape_goes_back() -> Non
 
 
 async def test_a_shared_disk_is_said_to_lie_on_the_pools_shared_storage() -> None:
-    app = make_app(interval_s=3600.0)
+    # A pool whose shared storage is its shared disks' folder only: the VMs' own disks in
+    # running_pool are then local to their host.
+    demo = fixed_demo_estate()
+    pools = tuple(dataclasses.replace(p, shared_storage="/OVS/sharedDisk") for p in demo.pools)
+    app = make_app(dataclasses.replace(demo, pools=pools), interval_s=3600.0)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         screen = await open_vm(pilot, app, "db01")  # a RAC node: shared ASM disks
