@@ -34,7 +34,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import libvirt
@@ -61,7 +61,6 @@ from ovmtui.backend.libvirt_errors import message as _message
 from ovmtui.backend.libvirt_migrate import migration_argv, read_needs, run_migration
 from ovmtui.backend.libvirt_xml import DomainStatic, host_cpu, parse_domain_xml
 from ovmtui.backend.pacing import waiting, working
-from ovmtui.backend.url_fetch import Download, fetch
 from ovmtui.errors import (
     ActionFailed,
     ActionRefused,
@@ -90,6 +89,9 @@ from ovmtui.model import (
     VmState,
 )
 from ovmtui.storage_model import StorageEntry, StorageScan
+
+if TYPE_CHECKING:
+    from ovmtui.backend.url_fetch import Download
 
 __all__ = [
     "DomainStatic",
@@ -635,6 +637,9 @@ class LibvirtBackend:
             except libvirt.libvirtError as exc:
                 raise ImportFailed(f"{plan.url}: {_message(exc)}") from None
         report("checking")
+        # Only when importing: ssl and ftplib cost the TUI's start ~8 ms it does not need.
+        from ovmtui.backend.url_fetch import fetch
+
         try:
             async with fetch(plan.url) as download:
                 size = download.size

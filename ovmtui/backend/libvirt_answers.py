@@ -18,7 +18,7 @@ from typing import Any
 import libvirt
 
 from ovmtui.backend.libvirt_errors import code, is_connection_error, message
-from ovmtui.backend.libvirt_xml import cpu_is_host
+from ovmtui.backend.libvirt_xml import cpu_is_host, xml_text
 from ovmtui.model import MigrationNeeds, TargetAnswers
 
 _PROBE_PREFIX = "ovmtui-probe-"
@@ -135,7 +135,7 @@ def _probe_directory(conn: Any, directory: str, files: Sequence[str]) -> dict[st
     name = f"{_PROBE_PREFIX}{secrets.token_hex(6)}"
     xml = (
         f"<pool type='dir'><name>{name}</name>"
-        f"<target><path>{_xml_text(directory)}</path></target></pool>"
+        f"<target><path>{xml_text(directory)}</path></target></pool>"
     )
     try:
         pool = conn.storagePoolCreateXML(xml, 0)  # transient: gone once destroyed
@@ -215,9 +215,3 @@ def _incoming_mib(conn: Any) -> int:
         except libvirt.libvirtError as exc:
             _unknown_or_raise(exc)  # gone meanwhile: it is not coming
     return total_kib // 1024
-
-
-def _xml_text(text: str) -> str:
-    # xml.sax.saxutils.escape would do, but importing it pulls in urllib and email: 10 ms
-    # of every start-up (bench/startup.py), for one path.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

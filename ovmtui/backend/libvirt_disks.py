@@ -17,11 +17,11 @@ from __future__ import annotations
 import posixpath
 import shlex
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 import libvirt
 
 from ovmtui.backend.libvirt_errors import code
+from ovmtui.backend.libvirt_xml import xml_attr, xml_text
 from ovmtui.errors import ActionFailed
 from ovmtui.model import Disk
 
@@ -33,15 +33,15 @@ def pool_name(pool: str) -> str:
 
 def pool_xml(name: str, directory: str) -> str:
     return (
-        f"<pool type='dir'><name>{escape(name)}</name>"
-        f"<target><path>{escape(directory)}</path></target></pool>"
+        f"<pool type='dir'><name>{xml_text(name)}</name>"
+        f"<target><path>{xml_text(directory)}</path></target></pool>"
     )
 
 
 def volume_xml(name: str, size_bytes: int, *, allocate: bool) -> str:
     allocation = size_bytes if allocate else 0
     return (
-        f"<volume><name>{escape(name)}</name>"
+        f"<volume><name>{xml_text(name)}</name>"
         f"<capacity unit='bytes'>{size_bytes}</capacity>"
         f"<allocation unit='bytes'>{allocation}</allocation>"
         "<target><format type='raw'/></target></volume>"
@@ -56,8 +56,8 @@ def disk_xml(disk: Disk) -> str:
     return (
         "<disk type='file' device='disk'>"
         f"<driver name='qemu' type='raw'{cache}/>"
-        f"<source file={quoteattr(disk.source or '')}/>"
-        f"<target dev={quoteattr(disk.target)} bus={quoteattr(bus)}/>"
+        f"<source file={xml_attr(disk.source or '')}/>"
+        f"<target dev={xml_attr(disk.target)} bus={xml_attr(bus)}/>"
         f"{mode}</disk>"
     )
 

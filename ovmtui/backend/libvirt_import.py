@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import posixpath
 from typing import Any
-from xml.sax.saxutils import escape
 
 import libvirt
 
 from ovmtui import format as fmt
 from ovmtui.backend.libvirt_storage import pool_name
+from ovmtui.backend.libvirt_xml import xml_text
 from ovmtui.errors import ActionRefused
 from ovmtui.import_plan import ImportFailed, ImportPlan
 
@@ -30,8 +30,8 @@ def storage_pool(conn: Any, pool: str, plan: ImportPlan) -> Any:
         found = conn.storagePoolLookupByName(name)
     except libvirt.libvirtError:
         xml = (
-            f"<pool type='dir'><name>{escape(name)}</name>"
-            f"<target><path>{escape(plan.folder)}</path></target></pool>"
+            f"<pool type='dir'><name>{xml_text(name)}</name>"
+            f"<target><path>{xml_text(plan.folder)}</path></target></pool>"
         )
         found = conn.storagePoolDefineXML(xml, 0)
     if not found.isActive():
@@ -61,7 +61,7 @@ def create_volume(conn: Any, pool: str, plan: ImportPlan, size: int) -> tuple[An
             f"{fmt.size(available)} free in {plan.folder}"
         )
     xml = (
-        f"<volume><name>{escape(volume)}</name><capacity unit='bytes'>{size}</capacity>"
+        f"<volume><name>{xml_text(volume)}</name><capacity unit='bytes'>{size}</capacity>"
         "<allocation unit='bytes'>0</allocation><target><format type='raw'/></target></volume>"
     )
     return found, found.createXML(xml, 0)

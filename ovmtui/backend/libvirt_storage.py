@@ -15,10 +15,10 @@ import re
 import shlex
 import xml.etree.ElementTree as ET
 from typing import Any
-from xml.sax.saxutils import escape
 
 import libvirt
 
+from ovmtui.backend.libvirt_xml import xml_text
 from ovmtui.storage_model import FOLDERS, DiskFormat, ResourceKind, StorageEntry, StorageScan
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -39,8 +39,8 @@ def pool_name(pool: str, folder: str) -> str:
 
 def pool_xml(name: str, path: str) -> str:
     return (
-        f"<pool type='dir'><name>{escape(name)}</name>"
-        f"<target><path>{escape(path)}</path></target></pool>"
+        f"<pool type='dir'><name>{xml_text(name)}</name>"
+        f"<target><path>{xml_text(path)}</path></target></pool>"
     )
 
 

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from xml.sax.saxutils import escape
 
 import libvirt
 
 from ovmtui import format as fmt
 from ovmtui.backend.libvirt_import import send
 from ovmtui.backend.libvirt_storage import pool_name, pool_xml
+from ovmtui.backend.libvirt_xml import xml_text
 from ovmtui.backend.url_fetch import fetch
 from ovmtui.errors import ActionRefused
 from ovmtui.import_plan import (
@@ -164,7 +164,7 @@ def make_folder(conn: Any, seed: Any, pool: str, plan: ImportPlan) -> Any:
 
 def new_volume(folder_pool: Any, name: str, size: int) -> Any:
     xml = (
-        f"<volume><name>{escape(name)}</name><capacity unit='bytes'>{size}</capacity>"
+        f"<volume><name>{xml_text(name)}</name><capacity unit='bytes'>{size}</capacity>"
         "<allocation unit='bytes'>0</allocation><target><format type='raw'/></target></volume>"
     )
     return folder_pool.createXML(xml, 0)

@@ -9,6 +9,8 @@ A key that cannot be used now is dimmed, and says why.
 from __future__ import annotations
 
 import dataclasses
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from textual.binding import ActiveBinding, Binding
 
@@ -16,18 +18,11 @@ from ovmtui.config import HostConfig
 from ovmtui.context import AppContext
 from ovmtui.errors import ConfigError, OvmError
 from ovmtui.roles import master_of
-from ovmtui.screens.estate_dialogs import (
-    EditRequest,
-    FormDialog,
-    HostDialog,
-    PoolDialog,
-    PromoteDialog,
-    RemoveHostDialog,
-    RolesDialog,
-    TestConnection,
-)
 from ovmtui.store.estate_file import EstateEdit
 from ovmtui.widgets.estate_tree import Scope
+
+if TYPE_CHECKING:
+    from ovmtui.screens.estate_dialogs import EditRequest, TestConnection
 
 ESTATE_BINDINGS = [
     Binding("N", "new_pool", "New pool", show=False, id="estate-new-pool"),
@@ -101,7 +96,7 @@ class EstateKeys:
     # -- the keys
 
     def action_new_pool(self) -> None:
-        self._ask("new_pool", lambda: PoolDialog(self._validate))
+        self._ask("new_pool", lambda: dialogs().PoolDialog(self._validate))
 
     def action_add_host(self) -> None:
         pool = self._scope.pool or ""
@@ -127,7 +122,7 @@ class EstateKeys:
     def add_host(self, pool: str) -> None:
         self._ask(
             "add_host",
-            lambda: HostDialog(self._validate, pool=pool, test=self._tester(pool)),
+            lambda: dialogs().HostDialog(self._validate, pool=pool, test=self._tester(pool)),
             scope=Scope(pool),
         )
 
@@ -138,7 +133,7 @@ class EstateKeys:
             return
         self._ask(
             "edit_host",
-            lambda: HostDialog(
+            lambda: dialogs().HostDialog(
                 self._validate, pool=host.pool, host=host, test=self._tester(host.pool)
             ),
             scope=Scope(host.pool, host.name),
@@ -152,7 +147,7 @@ class EstateKeys:
         running = self.context.estate_edits.active_vms(name)
         self._ask(
             "remove_host",
-            lambda: RemoveHostDialog(self._validate, host, running),
+            lambda: dialogs().RemoveHostDialog(self._validate, host, running),
             scope=Scope(host.pool, host.name),
         )
 
@@ -163,7 +158,7 @@ class EstateKeys:
             return
         self._ask(
             "host_roles",
-            lambda: RolesDialog(self._validate, host),
+            lambda: dialogs().RolesDialog(self._validate, host),
             scope=Scope(host.pool, host.name),
         )
 
@@ -177,7 +172,7 @@ class EstateKeys:
         master = master_of(pool)
         self._ask(
             "promote_host",
-            lambda: PromoteDialog(self._validate, host, master.name if master else None),
+            lambda: dialogs().PromoteDialog(self._validate, host, master.name if master else None),
             scope=Scope(host.pool, host.name),
         )
 
@@ -221,7 +216,7 @@ class EstateKeys:
             return
         assert callable(dialog)
         form = dialog()
-        assert isinstance(form, FormDialog)
+        assert isinstance(form, dialogs().FormDialog)
         self.app.push_screen(form, callback=self._asked)  # type: ignore[attr-defined]
 
     def _asked(self, request: EditRequest | None) -> None:
@@ -246,3 +241,10 @@ class EstateKeys:
 
     def _refused(self, why: str) -> None:
         self.notify(why, title="Estate file", severity="warning", markup=False)  # type: ignore[attr-defined]
+
+
+def dialogs() -> ModuleType:
+    """The forms' module, imported when a form is first opened: not at every start-up."""
+    from ovmtui.screens import estate_dialogs
+
+    return estate_dialogs

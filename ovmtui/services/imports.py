@@ -15,10 +15,9 @@ import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ovmtui.backend.base import Backend, CommandRunner, LongChannelOpener, VolumeImporter
-from ovmtui.backend.ssh_import import ImportHost, host_tools, import_over_ssh
-from ovmtui.backend.ssh_import_scripts import Tool
 from ovmtui.config import EstateConfig
 from ovmtui.errors import ActionFailed, ActionRefused, OvmError
 from ovmtui.import_plan import BadImport, Imported, ImportPlan, flat_plan, plan_import
@@ -27,6 +26,10 @@ from ovmtui.model import EstateSnapshot, HostKey
 from ovmtui.operations import JobRecorder, Operation, Operations
 from ovmtui.services.import_library import ImportRecords, Library
 from ovmtui.services.utility_host import pick_utility_host
+
+if TYPE_CHECKING:
+    from ovmtui.backend.ssh_import import ImportHost
+    from ovmtui.backend.ssh_import_scripts import Tool
 
 IMPORT_JOB = "import-resource"
 
@@ -269,6 +272,9 @@ class ImportService:
         if isinstance(backend, VolumeImporter):
             work = asyncio.ensure_future(backend.import_volume(pool, plan, progress=report))
         elif isinstance(backend, CommandRunner) and isinstance(backend, LongChannelOpener):
+            # Imported here, when an import runs: its scripts cost every start-up ~3 ms.
+            from ovmtui.backend.ssh_import import host_tools, import_over_ssh
+
             host: ImportHost = backend
             tools = self._tools.get(key)
             if tools is None or tools[0] is None:
