@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -49,12 +50,25 @@ def fixed_demo_estate(*, bare_storage: bool = False) -> EstateConfig:
             text = host.path.read_text(encoding="utf-8")
             if bare_storage:
                 text = _STORAGE_POOL.sub("", text)
-            target.write_text(text, encoding="utf-8")
+            _write_if_changed(target, text)
             hosts.append(
                 HostConfig(host.pool, host.name, libvirt=f"test://{target}", roles=host.roles)
             )
         pools.append(PoolConfig(pool.name, tuple(hosts), pool.shared_storage))
     return EstateConfig(tuple(pools), "demo estate (test copy)")
+
+
+def _write_if_changed(target: Path, text: str) -> None:
+    # The directory is machine-wide: a test in another checkout may be opening this very
+    # file right now, so it is never truncated in place; a new one is renamed over it.
+    try:
+        if target.read_text(encoding="utf-8") == text:
+            return
+    except FileNotFoundError:
+        pass
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, target)
 
 
 def make_app(estate: EstateConfig | None = None, **kw: object) -> OvmApp:

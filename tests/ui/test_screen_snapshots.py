@@ -11,6 +11,7 @@ node files do). Notices are cleared before each picture; they have tests of thei
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -41,6 +42,7 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((200, 50), id="200x50"
 # Where the repositories of these pictures live: their paths are on screen (file names,
 # restore commands), so not under a tmp_path that differs from run to run.
 FIXED_DIR = Path("/tmp/ovmtui-test-snapshots")
+FIXED_LOCK = Path("/tmp/ovmtui-test-snapshots.lock")
 THIS_ID = "5eed0000-0000-4000-8000-000000000001"
 OTHER_ID = "07be0000-0000-4000-8000-000000000002"
 
@@ -64,11 +66,15 @@ def no_notices(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def place() -> Path:
-    """An empty FIXED_DIR for this test's repositories."""
-    shutil.rmtree(FIXED_DIR, ignore_errors=True)
-    FIXED_DIR.mkdir(parents=True)
-    return FIXED_DIR
+def place() -> Iterator[Path]:
+    """An empty FIXED_DIR for this test's repositories, this test's alone: the directory is
+    machine-wide, and a test run in another checkout at the same time would empty or fill it
+    under this one (a lock beside it, held for the test)."""
+    with FIXED_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(FIXED_DIR, ignore_errors=True)
+        FIXED_DIR.mkdir(parents=True)
+        yield FIXED_DIR
 
 
 @pytest.fixture
