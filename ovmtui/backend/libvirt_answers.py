@@ -18,7 +18,8 @@ from typing import Any
 import libvirt
 
 from ovmtui.backend.libvirt_errors import code, is_connection_error, message
-from ovmtui.backend.libvirt_xml import cpu_is_host, xml_text
+from ovmtui.backend.libvirt_storage import pool_xml
+from ovmtui.backend.libvirt_xml import cpu_is_host
 from ovmtui.model import MigrationNeeds, TargetAnswers
 
 _PROBE_PREFIX = "ovmtui-probe-"
@@ -133,12 +134,10 @@ def _volume_present(conn: Any, pool_volume: str) -> bool | None:
 
 def _probe_directory(conn: Any, directory: str, files: Sequence[str]) -> dict[str, bool | None]:
     name = f"{_PROBE_PREFIX}{secrets.token_hex(6)}"
-    xml = (
-        f"<pool type='dir'><name>{name}</name>"
-        f"<target><path>{xml_text(directory)}</path></target></pool>"
-    )
     try:
-        pool = conn.storagePoolCreateXML(xml, 0)  # transient: gone once destroyed
+        pool = conn.storagePoolCreateXML(
+            pool_xml(name, directory), 0
+        )  # transient: gone once destroyed
     except libvirt.libvirtError as exc:
         if code(exc) == libvirt.VIR_ERR_SYSTEM_ERROR and _NO_SUCH_FILE in message(exc):
             return dict.fromkeys(files, False)

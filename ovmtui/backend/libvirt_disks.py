@@ -20,22 +20,17 @@ from typing import Any
 
 import libvirt
 
-from ovmtui.backend.libvirt_errors import code
+from ovmtui.backend.libvirt_storage import pool_name as storage_pool_name
+from ovmtui.backend.libvirt_storage import started_pool
 from ovmtui.backend.libvirt_xml import xml_attr, xml_text
 from ovmtui.errors import ActionFailed
 from ovmtui.model import Disk
+from ovmtui.storage_model import FOLDERS, ResourceKind
 
 
 def pool_name(pool: str) -> str:
     """The storage pool of an ovmtui pool's ``sharedDisk`` folder."""
-    return f"ovmtui-{pool}-sharedDisk"
-
-
-def pool_xml(name: str, directory: str) -> str:
-    return (
-        f"<pool type='dir'><name>{xml_text(name)}</name>"
-        f"<target><path>{xml_text(directory)}</path></target></pool>"
-    )
+    return storage_pool_name(pool, FOLDERS[ResourceKind.SHARED_DISK])
 
 
 def volume_xml(name: str, size_bytes: int, *, allocate: bool) -> str:
@@ -93,19 +88,7 @@ def delete_command(uri: str, path: str) -> str:
 
 def storage_pool(conn: Any, pool: str, directory: str) -> Any:
     """The folder's storage pool, defined, built, started and refreshed as needed."""
-    name = pool_name(pool)
-    try:
-        found = conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if code(exc) != libvirt.VIR_ERR_NO_STORAGE_POOL:
-            raise
-        found = conn.storagePoolDefineXML(pool_xml(name, directory), 0)
-        found.build(0)  # mkdir of the folder where it is missing
-        found.setAutostart(1)
-    if not found.isActive():
-        found.create(0)
-    found.refresh(0)
-    return found
+    return started_pool(conn, pool_name(pool), directory, autostart=True)
 
 
 def create_volume(conn: Any, pool: str, path: str, size_bytes: int, *, allocate: bool) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import libvirt
 
 from ovmtui import format as fmt
-from ovmtui.backend.libvirt_storage import pool_name
+from ovmtui.backend.libvirt_storage import pool_name, started_pool
 from ovmtui.backend.libvirt_xml import xml_text
 from ovmtui.errors import ActionRefused
 from ovmtui.import_plan import ImportFailed, ImportPlan
@@ -24,23 +24,7 @@ from ovmtui.import_plan import ImportFailed, ImportPlan
 
 def storage_pool(conn: Any, pool: str, plan: ImportPlan) -> Any:
     """The started ``dir`` storage pool of the plan's folder, defined when missing."""
-    folder = posixpath.basename(plan.folder)
-    name = pool_name(pool, folder)
-    try:
-        found = conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError:
-        xml = (
-            f"<pool type='dir'><name>{xml_text(name)}</name>"
-            f"<target><path>{xml_text(plan.folder)}</path></target></pool>"
-        )
-        found = conn.storagePoolDefineXML(xml, 0)
-    if not found.isActive():
-        # A dir pool starts only on a folder that exists: build makes it (and nothing else).
-        with contextlib.suppress(libvirt.libvirtError):
-            found.build(libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
-        found.create(0)
-    found.refresh(0)
-    return found
+    return started_pool(conn, pool_name(pool, posixpath.basename(plan.folder)), plan.folder)
 
 
 def create_volume(conn: Any, pool: str, plan: ImportPlan, size: int) -> tuple[Any, Any]:

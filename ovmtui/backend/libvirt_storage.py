@@ -10,6 +10,7 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import re
 import shlex
@@ -18,6 +19,7 @@ from typing import Any
 
 import libvirt
 
+from ovmtui.backend.libvirt_errors import code
 from ovmtui.backend.libvirt_xml import xml_text
 from ovmtui.storage_model import FOLDERS, DiskFormat, ResourceKind, StorageEntry, StorageScan
 
@@ -42,6 +44,26 @@ def pool_xml(name: str, path: str) -> str:
         f"<pool type='dir'><name>{xml_text(name)}</name>"
         f"<target><path>{xml_text(path)}</path></target></pool>"
     )
+
+
+def started_pool(conn: Any, name: str, path: str, *, autostart: bool = False) -> Any:
+    """The ``dir`` storage pool ``name`` over ``path``, started and refreshed: defined where
+    missing (``autostart``: started with libvirtd from then on), its folder made where
+    missing (a dir pool starts only on a folder that exists; build makes it, nothing else)."""
+    try:
+        found = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if code(exc) != libvirt.VIR_ERR_NO_STORAGE_POOL:
+            raise
+        found = conn.storagePoolDefineXML(pool_xml(name, path), 0)
+        if autostart:
+            found.setAutostart(1)
+    if not found.isActive():
+        with contextlib.suppress(libvirt.libvirtError):
+            found.build(libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
+        found.create(0)
+    found.refresh(0)
+    return found
 
 
 def define_command(uri: str, pool: str, root: str, folders: list[str]) -> str:

@@ -34,7 +34,7 @@ import libvirt
 
 from ovmtui import format as fmt
 from ovmtui.backend.libvirt_import import send
-from ovmtui.backend.libvirt_storage import pool_name, pool_xml
+from ovmtui.backend.libvirt_storage import pool_name, pool_xml, started_pool
 from ovmtui.backend.libvirt_xml import xml_text
 from ovmtui.backend.url_fetch import fetch
 from ovmtui.errors import ActionRefused
@@ -122,17 +122,7 @@ def folder_pool_name(pool: str, folder: str) -> str:
 def seed_pool(conn: Any, pool: str, root: str) -> Any:
     """The started, refreshed storage pool of ``seed_pool`` (defined, built where missing)."""
     folder = FOLDERS[ResourceKind.TEMPLATE]
-    name = pool_name(pool, folder)
-    try:
-        found = conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError:
-        found = conn.storagePoolDefineXML(pool_xml(name, posixpath.join(root, folder)), 0)
-    if not found.isActive():
-        with contextlib.suppress(libvirt.libvirtError):
-            found.build(libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
-        found.create(0)
-    found.refresh(0)
-    return found
+    return started_pool(conn, pool_name(pool, folder), posixpath.join(root, folder))
 
 
 def check_free(seed: Any, plan: ImportPlan, size: int | None) -> None:

@@ -521,7 +521,11 @@ class XenSshBackend:
         return poll
 
     async def act(self, vm: Vm, action: VmAction) -> None:
-        command = self.command_for(vm, action)
+        await self._toolstack_command(self.command_for(vm, action))
+
+    async def _toolstack_command(self, command: str) -> None:
+        """An ``xm``/``xl`` command on a domain: ``VmNotFound`` when the tool does not know
+        it, ``ActionFailed`` with the tool's words for any other failure."""
         result = await self._run(command, self._action_timeout_s, label=command)
         if result.exit_status != 0:
             said = _toolstack_error(result.stdout, result.stderr)
@@ -615,13 +619,7 @@ class XenSshBackend:
     async def send_sysrq(self, vm: Vm, key: str) -> None:
         """``xm/xl sysrq DOM KEY``: Xen hands the key to the guest's kernel (PV and HVM
         guests with a PV console alike), as a BREAK then the key would on a serial line."""
-        command = self.sysrq_command(vm, key)
-        result = await self._run(command, self._action_timeout_s, label=command)
-        if result.exit_status != 0:
-            said = _toolstack_error(result.stdout, result.stderr)
-            if _NOT_FOUND.search(said):
-                raise VmNotFound(f"{self._host.name}: {said}")
-            raise ActionFailed(f"{self._host.name}: {command}: {said}")
+        await self._toolstack_command(self.sysrq_command(vm, key))
 
     def command_for(self, vm: Vm, action: VmAction) -> str:
         tool = self._toolstack or self._forced or "xm"

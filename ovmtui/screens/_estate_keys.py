@@ -9,7 +9,6 @@ A key that cannot be used now is dimmed, and says why.
 from __future__ import annotations
 
 import dataclasses
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from textual.binding import ActiveBinding, Binding
@@ -21,6 +20,7 @@ from ovmtui.roles import master_of
 from ovmtui.store.estate_file import EstateEdit
 from ovmtui.widgets.estate_tree import Scope
 
+# The forms are imported when one is first opened, not at every start-up (bench/startup.py).
 if TYPE_CHECKING:
     from ovmtui.screens.estate_dialogs import EditRequest, TestConnection
 
@@ -96,7 +96,9 @@ class EstateKeys:
     # -- the keys
 
     def action_new_pool(self) -> None:
-        self._ask("new_pool", lambda: dialogs().PoolDialog(self._validate))
+        from ovmtui.screens.estate_dialogs import PoolDialog
+
+        self._ask("new_pool", lambda: PoolDialog(self._validate))
 
     def action_add_host(self) -> None:
         pool = self._scope.pool or ""
@@ -120,26 +122,32 @@ class EstateKeys:
         self.action_new_pool()
 
     def add_host(self, pool: str) -> None:
+        from ovmtui.screens.estate_dialogs import HostDialog
+
         self._ask(
             "add_host",
-            lambda: dialogs().HostDialog(self._validate, pool=pool, test=self._tester(pool)),
+            lambda: HostDialog(self._validate, pool=pool, test=self._tester(pool)),
             scope=Scope(pool),
         )
 
     def edit_host(self, name: str) -> None:
+        from ovmtui.screens.estate_dialogs import HostDialog
+
         host = self._host_config(name)
         if host is None:
             self._refused(self.estate_refusal("edit_host") or f"no host {name} in the file")
             return
         self._ask(
             "edit_host",
-            lambda: dialogs().HostDialog(
+            lambda: HostDialog(
                 self._validate, pool=host.pool, host=host, test=self._tester(host.pool)
             ),
             scope=Scope(host.pool, host.name),
         )
 
     def remove_host(self, name: str) -> None:
+        from ovmtui.screens.estate_dialogs import RemoveHostDialog
+
         host = self._host_config(name)
         if host is None:
             self._refused(self.estate_refusal("remove_host") or f"no host {name} in the file")
@@ -147,22 +155,26 @@ class EstateKeys:
         running = self.context.estate_edits.active_vms(name)
         self._ask(
             "remove_host",
-            lambda: dialogs().RemoveHostDialog(self._validate, host, running),
+            lambda: RemoveHostDialog(self._validate, host, running),
             scope=Scope(host.pool, host.name),
         )
 
     def host_roles(self, name: str) -> None:
+        from ovmtui.screens.estate_dialogs import RolesDialog
+
         host = self._host_config(name)
         if host is None:
             self._refused(self.estate_refusal("host_roles") or f"no host {name} in the file")
             return
         self._ask(
             "host_roles",
-            lambda: dialogs().RolesDialog(self._validate, host),
+            lambda: RolesDialog(self._validate, host),
             scope=Scope(host.pool, host.name),
         )
 
     def promote_host(self, name: str) -> None:
+        from ovmtui.screens.estate_dialogs import PromoteDialog
+
         host = self._host_config(name)
         file = self.context.estate_edits.file
         if host is None or file is None:
@@ -172,7 +184,7 @@ class EstateKeys:
         master = master_of(pool)
         self._ask(
             "promote_host",
-            lambda: dialogs().PromoteDialog(self._validate, host, master.name if master else None),
+            lambda: PromoteDialog(self._validate, host, master.name if master else None),
             scope=Scope(host.pool, host.name),
         )
 
@@ -214,9 +226,11 @@ class EstateKeys:
         if refusal is not None:
             self._refused(refusal)
             return
+        from ovmtui.screens.estate_dialogs import FormDialog
+
         assert callable(dialog)
         form = dialog()
-        assert isinstance(form, dialogs().FormDialog)
+        assert isinstance(form, FormDialog)
         self.app.push_screen(form, callback=self._asked)  # type: ignore[attr-defined]
 
     def _asked(self, request: EditRequest | None) -> None:
@@ -241,10 +255,3 @@ class EstateKeys:
 
     def _refused(self, why: str) -> None:
         self.notify(why, title="Estate file", severity="warning", markup=False)  # type: ignore[attr-defined]
-
-
-def dialogs() -> ModuleType:
-    """The forms' module, imported when a form is first opened: not at every start-up."""
-    from ovmtui.screens import estate_dialogs
-
-    return estate_dialogs

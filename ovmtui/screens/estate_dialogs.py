@@ -110,7 +110,9 @@ class FormDialog(ModalScreen[EditRequest | None]):
         yield Footer()
 
     def fields(self) -> ComposeResult:
-        raise NotImplementedError
+        # Each form lists its own fields. Not an abc.abstractmethod: Textual's metaclass
+        # does not mix with ABCMeta.
+        raise NotImplementedError(f"{type(self).__name__} lists no fields")
         yield  # pragma: no cover
 
     def extra_buttons(self) -> ComposeResult:

@@ -181,7 +181,9 @@ class HoldDialog(ModalScreen[DiskRequest | None]):
         self.dismiss(self.request(event.option.id or "", read_only, live))
 
     def request(self, chosen: str, read_only: bool, live: bool) -> DiskRequest:
-        raise NotImplementedError
+        # Each dialog says what was chosen (a disk for a VM, a VM for a disk). Not an
+        # abc.abstractmethod: Textual's metaclass does not mix with ABCMeta.
+        raise NotImplementedError(f"{type(self).__name__} makes no request")
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -202,14 +202,7 @@ class EstatePoller:
             host = new[key]
             status = self._status.get(key)
             if status is None:
-                status = HostStatus(
-                    pool=key.pool,
-                    name=key.name,
-                    address=host.backend.address,
-                    roles=host.roles,
-                    capabilities=host.backend.capabilities,
-                    withheld=tuple(withheld(host.backend).items()),
-                )
+                status = _unpolled(key, host)
             elif status.roles != host.roles:
                 status = dataclasses.replace(status, roles=host.roles)
             statuses[key] = status
@@ -363,14 +356,7 @@ class EstatePoller:
         for key in self._order:
             host = self._hosts[key]
             old = previous.get(key)
-            status = HostStatus(
-                pool=key.pool,
-                name=key.name,
-                address=host.backend.address,
-                roles=host.roles,
-                capabilities=host.backend.capabilities,
-                withheld=tuple(withheld(host.backend).items()),
-            )
+            status = _unpolled(key, host)
             if old is not None:
                 # Last-known data: shown at once, flagged stale until the host answers.
                 status = dataclasses.replace(
@@ -584,6 +570,18 @@ class EstatePoller:
             delta=delta,
             pools=self._pools,
         )
+
+
+def _unpolled(key: HostKey, host: PolledHost) -> HostStatus:
+    """A host's status before its first answer: what the estate and its backend say."""
+    return HostStatus(
+        pool=key.pool,
+        name=key.name,
+        address=host.backend.address,
+        roles=host.roles,
+        capabilities=host.backend.capabilities,
+        withheld=tuple(withheld(host.backend).items()),
+    )
 
 
 def _derive(

@@ -15,6 +15,7 @@ tables added or removed here carry the comments just above their header with the
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import datetime as dt
 import fcntl
@@ -136,21 +137,23 @@ class EstateFile:
 # -- edits ---------------------------------------------------------------------------------
 
 
-class EstateEdit:
+class EstateEdit(abc.ABC):
     """One change to the estate file. ``operation``/``command`` go to the journal."""
 
     operation: str = "estate-edit"
 
     @property
+    @abc.abstractmethod
     def command(self) -> str:
-        raise NotImplementedError
+        """The equivalent ``ovmtui pool|host ...`` command line."""
 
+    @abc.abstractmethod
     def target(self) -> tuple[str | None, str | None]:
         """The pool and host the journal records it against."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def apply(self, blocks: Blocks, estate: EstateConfig) -> None:
-        raise NotImplementedError
+        """Make the change in the document (``ConfigError`` when it cannot be made)."""
 
 
 @dataclass(frozen=True, slots=True)
